@@ -1,0 +1,151 @@
+// Scripted end-to-end demo against a running stack (`local/stack.sh demo`).
+// One agent session, four tool calls, then the audit trail of that session:
+//   1. a clinician summarises one of their own patients   -> must succeed
+//   2. a revenue-cycle coder asks for the same patient     -> must be denied
+//   3. a forged token                                      -> must be rejected
+//   4. an expired token                                    -> must be rejected
+//   5. the tool_audit records the function logged for this session
+// Exits non-zero when any expectation fails.
+
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const STACK_DIR = process.env.STACK_DIR ?? resolve(HERE, '..', '.local-stack');
+const LAMBDA_LOG = process.env.LAMBDA_LOG ?? join(STACK_DIR, 'logs', 'lambda.log');
+const LAMBDA_PORT = process.env.LAMBDA_PORT ?? 9000;
+const FUNCTION = process.env.DEMO_FUNCTION ?? 'patient-summary';
+const INVOKE_URL = `http://127.0.0.1:${LAMBDA_PORT}/2015-03-31/functions/${FUNCTION}/invocations`;
+// First call compiles the function under cargo lambda watch.
+const INVOKE_TIMEOUT_MS = Number(process.env.INVOKE_TIMEOUT ?? 1800) * 1000;
+
+// Joie Morissette's Patient id: generalPractitioner is dr-alvarez's practitioner.
+const PATIENT_ID = process.env.DEMO_PATIENT_ID ?? 'fdc61ab3-9be9-412c-b470-dfa65cb5e6e6';
+
+// AgentCore session ids are at least 33 characters from [A-Za-z0-9._-];
+// base64url gives that charset minus '.', which is still within it.
+const SESSION_ID = `demo-${randomBytes(24).toString('base64url')}`;
+
+let failures = 0;
+
+function heading(text) {
+  console.log(`\n=== ${text} ===`);
+}
+
+function mint(user, ...flags) {
+  return execFileSync(process.execPath, [join(HERE, 'issuer.mjs'), 'mint', user, ...flags], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  }).trim();
+}
+
+async function invoke(token) {
+  const event = {
+    tool: 'patient_summary',
+    session_id: SESSION_ID,
+    identity_token: token,
+    arguments: { patient_id: PATIENT_ID },
+  };
+  let res;
+  try {
+    res = await fetch(INVOKE_URL, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(event),
+      signal: AbortSignal.timeout(INVOKE_TIMEOUT_MS),
+    });
+  } catch (err) {
+    return { status: 0, reply: undefined, raw: `invoke failed (${err.cause?.code ?? err.name}); is the stack up? see ${LAMBDA_LOG}` };
+  }
+  const text = await res.text();
+  try {
+    return { status: res.status, reply: JSON.parse(text) };
+  } catch {
+    return { status: res.status, reply: undefined, raw: text };
+  }
+}
+
+function expect(cond, what) {
+  console.log(cond ? `-> as expected: ${what}` : `-> UNEXPECTED: ${what}`);
+  if (!cond) failures++;
+}
+
+function showError(reply) {
+  console.log(`error.kind=${reply?.error?.kind ?? '-'} message=${reply?.error?.message ?? '-'}`);
+}
+
+// Only `ok: false` is a hard requirement; a different error kind than the
+// one expected is reported but tolerated, since the Rust side owns the
+// classification.
+async function expectRejected(label, token, kind) {
+  const { status, reply, raw } = await invoke(token);
+  if (!reply) {
+    console.log(`HTTP ${status}, non-JSON reply: ${raw?.slice(0, 500)}`);
+    expect(false, `${label} is rejected with a JSON reply`);
+    return;
+  }
+  showError(reply);
+  expect(reply.ok === false, `${label} is rejected (ok=false)`);
+  if (reply.ok === false && reply.error?.kind !== kind) console.log(`note: expected error.kind=${kind}`);
+}
+
+console.log(`session_id=${SESSION_ID}`);
+console.log(`patient_id=${PATIENT_ID} function=${FUNCTION}`);
+
+heading('1. dr-alvarez asks for a summary of their own patient');
+{
+  console.log('(the first invoke may compile the function; this can take minutes)');
+  const started = Date.now();
+  const { status, reply, raw } = await invoke(mint('dr-alvarez'));
+  console.log(`HTTP ${status} in ${((Date.now() - started) / 1000).toFixed(1)}s`);
+  if (!reply) console.log(raw?.slice(0, 2000));
+  else if (typeof reply.text === 'string') console.log(reply.text);
+  else console.log(JSON.stringify(reply, null, 2));
+  expect(reply?.ok === true, 'summary allowed (ok=true)');
+}
+
+heading('2. coder-lee asks for the same patient');
+await expectRejected('rcm_coder without care relationship', mint('coder-lee'), 'denied');
+
+heading('3. forged token (right kid, wrong key)');
+await expectRejected('forged token', mint('dr-alvarez', '--forged'), 'unauthenticated');
+
+heading('4. expired token');
+await expectRejected('expired token', mint('dr-alvarez', '--expired'), 'unauthenticated');
+
+heading('5. audit records for this session (from lambda.log)');
+{
+  // Give the function's stdout a moment to reach the log file.
+  await new Promise((r) => setTimeout(r, 500));
+  let lines = [];
+  try {
+    lines = readFileSync(LAMBDA_LOG, 'utf8').split('\n');
+  } catch {
+    console.log(`cannot read ${LAMBDA_LOG}`);
+  }
+  const records = [];
+  for (const line of lines) {
+    // cargo lambda watch may prefix the function's output; the record is the
+    // JSON object starting at the first brace.
+    const at = line.indexOf('{');
+    if (at < 0) continue;
+    let rec;
+    try {
+      rec = JSON.parse(line.slice(at));
+    } catch {
+      continue;
+    }
+    // tracing-subscriber's JSON layer may nest our fields under "fields".
+    const flat = rec.fields && typeof rec.fields === 'object' ? { ...rec, ...rec.fields } : rec;
+    if (flat.record_type === 'tool_audit' && flat.session_id === SESSION_ID) records.push(flat);
+  }
+  for (const r of records) console.log(JSON.stringify(r));
+  console.log(`${records.length} audit record(s) for this session`);
+  if (records.length === 0) console.log(`note: none found; is RUST_LOG=info reaching the function? see ${LAMBDA_LOG}`);
+}
+
+console.log(failures ? `\nDEMO FAILED: ${failures} expectation(s) not met` : '\nDEMO OK');
+process.exit(failures ? 1 : 0);
