@@ -197,10 +197,14 @@ cmd_up() {
     write_lambda_env
     say "starting cargo lambda watch on 127.0.0.1:$LAMBDA_PORT"
     # cd in a subshell: watch builds the workspace of the current directory.
+    local reload=()
+    # Hot reload restarts the function on every source save, which aborts
+    # in-flight invokes while others edit the tree; tests can opt out.
+    [[ "${LAMBDA_NO_RELOAD:-0}" == "1" ]] && reload=(--ignore-changes)
     start lambda bash -c 'cd "$1" && shift && exec "$@"' _ "$REPO_ROOT" \
       "$CARGO_LAMBDA" lambda watch \
       --invoke-address 127.0.0.1 --invoke-port "$LAMBDA_PORT" \
-      --env-file "$STACK_DIR/lambda.env"
+      --env-file "$STACK_DIR/lambda.env" "${reload[@]}"
   fi
 
   wait_for issuer "$ISSUER_READY_TIMEOUT" http_ok "$ISSUER_URL/healthz"
