@@ -64,7 +64,7 @@ wait_for() {
   local deadline=$((SECONDS + timeout))
   while ! "$@"; do
     if ! is_running "$name"; then
-      die "$name exited during startup; see $LOG_DIR/$name.log (last lines below)
+      die "$name exited during startup (run local/stack.sh down to stop the rest); see $LOG_DIR/$name.log (last lines below)
 $(tail -n 20 "$LOG_DIR/$name.log" 2>/dev/null)"
     fi
     if ((SECONDS >= deadline)); then
@@ -217,7 +217,12 @@ cmd_up() {
 }
 
 cmd_down() {
-  local c
+  local c any=0
+  for c in "${COMPONENTS[@]}"; do [[ -n "$(pid_of "$c")" ]] && any=1; done
+  if ((!any)); then
+    say "nothing to stop (no pid files in $PID_DIR)"
+    return 0
+  fi
   # Reverse order: stop the functions before the services they call.
   for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
     stop "${COMPONENTS[$i]}"
