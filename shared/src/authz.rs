@@ -1,0 +1,132 @@
+//! Authorization with Cedar: embedded policies, validated against the schema at cold start.
+//!
+//! A function whose policies do not validate refuses to start. A decision with evaluation errors is a deny.
+
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+
+use cedar_policy::{
+    Authorizer as CedarAuthorizer, Context, Decision, Entities, Entity, EntityId, EntityTypeName, EntityUid, PolicySet,
+    Request, RestrictedExpression, Schema, ValidationMode, Validator,
+};
+use serde::Serialize;
+
+use crate::identity::Principal;
+
+/// The schema and policies shipped in the binary (the `policies/` folder of the repository).
+pub const SCHEMA: &str = include_str!("../../policies/schema.cedarschema");
+pub const POLICIES: &str = include_str!("../../policies/patient_summary.cedar");
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthzError {
+    #[error("the cedar schema does not parse")]
+    Schema,
+    #[error("the cedar policies do not parse")]
+    Policies,
+    #[error("the cedar policies do not validate against the schema: {0}")]
+    Invalid(String),
+    #[error("a policy lacks an `@id` annotation")]
+    MissingId,
+}
+
+/// The outcome of one authorization question, as the audit record keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuthzDecision {
+    pub allowed: bool,
+    /// `@id`s of the policies that determined the decision (empty for a default deny).
+    pub policies: Vec<String>,
+    /// Policies that errored during evaluation (skipped by Cedar); any error fails the request closed.
+    pub errors: usize,
+}
+
+impl AuthzDecision {
+    fn deny_on_error() -> Self {
+        Self { allowed: false, policies: Vec::new(), errors: 1 }
+    }
+}
+
+pub struct Authorizer {
+    schema: Schema,
+    policies: PolicySet,
+    cedar: CedarAuthorizer,
+}
+
+impl Authorizer {
+    /// The embedded policies; fails if they do not parse or validate strictly against the schema.
+    pub fn embedded() -> Result<Self, AuthzError> {
+        Self::from_sources(SCHEMA, POLICIES)
+    }
+
+    pub fn from_sources(schema: &str, policies: &str) -> Result<Self, AuthzError> {
+        let (schema, _warnings) = Schema::from_cedarschema_str(schema).map_err(|_| AuthzError::Schema)?;
+        let policies = PolicySet::from_str(policies).map_err(|_| AuthzError::Policies)?;
+        let validation = Validator::new(schema.clone()).validate(&policies, ValidationMode::Strict);
+        if !validation.validation_passed() {
+            let first = validation.validation_errors().next().map(ToString::to_string).unwrap_or_default();
+            return Err(AuthzError::Invalid(first));
+        }
+        if policies.policies().any(|p| p.annotation("id").is_none()) {
+            return Err(AuthzError::MissingId);
+        }
+        Ok(Self { schema, policies, cedar: CedarAuthorizer::new() })
+    }
+
+    /// Asks whether `principal` may take `action` on `resource` (`Type`, `id`) in `context`.
+    pub fn decide(&self, principal: &Principal, action: &str, resource: (&str, &str), context: serde_json::Value) -> AuthzDecision {
+        let Some(user) = principal_entity(principal) else { return AuthzDecision::deny_on_error() };
+        let principal_uid = user.uid();
+        let Ok(entities) = Entities::from_entities([user], Some(&self.schema)) else { return AuthzDecision::deny_on_error() };
+        self.decide_with(principal_uid, action, resource, context, &entities)
+    }
+
+    /// The same decision from raw parts; the policy tests in `policies/tests/` use this entry.
+    pub fn decide_with(
+        &self,
+        principal: EntityUid,
+        action: &str,
+        resource: (&str, &str),
+        context: serde_json::Value,
+        entities: &Entities,
+    ) -> AuthzDecision {
+        let (Some(action), Some(resource)) = (uid("Action", action), uid(resource.0, resource.1)) else {
+            return AuthzDecision::deny_on_error();
+        };
+        let Ok(context) = Context::from_json_value(context, Some((&self.schema, &action))) else {
+            return AuthzDecision::deny_on_error();
+        };
+        let Ok(request) = Request::new(principal, action, resource, context, Some(&self.schema)) else {
+            return AuthzDecision::deny_on_error();
+        };
+        let response = self.cedar.is_authorized(&request, &self.policies, entities);
+        let errors = response.diagnostics().errors().count();
+        let policies = response
+            .diagnostics()
+            .reason()
+            .filter_map(|id| self.policies.policy(id).and_then(|p| p.annotation("id")).map(str::to_owned))
+            .collect();
+        // Fail closed: a permit reached while another policy errored is not trusted.
+        let allowed = response.decision() == Decision::Allow && errors == 0;
+        AuthzDecision { allowed, policies, errors }
+    }
+
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+}
+
+pub fn uid(entity_type: &str, id: &str) -> Option<EntityUid> {
+    let type_name = EntityTypeName::from_str(entity_type).ok()?;
+    Some(EntityUid::from_type_name_and_id(type_name, EntityId::new(id)))
+}
+
+fn principal_entity(principal: &Principal) -> Option<Entity> {
+    let mut attrs = HashMap::new();
+    if let Some(org) = &principal.organization {
+        attrs.insert("organization".to_owned(), RestrictedExpression::new_string(org.clone()));
+    }
+    if let Some(practitioner) = &principal.practitioner_id {
+        attrs.insert("practitioner_id".to_owned(), RestrictedExpression::new_string(practitioner.to_string()));
+    }
+    let parents = principal.roles.iter().map(|r| uid("Role", r.as_str())).collect::<Option<HashSet<_>>>()?;
+    Entity::new(uid("User", &principal.subject)?, attrs, parents).ok()
+}

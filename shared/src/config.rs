@@ -1,0 +1,65 @@
+//! Configuration from the environment, read once at cold start.
+
+use aws_credential_types::Credentials;
+
+use crate::fhir::{FhirEndpoint, Signing};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable `{0}` is missing")]
+    Missing(&'static str),
+    #[error("environment variable `{0}` is invalid")]
+    Invalid(&'static str),
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub function_name: String,
+    pub fhir_endpoint: FhirEndpoint,
+    pub fhir_signing: Signing,
+    pub jwks_url: String,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    /// How far back an encounter counts as a care relationship.
+    pub care_lookback_days: u32,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    /// Reads from any key lookup, so tests need not touch the process environment.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let required = |key: &'static str| get(key).filter(|v| !v.is_empty()).ok_or(ConfigError::Missing(key));
+        let fhir_endpoint = FhirEndpoint::parse(&required("FHIR_BASE_URL")?).map_err(|_| ConfigError::Invalid("FHIR_BASE_URL"))?;
+        let fhir_signing = match get("FHIR_SIGNING").as_deref().unwrap_or("sigv4") {
+            "none" => Signing::None,
+            "sigv4" => Signing::SigV4 {
+                region: required("AWS_REGION")?,
+                // Lambda puts the execution role's credentials in the environment.
+                credentials: Credentials::new(
+                    required("AWS_ACCESS_KEY_ID")?,
+                    required("AWS_SECRET_ACCESS_KEY")?,
+                    get("AWS_SESSION_TOKEN"),
+                    None,
+                    "lambda-environment",
+                ),
+            },
+            _ => return Err(ConfigError::Invalid("FHIR_SIGNING")),
+        };
+        let care_lookback_days = match get("CARE_RELATIONSHIP_LOOKBACK_DAYS") {
+            None => 730,
+            Some(raw) => raw.parse().ok().filter(|d| (1..=3650).contains(d)).ok_or(ConfigError::Invalid("CARE_RELATIONSHIP_LOOKBACK_DAYS"))?,
+        };
+        Ok(Self {
+            function_name: get("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|| "local".to_owned()),
+            fhir_endpoint,
+            fhir_signing,
+            jwks_url: required("JWKS_URL")?,
+            jwt_issuer: required("JWT_ISSUER")?,
+            jwt_audience: required("JWT_AUDIENCE")?,
+            care_lookback_days,
+        })
+    }
+}

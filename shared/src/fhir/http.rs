@@ -1,0 +1,271 @@
+//! FHIR over HTTP: HealthLake (SigV4, service `healthlake`) or the local server (unsigned).
+//!
+//! fhir-sdk's own client cannot sign each request with SigV4, so requests are built here with reqwest and
+//! signed with aws-sigv4; fhir-sdk supplies the model types.
+
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::Credentials;
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::sign::v4;
+use reqwest::header::{ACCEPT, HeaderValue, RETRY_AFTER};
+use reqwest::{StatusCode, Url};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tracing::{Instrument, debug, info_span, warn};
+
+use super::{FhirError, FhirStore, SearchQuery, SearchSet};
+use crate::session::SessionContext;
+
+/// The header that carries the agent session id on every FHIR request.
+pub const SESSION_HEADER: &str = "x-session-id";
+/// The header that carries the Lambda request id on every FHIR request.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// How requests are authenticated.
+#[derive(Clone)]
+pub enum Signing {
+    /// The local FHIR server on loopback.
+    None,
+    /// HealthLake: SigV4 for service `healthlake` in `region`.
+    SigV4 { region: String, credentials: Credentials },
+}
+
+impl std::fmt::Debug for Signing {
+    // Credentials never reach a log line, not even in debug output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::None => f.write_str("Signing::None"),
+            Self::SigV4 { region, .. } => write!(f, "Signing::SigV4({region})"),
+        }
+    }
+}
+
+/// The FHIR base URL, always ending in `/` so that relative joins stay under it.
+#[derive(Debug, Clone)]
+pub struct FhirEndpoint(Url);
+
+impl FhirEndpoint {
+    pub fn parse(raw: &str) -> Result<Self, url::ParseError> {
+        let mut url = Url::parse(raw)?;
+        if !url.path().ends_with('/') {
+            let path = format!("{}/", url.path());
+            url.set_path(&path);
+        }
+        Ok(Self(url))
+    }
+
+    pub fn url(&self) -> &Url {
+        &self.0
+    }
+
+    /// Whether `url` stays on this endpoint: a `next` link elsewhere is never followed, so neither the
+    /// signature nor the session id can be sent to another host.
+    fn contains(&self, url: &Url) -> bool {
+        url.scheme() == self.0.scheme()
+            && url.host_str() == self.0.host_str()
+            && url.port_or_known_default() == self.0.port_or_known_default()
+            && url.path().starts_with(self.0.path())
+    }
+}
+
+/// Bounded, jittered retries on 429, 5xx and transport failures; never beyond the invocation deadline.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self { max_attempts: 4, base_delay: Duration::from_millis(100), max_delay: Duration::from_secs(2) }
+    }
+}
+
+impl RetryPolicy {
+    /// Full jitter: a random delay up to the exponential cap, so concurrent callers spread out.
+    fn delay(&self, attempt: u32) -> Duration {
+        let cap = self.base_delay.saturating_mul(1 << attempt.min(16)).min(self.max_delay);
+        let cap_ms = u64::try_from(cap.as_millis()).unwrap_or(u64::MAX);
+        Duration::from_millis(fastrand::u64(cap_ms / 2..=cap_ms))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpFhirStore {
+    http: reqwest::Client,
+    endpoint: FhirEndpoint,
+    signing: Signing,
+    retry: RetryPolicy,
+}
+
+impl HttpFhirStore {
+    pub fn new(http: reqwest::Client, endpoint: FhirEndpoint, signing: Signing) -> Self {
+        Self { http, endpoint, signing, retry: RetryPolicy::default() }
+    }
+
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    fn build(&self, session: &SessionContext, url: &Url, timeout: Duration) -> Result<reqwest::Request, FhirError> {
+        let mut request = http::Request::builder()
+            .method(http::Method::GET)
+            .uri(url.as_str())
+            .header(ACCEPT, "application/fhir+json")
+            .header(SESSION_HEADER, session.session_id.as_str())
+            .header(REQUEST_ID_HEADER, header_safe(&session.request_id))
+            .body(Vec::new())
+            .map_err(|_| FhirError::Rejected(0))?;
+        if let Signing::SigV4 { region, credentials } = &self.signing {
+            sign_request(&mut request, region, credentials)?;
+        }
+        let mut request = reqwest::Request::try_from(request).map_err(|_| FhirError::Rejected(0))?;
+        *request.timeout_mut() = Some(timeout);
+        Ok(request)
+    }
+
+    async fn get(&self, session: &SessionContext, url: &Url, resource_type: &str) -> Result<bytes::Bytes, FhirError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let remaining = session.remaining();
+            if remaining.is_zero() {
+                return Err(FhirError::Unavailable);
+            }
+            let request = self.build(session, url, remaining)?;
+            let retry_hint = match self.http.execute(request).await {
+                Ok(response) if response.status().is_success() => {
+                    return response.bytes().await.map_err(|_| FhirError::Unavailable);
+                }
+                Ok(response) => {
+                    let status = response.status();
+                    if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
+                        return Err(FhirError::NotFound);
+                    }
+                    if status != StatusCode::TOO_MANY_REQUESTS && !status.is_server_error() {
+                        return Err(FhirError::Rejected(status.as_u16()));
+                    }
+                    warn!(status = status.as_u16(), attempt, resource_type, "fhir request throttled or failed");
+                    retry_after(response.headers().get(RETRY_AFTER))
+                }
+                Err(e) => {
+                    warn!(attempt, resource_type, timeout = e.is_timeout(), connect = e.is_connect(), "fhir request failed");
+                    None
+                }
+            };
+            if attempt >= self.retry.max_attempts {
+                return Err(FhirError::Unavailable);
+            }
+            let delay = self.retry.delay(attempt).max(retry_hint.unwrap_or_default());
+            if delay >= session.remaining() {
+                return Err(FhirError::Unavailable);
+            }
+            tokio::time::sleep(delay).await;
+        }
+    }
+}
+
+impl FhirStore for HttpFhirStore {
+    async fn search(&self, session: &SessionContext, query: &SearchQuery) -> Result<SearchSet, FhirError> {
+        let span = info_span!("fhir_search", resource_type = query.resource_type, pages = tracing::field::Empty);
+        async {
+            let mut url = self.endpoint.url().join(query.resource_type).map_err(|_| FhirError::Rejected(0))?;
+            url.query_pairs_mut().extend_pairs(query.params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            let mut set = SearchSet::default();
+            let mut pages = 0;
+            loop {
+                let body = self.get(session, &url, query.resource_type).await?;
+                pages += 1;
+                let page: Page = serde_json::from_slice(&body).map_err(|_| FhirError::Decode)?;
+                let next = page.next();
+                set.resources.extend(page.entry.into_iter().filter(|e| !e.is_outcome()).filter_map(|e| e.resource));
+                match next {
+                    Some(next) if pages < query.max_pages => {
+                        let next = Url::parse(next).map_err(|_| FhirError::Decode)?;
+                        if !self.endpoint.contains(&next) {
+                            warn!("fhir next link leaves the endpoint; not followed");
+                            return Err(FhirError::Decode);
+                        }
+                        url = next;
+                    }
+                    _ => break,
+                }
+            }
+            tracing::Span::current().record("pages", pages);
+            debug!(resources = set.len(), "fhir search done");
+            Ok(set)
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+#[derive(Deserialize)]
+struct Page<'a> {
+    #[serde(default)]
+    entry: Vec<Entry>,
+    #[serde(default, borrow)]
+    link: Vec<Link<'a>>,
+}
+
+impl<'a> Page<'a> {
+    fn next(&self) -> Option<&'a str> {
+        self.link.iter().find(|l| l.relation == "next").map(|l| l.url)
+    }
+}
+
+#[derive(Deserialize)]
+struct Link<'a> {
+    relation: &'a str,
+    url: &'a str,
+}
+
+#[derive(Deserialize)]
+struct Entry {
+    resource: Option<Box<RawValue>>,
+    search: Option<EntrySearch>,
+}
+
+impl Entry {
+    /// OperationOutcome entries (warnings about the search itself) are not results.
+    fn is_outcome(&self) -> bool {
+        self.search.as_ref().is_some_and(|s| s.mode.as_deref() == Some("outcome"))
+    }
+}
+
+#[derive(Deserialize)]
+struct EntrySearch {
+    mode: Option<String>,
+}
+
+/// `Retry-After` in seconds; an HTTP-date is treated as "no hint" (HealthLake sends seconds).
+fn retry_after(value: Option<&HeaderValue>) -> Option<Duration> {
+    value.and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_secs)
+}
+
+fn header_safe(raw: &str) -> &str {
+    if raw.bytes().all(|b| b.is_ascii_graphic()) { raw } else { "invalid" }
+}
+
+fn sign_request(request: &mut http::Request<Vec<u8>>, region: &str, credentials: &Credentials) -> Result<(), FhirError> {
+    let identity = credentials.clone().into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name("healthlake")
+        .time(SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()
+        .map_err(|_| FhirError::Rejected(0))?
+        .into();
+    let headers = request.headers().iter().filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v)));
+    let uri = request.uri().to_string();
+    let signable = SignableRequest::new(request.method().as_str(), &uri, headers, SignableBody::Bytes(request.body()))
+        .map_err(|_| FhirError::Rejected(0))?;
+    let (instructions, _signature) = sign(signable, &params).map_err(|_| FhirError::Rejected(0))?.into_parts();
+    instructions.apply_to_request_http1x(request);
+    Ok(())
+}

@@ -1,0 +1,177 @@
+//! The FHIR store port: minimal, paged, typed searches against HealthLake (or the local server).
+
+mod http;
+
+use std::fmt;
+use std::future::Future;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+pub use self::http::{FhirEndpoint, HttpFhirStore, RetryPolicy, Signing};
+use crate::error::ToolError;
+use crate::session::SessionContext;
+
+/// A FHIR logical id, checked before it is ever put in a request: `[A-Za-z0-9\-\.]{1,64}`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct FhirId(String);
+
+impl FhirId {
+    pub fn parse(raw: &str) -> Result<Self, ToolError> {
+        let ok = (1..=64).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+        if ok { Ok(Self(raw.to_owned())) } else { Err(ToolError::invalid("`patient_id` is not a valid FHIR id")) }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for FhirId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One FHIR search: a resource type and its parameters, built so that only what a tool shows is fetched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchQuery {
+    pub resource_type: &'static str,
+    pub params: Vec<(String, String)>,
+    /// Pages followed at most; a tool that needs "the latest N" sets this to 1.
+    pub max_pages: usize,
+}
+
+impl SearchQuery {
+    pub fn new(resource_type: &'static str) -> Self {
+        Self { resource_type, params: Vec::new(), max_pages: 20 }
+    }
+
+    pub fn param(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.params.push((name.to_owned(), value.into()));
+        self
+    }
+
+    pub fn patient(self, patient: &FhirId) -> Self {
+        self.param("patient", format!("Patient/{patient}"))
+    }
+
+    pub fn count(self, n: u32) -> Self {
+        self.param("_count", n.to_string())
+    }
+
+    pub fn sort(self, key: &str) -> Self {
+        self.param("_sort", key)
+    }
+
+    /// `_elements`: the server returns only these top-level elements (plus mandatory ones).
+    pub fn elements(self, elements: &[&str]) -> Self {
+        self.param("_elements", elements.join(","))
+    }
+
+    /// A token parameter matching any of `codes` within `system`.
+    pub fn codes(self, name: &str, system: &str, codes: &[&str]) -> Self {
+        let value = codes.iter().map(|c| format!("{system}|{c}")).collect::<Vec<_>>().join(",");
+        self.param(name, value)
+    }
+
+    pub fn pages(mut self, max_pages: usize) -> Self {
+        self.max_pages = max_pages.max(1);
+        self
+    }
+}
+
+/// The resources a search returned, across pages, still as raw JSON so each can be parsed into the one
+/// concrete type the caller reads (deserializing fhir-sdk's whole `Resource` enum is very costly to build).
+#[derive(Debug, Default)]
+pub struct SearchSet {
+    pub resources: Vec<Box<RawValue>>,
+}
+
+/// The typed result of a search, with the entries that did not parse kept as references.
+#[derive(Debug)]
+pub struct Parsed<T> {
+    pub items: Vec<T>,
+    /// `Type/id` of entries that failed to parse (their content is never logged).
+    pub unparsed: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct ResourceHead<'a> {
+    #[serde(rename = "resourceType", borrow)]
+    resource_type: Option<&'a str>,
+    #[serde(borrow)]
+    id: Option<&'a str>,
+}
+
+impl SearchSet {
+    pub fn parse<T: DeserializeOwned>(&self) -> Parsed<T> {
+        let mut items = Vec::with_capacity(self.resources.len());
+        let mut unparsed = Vec::new();
+        for raw in &self.resources {
+            match serde_json::from_str::<T>(raw.get()) {
+                Ok(item) => items.push(item),
+                Err(_) => unparsed.push(reference_of(raw)),
+            }
+        }
+        Parsed { items, unparsed }
+    }
+
+    /// `Type/id` of every resource returned, for the audit record.
+    pub fn references(&self) -> Vec<String> {
+        self.resources.iter().map(|r| reference_of(r)).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.resources.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.resources.is_empty()
+    }
+}
+
+fn reference_of(raw: &RawValue) -> String {
+    match serde_json::from_str::<ResourceHead<'_>>(raw.get()) {
+        Ok(ResourceHead { resource_type: Some(t), id: Some(id) }) => format!("{t}/{id}"),
+        Ok(ResourceHead { resource_type: Some(t), id: None }) => format!("{t}/?"),
+        _ => "?/?".to_owned(),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FhirError {
+    #[error("fhir resource not found")]
+    NotFound,
+    /// A 4xx other than 404/429: our request was wrong or not permitted. Never retried.
+    #[error("fhir request rejected with status {0}")]
+    Rejected(u16),
+    /// 429, 5xx or a transport failure that outlived the retries or the deadline.
+    #[error("fhir server unavailable")]
+    Unavailable,
+    #[error("fhir response could not be decoded")]
+    Decode,
+}
+
+impl FhirError {
+    pub fn should_retry(&self) -> bool {
+        matches!(self, Self::Unavailable)
+    }
+}
+
+impl From<FhirError> for ToolError {
+    fn from(e: FhirError) -> Self {
+        match e {
+            FhirError::NotFound => ToolError::NotFound,
+            FhirError::Unavailable => ToolError::UpstreamUnavailable,
+            FhirError::Rejected(_) | FhirError::Decode => ToolError::Internal,
+        }
+    }
+}
+
+pub trait FhirStore: Send + Sync {
+    /// Runs a search, following `Bundle.link[next]` up to the query's page limit.
+    fn search(&self, session: &SessionContext, query: &SearchQuery) -> impl Future<Output = Result<SearchSet, FhirError>> + Send;
+}

@@ -1,0 +1,16 @@
+//! What every tool needs: envelopes, verified identity, Cedar authorization, the session context, the FHIR
+//! store, the clinical-writer port, audit records and the Lambda runtime loop.
+
+pub mod audit;
+pub mod authz;
+pub mod config;
+pub mod envelope;
+pub mod error;
+pub mod fhir;
+pub mod identity;
+pub mod runtime;
+pub mod session;
+pub mod telemetry;
+pub mod writer;
+
+pub use error::ToolError;

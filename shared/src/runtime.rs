@@ -1,0 +1,117 @@
+//! A lean loop over the Lambda Runtime API.
+//!
+//! Why not `lambda_runtime::run`: it parses the client context into a map of strings before any handler
+//! or layer runs, and returns from the loop when that fails, so an AgentCore Gateway invocation whose
+//! propagated headers arrive as a nested object ends the process (Runtime.ExitError) instead of being
+//! answered. This loop keeps the client context as raw JSON and leaves its interpretation to the envelope
+//! parser. Transport is the runtime's own `lambda_runtime_api_client`.
+
+use std::future::Future;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use lambda_runtime_api_client::Client;
+use lambda_runtime_api_client::body::Body;
+use tracing::{error, warn};
+
+use crate::session::deadline_from_epoch_ms;
+
+const API_PREFIX: &str = "/2018-06-01/runtime";
+
+/// One invocation as the runtime API delivered it.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub request_id: String,
+    pub deadline: Instant,
+    pub payload: Bytes,
+    /// The `Lambda-Runtime-Client-Context` header as JSON, whatever its shape.
+    pub client_context: Option<serde_json::Value>,
+}
+
+/// A tool's entry point: always answers with a JSON reply, errors included (they are rendered in the
+/// caller's envelope, not raised to the runtime).
+pub trait Handler {
+    fn call(&self, invocation: Invocation) -> impl Future<Output = serde_json::Value>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("AWS_LAMBDA_RUNTIME_API is not set or not a valid authority")]
+    NoRuntimeApi,
+    #[error("the runtime api could not be reached")]
+    Transport,
+    #[error("the runtime api answered with status {0}")]
+    Status(u16),
+}
+
+/// A client for the runtime API named by `AWS_LAMBDA_RUNTIME_API`.
+pub fn client_from_env() -> Result<Client, RuntimeError> {
+    let authority = std::env::var("AWS_LAMBDA_RUNTIME_API").map_err(|_| RuntimeError::NoRuntimeApi)?;
+    let uri: http::Uri = format!("http://{authority}").parse().map_err(|_| RuntimeError::NoRuntimeApi)?;
+    Client::builder().with_endpoint(uri).build().map_err(|_| RuntimeError::NoRuntimeApi)
+}
+
+/// Serves invocations until the runtime API fails, or until `limit` invocations when given (tests, benches).
+pub async fn serve<H: Handler>(client: &Client, handler: &H, limit: Option<usize>) -> Result<(), RuntimeError> {
+    let mut served = 0;
+    while limit.is_none_or(|l| served < l) {
+        let Some(invocation) = next(client).await? else { continue };
+        let request_id = invocation.request_id.clone();
+        let reply = handler.call(invocation).await;
+        let body = serde_json::to_vec(&reply).unwrap_or_else(|_| b"{}".to_vec());
+        let path = format!("{API_PREFIX}/invocation/{request_id}/response");
+        if let Err(e) = post(client, &path, body).await {
+            // The invocation is lost either way; the loop must go on serving the next one.
+            error!(error = %e, "reply could not be posted to the runtime api");
+        }
+        served += 1;
+    }
+    Ok(())
+}
+
+/// Tells the runtime API that initialisation failed (invalid policies, bad configuration): the function
+/// refuses to start rather than serve with a broken guard.
+pub async fn report_init_error(client: &Client, error_type: &str, message: &str) -> Result<(), RuntimeError> {
+    let body = serde_json::json!({ "errorType": error_type, "errorMessage": message });
+    post(client, &format!("{API_PREFIX}/init/error"), serde_json::to_vec(&body).unwrap_or_default()).await
+}
+
+async fn next(client: &Client) -> Result<Option<Invocation>, RuntimeError> {
+    let request = Request::builder()
+        .method(Method::GET)
+        .uri(format!("{API_PREFIX}/invocation/next"))
+        .body(Body::empty())
+        .map_err(|_| RuntimeError::Transport)?;
+    let response = client.call(request).await.map_err(|_| RuntimeError::Transport)?;
+    // cargo-lambda's emulator answers 204 to keep an idle function polling.
+    if response.status() == StatusCode::NO_CONTENT {
+        return Ok(None);
+    }
+    if !response.status().is_success() {
+        return Err(RuntimeError::Status(response.status().as_u16()));
+    }
+    let (parts, body) = response.into_parts();
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let request_id = header("lambda-runtime-aws-request-id").ok_or(RuntimeError::Status(parts.status.as_u16()))?;
+    let deadline_ms = header("lambda-runtime-deadline-ms").and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let client_context = header("lambda-runtime-client-context").filter(|raw| !raw.is_empty()).and_then(|raw| {
+        serde_json::from_str(&raw)
+            .inspect_err(|_| warn!("client context is not json; ignored"))
+            .ok()
+    });
+    let payload = body.collect().await.map_err(|_| RuntimeError::Transport)?.to_bytes();
+    Ok(Some(Invocation { request_id, deadline: deadline_from_epoch_ms(deadline_ms), payload, client_context }))
+}
+
+async fn post(client: &Client, path: &str, body: Vec<u8>) -> Result<(), RuntimeError> {
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri(path)
+        .header("content-type", "application/json")
+        .body(Body::from(body))
+        .map_err(|_| RuntimeError::Transport)?;
+    let response = client.call(request).await.map_err(|_| RuntimeError::Transport)?;
+    if response.status().is_success() { Ok(()) } else { Err(RuntimeError::Status(response.status().as_u16())) }
+}
