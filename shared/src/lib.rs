@@ -14,3 +14,5 @@ pub mod telemetry;
 pub mod writer;
 
 pub use error::ToolError;
+#[cfg(feature = "test-util")]
+pub mod testing;

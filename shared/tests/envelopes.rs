@@ -1,0 +1,126 @@
+//! Every envelope shape, from the fixtures in `events/`, parsed and answered in its own format.
+
+use serde_json::{Value, json};
+use shared::ToolError;
+use shared::envelope::{Envelope, ToolReply, parse, render};
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = format!("{}/../events/patient-summary/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn client_context(name: &str) -> Value {
+    serde_json::from_slice(&fixture(name)).unwrap()
+}
+
+fn reply() -> Result<ToolReply, ToolError> {
+    Ok(ToolReply { result: json!({"answer": 42}), text: "the answer".into() })
+}
+
+const PATIENT: &str = "fdc61ab3-9be9-412c-b470-dfa65cb5e6e6";
+
+#[test]
+fn direct_event() {
+    let call = parse(&fixture("direct.json"), None).unwrap();
+    assert_eq!(call.envelope, Envelope::Direct);
+    assert_eq!(call.tool, "patient_summary");
+    assert_eq!(call.arguments["patient_id"], PATIENT);
+    assert!(call.session_id.is_some() && call.identity_token.is_some());
+
+    let ok = render(&call.envelope, &reply(), "req-1");
+    assert_eq!(ok, json!({"ok": true, "result": {"answer": 42}, "text": "the answer", "request_id": "req-1"}));
+    let err = render(&call.envelope, &Err(ToolError::Denied), "req-1");
+    assert_eq!(err["ok"], false);
+    assert_eq!(err["error"]["kind"], "denied");
+}
+
+#[test]
+fn bedrock_openapi_event() {
+    let call = parse(&fixture("bedrock-openapi.json"), None).unwrap();
+    assert_eq!(call.tool, "/patient-summary");
+    assert_eq!(call.arguments["patient_id"], PATIENT);
+    assert_eq!(call.session_id.as_deref(), Some("bedrock-session-7d1c2b3a"));
+    assert_eq!(call.identity_token.as_deref(), Some("<minted>"));
+
+    let ok = render(&call.envelope, &reply(), "req-1");
+    assert_eq!(ok["messageVersion"], "1.0");
+    assert_eq!(ok["response"]["actionGroup"], "clinical-tools");
+    assert_eq!(ok["response"]["apiPath"], "/patient-summary");
+    assert_eq!(ok["response"]["httpMethod"], "POST");
+    assert_eq!(ok["response"]["httpStatusCode"], 200);
+    let body: Value = serde_json::from_str(ok["response"]["responseBody"]["application/json"]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["result"]["answer"], 42);
+    assert_eq!(ok["sessionAttributes"]["identity_token"], "<minted>");
+    assert_eq!(ok["promptSessionAttributes"], json!({}));
+
+    let err = render(&call.envelope, &Err(ToolError::Denied), "req-1");
+    assert_eq!(err["response"]["httpStatusCode"], 403);
+}
+
+#[test]
+fn bedrock_function_event() {
+    let call = parse(&fixture("bedrock-function.json"), None).unwrap();
+    assert_eq!(call.tool, "patient_summary");
+    assert_eq!(call.arguments["patient_id"], PATIENT);
+
+    let ok = render(&call.envelope, &reply(), "req-1");
+    assert_eq!(ok["response"]["function"], "patient_summary");
+    assert!(ok["response"]["functionResponse"].get("responseState").is_none(), "omitted on success");
+    let body: Value = serde_json::from_str(ok["response"]["functionResponse"]["responseBody"]["TEXT"]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["text"], "the answer");
+
+    let denied = render(&call.envelope, &Err(ToolError::Denied), "req-1");
+    assert_eq!(denied["response"]["functionResponse"]["responseState"], "FAILURE");
+    let invalid = render(&call.envelope, &Err(ToolError::invalid("`patient_id` is missing")), "req-1");
+    assert_eq!(invalid["response"]["functionResponse"]["responseState"], "REPROMPT");
+}
+
+#[test]
+fn gateway_event_with_nested_propagated_headers() {
+    let call = parse(&fixture("gateway.json"), Some(&client_context("gateway.client-context.json"))).unwrap();
+    assert_eq!(call.envelope, Envelope::Gateway);
+    assert_eq!(call.tool, "patient_summary", "target prefix stripped");
+    assert_eq!(call.arguments["patient_id"], PATIENT);
+    assert_eq!(call.session_id.as_deref(), Some("agentcore-session-3f2e1d0c9b8a7f6e5d4c3b2a1f0e9d8c7"));
+    assert_eq!(call.identity_token.as_deref(), Some("<minted>"));
+
+    let ok = render(&call.envelope, &reply(), "req-1");
+    assert_eq!(ok["isError"], false);
+    assert_eq!(ok["content"][0]["type"], "text");
+    let text: Value = serde_json::from_str(ok["content"][0]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(text["result"]["answer"], 42);
+    let err = render(&call.envelope, &Err(ToolError::UpstreamUnavailable), "req-1");
+    assert_eq!(err["isError"], true);
+}
+
+#[test]
+fn gateway_event_with_stringified_propagated_headers() {
+    let call = parse(&fixture("gateway.json"), Some(&client_context("gateway.client-context.flat.json"))).unwrap();
+    assert_eq!(call.session_id.as_deref(), Some("agentcore-session-3f2e1d0c9b8a7f6e5d4c3b2a1f0e9d8c7"));
+    assert_eq!(call.identity_token.as_deref(), Some("<minted>"));
+}
+
+#[test]
+fn identity_in_tool_arguments_is_ignored() {
+    // A model that writes a token, a session or a break-glass reason into the arguments changes nothing.
+    let event = json!({"patient_id": PATIENT, "identity_token": "forged", "x-identity-token": "forged", "break_glass_reason": "x"});
+    let mut context = client_context("gateway.client-context.json");
+    context["custom"]["bedrockAgentCorePropagatedHeaders"] = json!({});
+    let call = parse(event.to_string().as_bytes(), Some(&context)).unwrap();
+    assert_eq!(call.identity_token, None);
+    assert_eq!(call.break_glass_reason, None);
+
+    let mut bedrock: Value = serde_json::from_slice(&fixture("bedrock-function.json")).unwrap();
+    bedrock["sessionAttributes"] = json!({});
+    bedrock["promptSessionAttributes"] = json!({"identity_token": "from the model"});
+    bedrock["parameters"].as_array_mut().unwrap().push(json!({"name": "identity_token", "type": "string", "value": "forged"}));
+    let call = parse(bedrock.to_string().as_bytes(), None).unwrap();
+    assert_eq!(call.identity_token, None);
+}
+
+#[test]
+fn unusable_events_are_invalid_input() {
+    for bad in [&b"not json"[..], b"[1,2]", b"{\"hello\": 1}", b"{\"tool\": 5}", b"{\"tool\": \"x\", \"arguments\": []}"] {
+        assert!(matches!(parse(bad, None), Err(ToolError::InvalidInput(_))), "{}", String::from_utf8_lossy(bad));
+    }
+}

@@ -1,0 +1,206 @@
+//! The FHIR client at the wire: headers, paging, retries, errors and SigV4, against wiremock.
+
+use std::time::{Duration, Instant};
+
+use aws_credential_types::Credentials;
+use serde_json::json;
+use shared::fhir::{FhirEndpoint, FhirError, FhirId, FhirStore, HttpFhirStore, RetryPolicy, SearchQuery, Signing};
+use shared::session::{SessionContext, SessionId};
+use wiremock::matchers::{header, header_exists, method, path, query_param};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+fn session(deadline: Duration) -> SessionContext {
+    SessionContext::new(SessionId::parse("sess-abc.123").unwrap(), "req-1", Instant::now() + deadline)
+}
+
+fn store(server: &MockServer, signing: Signing) -> HttpFhirStore {
+    let endpoint = FhirEndpoint::parse(&format!("{}/fhir", server.uri())).unwrap();
+    HttpFhirStore::new(reqwest::Client::new(), endpoint, signing).with_retry(RetryPolicy {
+        max_attempts: 4,
+        base_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(20),
+    })
+}
+
+fn bundle(ids: &[&str], next: Option<String>) -> serde_json::Value {
+    let entry: Vec<_> = ids.iter().map(|id| json!({"resource": {"resourceType": "Condition", "id": id}})).collect();
+    let link: Vec<_> = next.into_iter().map(|url| json!({"relation": "next", "url": url})).collect();
+    json!({"resourceType": "Bundle", "type": "searchset", "entry": entry, "link": link})
+}
+
+fn query() -> SearchQuery {
+    SearchQuery::new("Condition").patient(&FhirId::parse("p1").unwrap()).count(2)
+}
+
+#[tokio::test]
+async fn every_request_carries_session_and_request_ids_and_params() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/fhir/Condition"))
+        .and(query_param("patient", "Patient/p1"))
+        .and(query_param("_count", "2"))
+        .and(header("x-session-id", "sess-abc.123"))
+        .and(header("x-request-id", "req-1"))
+        .and(header("accept", "application/fhir+json"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(bundle(&["c1"], None)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let set = store(&server, Signing::None).search(&session(Duration::from_secs(5)), &query()).await.unwrap();
+    assert_eq!(set.references(), vec!["Condition/c1"]);
+}
+
+#[tokio::test]
+async fn follows_next_links_and_stops_at_the_page_limit() {
+    let server = MockServer::start().await;
+    let page2 = format!("{}/fhir/Condition?page=2", server.uri());
+    let page3 = format!("{}/fhir/Condition?page=3", server.uri());
+    Mock::given(query_param("page", "2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(bundle(&["c3", "c4"], Some(page3.clone()))))
+        .mount(&server)
+        .await;
+    Mock::given(query_param("page", "3"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(bundle(&["c5"], None)))
+        .mount(&server)
+        .await;
+    Mock::given(query_param("_count", "2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(bundle(&["c1", "c2"], Some(page2))))
+        .mount(&server)
+        .await;
+    let store = store(&server, Signing::None);
+    let all = store.search(&session(Duration::from_secs(5)), &query()).await.unwrap();
+    assert_eq!(all.references(), ["Condition/c1", "Condition/c2", "Condition/c3", "Condition/c4", "Condition/c5"]);
+    let first_two_pages = store.search(&session(Duration::from_secs(5)), &query().pages(2)).await.unwrap();
+    assert_eq!(first_two_pages.len(), 4);
+}
+
+#[tokio::test]
+async fn a_next_link_to_another_host_is_never_followed() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(bundle(&["c1"], Some("https://elsewhere.example/fhir/Condition?page=2".into()))))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let result = store(&server, Signing::None).search(&session(Duration::from_secs(5)), &query()).await;
+    assert_eq!(result.err(), Some(FhirError::Decode));
+}
+
+#[tokio::test]
+async fn not_found_is_not_retried() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET")).respond_with(ResponseTemplate::new(404)).expect(1).mount(&server).await;
+    let result = store(&server, Signing::None).search(&session(Duration::from_secs(5)), &query()).await;
+    assert_eq!(result.err(), Some(FhirError::NotFound));
+}
+
+#[tokio::test]
+async fn other_client_errors_are_not_retried() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(400).set_body_string("{\"issue\":\"secret patient detail\"}"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let result = store(&server, Signing::None).search(&session(Duration::from_secs(5)), &query()).await;
+    let err = result.err().unwrap();
+    assert_eq!(err, FhirError::Rejected(400));
+    // The upstream body is never carried into the error.
+    assert!(!format!("{err} {err:?}").contains("secret"));
+}
+
+#[tokio::test]
+async fn throttling_is_retried_honouring_retry_after() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "1"))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET")).respond_with(ResponseTemplate::new(200).set_body_json(bundle(&["c1"], None))).mount(&server).await;
+    let started = Instant::now();
+    let set = store(&server, Signing::None).search(&session(Duration::from_secs(5)), &query()).await.unwrap();
+    assert_eq!(set.len(), 1);
+    assert!(started.elapsed() >= Duration::from_secs(1), "retry-after was not honoured");
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_then_reported_unavailable() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET")).respond_with(ResponseTemplate::new(500)).expect(4).mount(&server).await;
+    let result = store(&server, Signing::None).search(&session(Duration::from_secs(5)), &query()).await;
+    assert_eq!(result.err(), Some(FhirError::Unavailable));
+}
+
+#[tokio::test]
+async fn retries_stop_at_the_deadline() {
+    let server = MockServer::start().await;
+    // A Retry-After longer than the time left: give up at once instead of sleeping past the deadline.
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(503).insert_header("retry-after", "30"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let started = Instant::now();
+    let result = store(&server, Signing::None).search(&session(Duration::from_secs(2)), &query()).await;
+    assert_eq!(result.err(), Some(FhirError::Unavailable));
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn no_request_is_made_once_the_deadline_has_passed() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET")).respond_with(ResponseTemplate::new(200)).expect(0).mount(&server).await;
+    let result = store(&server, Signing::None).search(&session(Duration::ZERO), &query()).await;
+    assert_eq!(result.err(), Some(FhirError::Unavailable));
+}
+
+#[tokio::test]
+async fn healthlake_requests_are_sigv4_signed_for_service_healthlake() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(header_exists("x-amz-date"))
+        .and(header("x-amz-security-token", "session-token"))
+        .and(header("x-session-id", "sess-abc.123"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(bundle(&[], None)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let signing = Signing::SigV4 {
+        region: "us-east-1".into(),
+        credentials: Credentials::new("AKIDEXAMPLE", "secret", Some("session-token".into()), None, "test"),
+    };
+    store(&server, signing).search(&session(Duration::from_secs(5)), &query()).await.unwrap();
+    let requests: Vec<Request> = server.received_requests().await.unwrap();
+    let auth = requests[0].headers.get("authorization").unwrap().to_str().unwrap().to_owned();
+    assert!(auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"), "{auth}");
+    assert!(auth.contains("/us-east-1/healthlake/aws4_request"), "{auth}");
+    // The session header is covered by the signature, so it cannot be altered in transit.
+    assert!(auth.contains("x-session-id"), "{auth}");
+}
+
+#[tokio::test]
+async fn entries_that_do_not_parse_are_kept_as_references() {
+    let server = MockServer::start().await;
+    let body = json!({"resourceType": "Bundle", "entry": [
+        {"resource": {"resourceType": "Condition", "id": "ok", "subject": {"reference": "Patient/p1"}}},
+        {"resource": {"resourceType": "Condition", "id": "bad", "subject": "not a reference"}},
+        {"resource": {"resourceType": "OperationOutcome", "id": "oo"}, "search": {"mode": "outcome"}}
+    ]});
+    Mock::given(method("GET")).respond_with(ResponseTemplate::new(200).set_body_json(body)).mount(&server).await;
+    let set = store(&server, Signing::None).search(&session(Duration::from_secs(5)), &query()).await.unwrap();
+    let parsed = set.parse::<fhir_sdk::r4b::resources::Condition>();
+    assert_eq!(parsed.items.len(), 1);
+    assert_eq!(parsed.unparsed, vec!["Condition/bad"]);
+}
+
+#[test]
+fn fhir_ids_are_checked_before_any_request() {
+    for ok in ["a", "abc-123.X", &"a".repeat(64)] {
+        assert!(FhirId::parse(ok).is_ok(), "{ok}");
+    }
+    for bad in ["", &"a".repeat(65), "a/b", "a?b=c", "a b", "a_b", "../x", "é"] {
+        assert!(FhirId::parse(bad).is_err(), "{bad}");
+    }
+}
