@@ -1,1 +1,67 @@
-fn main() {}
+//! Lambda entry point: tracing, configuration, adapters built once, then the runtime loop.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use patient_summary::SummaryTool;
+use shared::audit::StdoutAuditSink;
+use shared::authz::Authorizer;
+use shared::config::Config;
+use shared::fhir::HttpFhirStore;
+use shared::identity::JwtVerifier;
+use shared::runtime;
+use shared::writer::LocalWriter;
+use tracing::error;
+
+fn main() -> ExitCode {
+    shared::telemetry::init();
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+        return ExitCode::FAILURE;
+    };
+    rt.block_on(async {
+        let client = match runtime::client_from_env() {
+            Ok(client) => client,
+            Err(e) => {
+                error!(error = %e, "no runtime api");
+                return ExitCode::FAILURE;
+            }
+        };
+        let tool = match build() {
+            Ok(tool) => tool,
+            Err(message) => {
+                // Refuse to start: a function without valid policies or configuration must not serve.
+                error!(error = %message, "initialisation failed");
+                let _ = runtime::report_init_error(&client, "Runtime.InitError", &message).await;
+                return ExitCode::FAILURE;
+            }
+        };
+        match runtime::serve(&client, &tool, None).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                error!(error = %e, "runtime loop ended");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+fn build() -> Result<SummaryTool<HttpFhirStore, LocalWriter, StdoutAuditSink>, String> {
+    let config = Config::from_env().map_err(|e| e.to_string())?;
+    let authorizer = Authorizer::embedded().map_err(|e| e.to_string())?;
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .pool_idle_timeout(Duration::from_secs(50))
+        .build()
+        .map_err(|_| "http client could not be built".to_owned())?;
+    let verifier = JwtVerifier::from_jwks_url(&config.jwt_issuer, &config.jwt_audience, &config.jwks_url, http.clone());
+    Ok(SummaryTool {
+        store: HttpFhirStore::new(http, config.fhir_endpoint, config.fhir_signing),
+        writer: LocalWriter,
+        audit: StdoutAuditSink::default(),
+        verifier,
+        authorizer,
+        function_name: config.function_name,
+        care_lookback_days: config.care_lookback_days,
+        as_of: None,
+    })
+}
