@@ -54,8 +54,9 @@ fn newest_first<T>(items: &mut [Dated<T>]) {
 
 /// One trend per panel analyte with at least one numeric result dated by `as_of`.
 ///
-/// `previous` is the newest earlier result in the same unit as `latest`, since comparing across units
-/// would invent a trend.
+/// `latest` is the newest by effective time (same instant: the greater id, so input order never matters).
+/// `previous` is the newest result strictly earlier than `latest` in the same unit, since comparing
+/// across units would invent a trend.
 pub(crate) fn labs(observations: &[Observation], as_of: time::Date, uncitable: &mut usize) -> Vec<LabTrend> {
     let mut per_analyte: Vec<Vec<Dated<(&'static str, &Quantity)>>> = ANALYTES.iter().map(|_| Vec::new()).collect();
     for observation in observations {
@@ -85,7 +86,10 @@ pub(crate) fn labs(observations: &[Observation], as_of: time::Date, uncitable: &
         newest_first(&mut results);
         let Some((latest, earlier)) = results.split_first() else { continue };
         let (loinc, latest_quantity) = latest.fact;
-        let previous = earlier.iter().find(|r| unit_key(r.fact.1) == unit_key(latest_quantity));
+        // A same-instant result is a duplicate of the latest (panels get filed twice), not an earlier one.
+        let previous = earlier
+            .iter()
+            .find(|r| r.when.key() < latest.when.key() && unit_key(r.fact.1) == unit_key(latest_quantity));
         let latest_result = lab_result(latest);
         let previous_result = previous.map(lab_result);
         let trend = match &previous_result {

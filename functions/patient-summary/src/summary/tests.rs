@@ -477,3 +477,18 @@ fn months_before_clamps_the_day() {
     assert_eq!(influenza_season_start(date!(2021 - 07 - 31)), date!(2020 - 08 - 01));
     assert_eq!(influenza_season_start(date!(2021 - 08 - 01)), date!(2021 - 08 - 01));
 }
+
+#[test]
+fn duplicate_results_at_the_same_instant_are_not_a_trend() {
+    let mut chart = empty_chart(patient("1970-01-01"));
+    chart.labs = vec![
+        lab("dup-a", "38483-4", 0.9, "mg/dL", "2020-06-01T10:00:00+00:00"),
+        lab("dup-b", "38483-4", 0.9, "mg/dL", "2020-06-01T10:00:00+00:00"),
+        lab("older", "38483-4", 1.2, "mg/dL", "2019-06-01T10:00:00+00:00"),
+    ];
+    let summary = summarize(&chart, date!(2021 - 06 - 01));
+    let creatinine = &summary.labs[0];
+    assert_eq!(creatinine.latest.source, "Observation/dup-b", "greater id wins a tie");
+    assert_eq!(creatinine.previous.as_ref().map(|p| p.source.as_str()), Some("Observation/older"));
+    assert_eq!(creatinine.trend, Trend::Down);
+}
