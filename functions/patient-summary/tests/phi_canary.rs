@@ -1,0 +1,98 @@
+//! PHI canary: a unique string seeded into a patient's name, phone, address and identifiers must never
+//! appear in any log line (at every level, dependencies included), error, audit record or reply produced
+//! while summarising that patient. The summary's contract shows no names or identifiers, so the canary
+//! may appear nowhere at all.
+
+mod support;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+use shared::runtime::Handler;
+use shared::testing::TokenSpec;
+use support::{Behaviour, Harness, JOIE, JOIE_ID, direct, invocation, load_bundle};
+use tracing_subscriber::fmt::MakeWriter;
+
+const CANARY: &str = "ZQXCANARY7731";
+const DR_ALVAREZ: &str = "9b2564fd-1e47-420a-bded-387234070ef3";
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+fn canary_bundle() -> Vec<Value> {
+    let mut resources = load_bundle(JOIE);
+    let patient = resources.iter_mut().find(|r| r["resourceType"] == "Patient").unwrap();
+    patient["name"] = json!([{"use": "official", "family": format!("{CANARY}Family"), "given": [format!("{CANARY}Given")], "prefix": ["Ms."]}]);
+    patient["telecom"] = json!([{"system": "phone", "value": format!("555-{CANARY}"), "use": "home"}]);
+    patient["address"] = json!([{"line": [format!("1 {CANARY} Street")], "city": "Boston", "state": "MA"}]);
+    patient["identifier"] = json!([
+        {"system": "http://hospital.example/mrn", "value": format!("MRN-{CANARY}")},
+        {"system": "http://hl7.org/fhir/sid/us-ssn", "value": format!("999-{CANARY}")}
+    ]);
+    resources
+}
+
+#[tokio::test]
+async fn the_canary_never_leaves_the_fhir_response() {
+    let logs = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter("trace")
+        .with_current_span(true)
+        .with_span_list(true)
+        .with_writer(logs.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let gp = Behaviour { general_practitioner: Some(format!("Practitioner/{DR_ALVAREZ}")), ..Behaviour::default() };
+    let failing = Behaviour { failing: HashMap::from([("Observation".to_owned(), 500)]), ..gp.clone() };
+    let mut replies = Vec::new();
+    let mut audit_lines = Vec::new();
+    for behaviour in [gp, Behaviour::default(), failing] {
+        let h = Harness::new(canary_bundle(), behaviour).await;
+        let token = TokenSpec::clinician(DR_ALVAREZ).mint();
+        replies.push(h.tool.call(invocation(&direct(&token, JOIE_ID))).await);
+        let mut glass = direct(&token, JOIE_ID);
+        glass["break_glass_reason"] = json!("emergency department, unconscious");
+        replies.push(h.tool.call(invocation(&glass)).await);
+        replies.push(h.tool.call(invocation(&direct(&TokenSpec::with_roles(&["rcm_coder"]).mint(), JOIE_ID))).await);
+        audit_lines.extend(h.tool.audit.lines());
+    }
+
+    // The paths above really ran: a summary, a break-glass summary, denials and an upstream failure.
+    assert_eq!(replies[0]["ok"], true, "{}", replies[0]);
+    assert_eq!(replies[4]["ok"], true, "{}", replies[4]);
+    assert_eq!(replies[2]["error"]["kind"], "denied");
+    assert_eq!(replies[6]["error"]["kind"], "upstream_unavailable");
+    let summary = replies[0]["result"]["summary"].to_string();
+    assert!(summary.contains("\"age_years\""), "the summary is real: {summary}");
+
+    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.lines().count() > 20, "logging was captured ({} lines)", logs.lines().count());
+    assert!(!logs.contains(CANARY), "canary in a log line");
+    for line in &audit_lines {
+        assert!(!line.contains(CANARY), "canary in an audit record: {line}");
+    }
+    for reply in &replies {
+        assert!(!reply.to_string().contains(CANARY), "canary in a reply: {reply}");
+    }
+}
