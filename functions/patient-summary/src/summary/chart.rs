@@ -7,13 +7,14 @@ use fhir_sdk::r4b::resources::{
     AllergyIntolerance, Condition, Encounter, Immunization, MedicationRequest, Patient, Procedure,
 };
 use fhir_sdk::r4b::resources::{
-    ConditionOnset, ImmunizationOccurrence, MedicationRequestMedication, PatientDeceased, ProcedurePerformed,
+    ConditionOnset, ImmunizationOccurrence, MedicationRequestMedication, PatientDeceased,
+    ProcedurePerformed,
 };
 use fhir_sdk::r4b::types::{CodeableConcept, Dosage};
 
 use super::codes::{self, COLORECTAL_SCREENING_CODES};
 use super::read::{
-    age_in_years, cite, codings, concept_display, primary_coding, when_datetime, When,
+    When, age_in_years, cite, codings, concept_display, primary_coding, when_datetime,
 };
 use super::{Allergy, CodeRef, EncounterFact, ImmunizationFact, Medication, PatientFacts, Problem};
 
@@ -34,8 +35,16 @@ pub(crate) fn patient_facts(patient: &Patient, as_of: time::Date) -> PatientFact
     };
     PatientFacts {
         reference: cite("Patient", patient.id.as_ref()).unwrap_or_default(),
-        age_years: age_on.and_then(|on| patient.birth_date.as_ref().and_then(|birth| age_in_years(birth, on))),
-        sex: patient.gender.as_ref().map(|g| AsRef::<str>::as_ref(g).to_owned()),
+        age_years: age_on.and_then(|on| {
+            patient
+                .birth_date
+                .as_ref()
+                .and_then(|birth| age_in_years(birth, on))
+        }),
+        sex: patient
+            .gender
+            .as_ref()
+            .map(|g| AsRef::<str>::as_ref(g).to_owned()),
         deceased,
     }
 }
@@ -46,7 +55,10 @@ fn status_code(concept: Option<&CodeableConcept>) -> Option<&str> {
 
 fn code_ref(concept: &CodeableConcept) -> Option<CodeRef> {
     let coding = primary_coding(concept)?;
-    Some(CodeRef { system: coding.system.clone()?, code: coding.code.clone()? })
+    Some(CodeRef {
+        system: coding.system.clone()?,
+        code: coding.code.clone()?,
+    })
 }
 
 /// Active, not refuted problems, one per code: the most recent onset names and dates it, and every
@@ -63,15 +75,24 @@ pub(crate) fn problems(conditions: &[Condition], uncitable: &mut usize) -> Vec<P
             *uncitable += 1;
             continue;
         };
-        if !matches!(status_code(condition.clinical_status.as_ref()), None | Some("active" | "recurrence" | "relapse"))
-        {
+        if !matches!(
+            status_code(condition.clinical_status.as_ref()),
+            None | Some("active" | "recurrence" | "relapse")
+        ) {
             continue;
         }
-        if matches!(status_code(condition.verification_status.as_ref()), Some("refuted" | "entered-in-error")) {
+        if matches!(
+            status_code(condition.verification_status.as_ref()),
+            Some("refuted" | "entered-in-error")
+        ) {
             continue;
         }
-        let Some(concept) = condition.code.as_ref() else { continue };
-        let Some(code) = code_ref(concept) else { continue };
+        let Some(concept) = condition.code.as_ref() else {
+            continue;
+        };
+        let Some(code) = code_ref(concept) else {
+            continue;
+        };
         let display = concept_display(concept).unwrap_or_else(|| code.code.clone());
         let onset = match &condition.onset {
             Some(ConditionOnset::DateTime(at)) => when_datetime(at),
@@ -87,7 +108,14 @@ pub(crate) fn problems(conditions: &[Condition], uncitable: &mut usize) -> Vec<P
                 }
             }
             None => {
-                by_code.insert(code, Entry { display, onset, sources: vec![source] });
+                by_code.insert(
+                    code,
+                    Entry {
+                        display,
+                        onset,
+                        sources: vec![source],
+                    },
+                );
             }
         }
     }
@@ -97,10 +125,19 @@ pub(crate) fn problems(conditions: &[Condition], uncitable: &mut usize) -> Vec<P
             entry.sources.sort();
             let key = entry.onset.as_ref().map(When::key);
             let onset = entry.onset.map(|w| w.text);
-            (key, Problem { display: entry.display, code, onset, sources: entry.sources })
+            (
+                key,
+                Problem {
+                    display: entry.display,
+                    code,
+                    onset,
+                    sources: entry.sources,
+                },
+            )
         })
         .collect();
-    problems.sort_by(|(a_key, a), (b_key, b)| b_key.cmp(a_key).then_with(|| a.display.cmp(&b.display)));
+    problems
+        .sort_by(|(a_key, a), (b_key, b)| b_key.cmp(a_key).then_with(|| a.display.cmp(&b.display)));
     problems.into_iter().map(|(_, p)| p).collect()
 }
 
@@ -109,7 +146,10 @@ fn onset_key(onset: Option<&When>) -> Option<i64> {
 }
 
 /// Active medication requests, one per medication code (latest authored wins, all cited), by name.
-pub(crate) fn medications(requests: &[MedicationRequest], uncitable: &mut usize) -> Vec<Medication> {
+pub(crate) fn medications(
+    requests: &[MedicationRequest],
+    uncitable: &mut usize,
+) -> Vec<Medication> {
     let mut by_key: BTreeMap<String, (Option<i64>, Medication)> = BTreeMap::new();
     for request in requests {
         let Some(source) = cite("MedicationRequest", request.id.as_ref()) else {
@@ -120,7 +160,9 @@ pub(crate) fn medications(requests: &[MedicationRequest], uncitable: &mut usize)
             continue;
         }
         let (display, code) = match &request.medication {
-            MedicationRequestMedication::CodeableConcept(concept) => (concept_display(concept), code_ref(concept)),
+            MedicationRequestMedication::CodeableConcept(concept) => {
+                (concept_display(concept), code_ref(concept))
+            }
             MedicationRequestMedication::Reference(reference) => (reference.display.clone(), None),
         };
         let display = display.unwrap_or_else(|| "Unnamed medication (see record)".to_owned());
@@ -130,9 +172,19 @@ pub(crate) fn medications(requests: &[MedicationRequest], uncitable: &mut usize)
             None => format!("display|{}", display.to_lowercase()),
         };
         let authored_key = authored.as_ref().map(When::key);
-        let dosage = request.dosage_instruction.iter().flatten().next().and_then(dosage_text);
-        let medication =
-            Medication { display, code, authored_on: authored.map(|w| w.text), dosage, sources: vec![source] };
+        let dosage = request
+            .dosage_instruction
+            .iter()
+            .flatten()
+            .next()
+            .and_then(dosage_text);
+        let medication = Medication {
+            display,
+            code,
+            authored_on: authored.map(|w| w.text),
+            dosage,
+            sources: vec![source],
+        };
         match by_key.get_mut(&key) {
             Some((kept_key, kept)) => {
                 let mut sources = std::mem::take(&mut kept.sources);
@@ -150,7 +202,12 @@ pub(crate) fn medications(requests: &[MedicationRequest], uncitable: &mut usize)
         }
     }
     let mut medications: Vec<Medication> = by_key.into_values().map(|(_, m)| m).collect();
-    medications.sort_by(|a, b| a.display.to_lowercase().cmp(&b.display.to_lowercase()).then(a.display.cmp(&b.display)));
+    medications.sort_by(|a, b| {
+        a.display
+            .to_lowercase()
+            .cmp(&b.display.to_lowercase())
+            .then(a.display.cmp(&b.display))
+    });
     medications
 }
 
@@ -160,24 +217,40 @@ fn dosage_text(dosage: &Dosage) -> Option<String> {
         return Some(text.trim().to_owned());
     }
     let mut parts = Vec::new();
-    let dose = dosage.dose_and_rate.iter().flatten().find_map(|d| match &d.dose {
-        Some(fhir_sdk::r4b::types::DosageDoseAndRateDose::Quantity(q)) => q.value.map(|v| (v, q.unit.clone())),
-        _ => None,
-    });
+    let dose = dosage
+        .dose_and_rate
+        .iter()
+        .flatten()
+        .find_map(|d| match &d.dose {
+            Some(fhir_sdk::r4b::types::DosageDoseAndRateDose::Quantity(q)) => {
+                q.value.map(|v| (v, q.unit.clone()))
+            }
+            _ => None,
+        });
     if let Some((value, unit)) = dose {
         parts.push(match unit {
             Some(unit) => format!("{} {unit}", number(value)),
             None => format!("{} dose", number(value)),
         });
     }
-    if let Some(repeat) = dosage.timing.as_ref().and_then(|t| t.repeat.as_ref()) {
-        if let (Some(frequency), Some(period), Some(unit)) = (repeat.frequency, repeat.period, repeat.period_unit.as_deref())
-        {
-            let times = if frequency.get() == 1 { "once".to_owned() } else { format!("{frequency} times") };
-            parts.push(format!("{times} every {} {unit}", number(period)));
-        }
+    if let Some(repeat) = dosage.timing.as_ref().and_then(|t| t.repeat.as_ref())
+        && let (Some(frequency), Some(period), Some(unit)) = (
+            repeat.frequency,
+            repeat.period,
+            repeat.period_unit.as_deref(),
+        )
+    {
+        let times = if frequency.get() == 1 {
+            "once".to_owned()
+        } else {
+            format!("{frequency} times")
+        };
+        parts.push(format!("{times} every {} {unit}", number(period)));
     }
-    if matches!(dosage.as_needed, Some(fhir_sdk::r4b::types::DosageAsNeeded::Boolean(true))) {
+    if matches!(
+        dosage.as_needed,
+        Some(fhir_sdk::r4b::types::DosageAsNeeded::Boolean(true))
+    ) {
         parts.push("as needed".to_owned());
     }
     (!parts.is_empty()).then(|| parts.join(", "))
@@ -185,7 +258,11 @@ fn dosage_text(dosage: &Dosage) -> Option<String> {
 
 /// A dose or period without a trailing `.0`.
 fn number(value: f64) -> String {
-    if value.fract() == 0.0 { format!("{value:.0}") } else { format!("{value}") }
+    if value.fract() == 0.0 {
+        format!("{value:.0}")
+    } else {
+        format!("{value}")
+    }
 }
 
 /// Allergies still in force: not inactive/resolved, not refuted/entered-in-error. High criticality first.
@@ -196,10 +273,16 @@ pub(crate) fn allergies(allergies: &[AllergyIntolerance], uncitable: &mut usize)
             *uncitable += 1;
             continue;
         };
-        if matches!(status_code(allergy.clinical_status.as_ref()), Some("inactive" | "resolved")) {
+        if matches!(
+            status_code(allergy.clinical_status.as_ref()),
+            Some("inactive" | "resolved")
+        ) {
             continue;
         }
-        if matches!(status_code(allergy.verification_status.as_ref()), Some("refuted" | "entered-in-error")) {
+        if matches!(
+            status_code(allergy.verification_status.as_ref()),
+            Some("refuted" | "entered-in-error")
+        ) {
             continue;
         }
         let display = allergy
@@ -207,8 +290,15 @@ pub(crate) fn allergies(allergies: &[AllergyIntolerance], uncitable: &mut usize)
             .as_ref()
             .and_then(concept_display)
             .unwrap_or_else(|| "Allergy to unspecified substance".to_owned());
-        let criticality = allergy.criticality.as_ref().map(|c| AsRef::<str>::as_ref(c).to_owned());
-        shown.push(Allergy { display, criticality, sources: vec![source] });
+        let criticality = allergy
+            .criticality
+            .as_ref()
+            .map(|c| AsRef::<str>::as_ref(c).to_owned());
+        shown.push(Allergy {
+            display,
+            criticality,
+            sources: vec![source],
+        });
     }
     let rank = |c: &Option<String>| match c.as_deref() {
         Some("high") => 0,
@@ -217,7 +307,10 @@ pub(crate) fn allergies(allergies: &[AllergyIntolerance], uncitable: &mut usize)
         _ => 3,
     };
     shown.sort_by(|a, b| {
-        rank(&a.criticality).cmp(&rank(&b.criticality)).then_with(|| a.display.cmp(&b.display)).then_with(|| a.sources.cmp(&b.sources))
+        rank(&a.criticality)
+            .cmp(&rank(&b.criticality))
+            .then_with(|| a.display.cmp(&b.display))
+            .then_with(|| a.sources.cmp(&b.sources))
     });
     shown
 }
@@ -237,8 +330,12 @@ pub(crate) fn immunizations(
         if immunization.status != "completed" {
             continue;
         }
-        let ImmunizationOccurrence::DateTime(at) = &immunization.occurrence else { continue };
-        let Some(when) = when_datetime(at).filter(|w| w.date <= as_of) else { continue };
+        let ImmunizationOccurrence::DateTime(at) = &immunization.occurrence else {
+            continue;
+        };
+        let Some(when) = when_datetime(at).filter(|w| w.date <= as_of) else {
+            continue;
+        };
         let vaccine = &immunization.vaccine_code;
         let cvx = codings(vaccine)
             .find(|c| c.system.as_deref() == Some(codes::CVX))
@@ -246,19 +343,33 @@ pub(crate) fn immunizations(
         let display = concept_display(vaccine).unwrap_or_else(|| "Vaccine".to_owned());
         let key = match (&cvx, primary_coding(vaccine)) {
             (Some(cvx), _) => format!("cvx|{cvx}"),
-            (None, Some(coding)) => format!("{}|{}", coding.system.as_deref().unwrap_or(""), coding.code.as_deref().unwrap_or("")),
+            (None, Some(coding)) => format!(
+                "{}|{}",
+                coding.system.as_deref().unwrap_or(""),
+                coding.code.as_deref().unwrap_or("")
+            ),
             (None, None) => format!("display|{}", display.to_lowercase()),
         };
-        let fact = ImmunizationFact { display, cvx, date: when.text.clone(), source };
-        let newer = by_vaccine
-            .get(&key)
-            .is_none_or(|(kept, kept_fact)| (when.key(), &fact.source) > (kept.key(), &kept_fact.source));
+        let fact = ImmunizationFact {
+            display,
+            cvx,
+            date: when.text.clone(),
+            source,
+        };
+        let newer = by_vaccine.get(&key).is_none_or(|(kept, kept_fact)| {
+            (when.key(), &fact.source) > (kept.key(), &kept_fact.source)
+        });
         if newer {
             by_vaccine.insert(key, (when, fact));
         }
     }
     let mut facts: Vec<(When, ImmunizationFact)> = by_vaccine.into_values().collect();
-    facts.sort_by(|(a_when, a), (b_when, b)| b_when.key().cmp(&a_when.key()).then_with(|| a.display.cmp(&b.display)));
+    facts.sort_by(|(a_when, a), (b_when, b)| {
+        b_when
+            .key()
+            .cmp(&a_when.key())
+            .then_with(|| a.display.cmp(&b.display))
+    });
     facts.into_iter().map(|(_, f)| f).collect()
 }
 
@@ -274,20 +385,38 @@ pub(crate) fn recent_encounters(
             *uncitable += 1;
             continue;
         };
-        if matches!(encounter.status, EncounterStatus::Cancelled | EncounterStatus::EnteredInError | EncounterStatus::Planned) {
+        if matches!(
+            encounter.status,
+            EncounterStatus::Cancelled | EncounterStatus::EnteredInError | EncounterStatus::Planned
+        ) {
             continue;
         }
-        let start = encounter.period.as_ref().and_then(|p| p.start.as_ref()).and_then(when_datetime);
+        let start = encounter
+            .period
+            .as_ref()
+            .and_then(|p| p.start.as_ref())
+            .and_then(when_datetime);
         if start.as_ref().is_some_and(|w| w.date > as_of) {
             continue;
         }
         let type_display = encounter.r#type.iter().flatten().find_map(concept_display);
         let class_code = encounter.class.code.clone();
         let key = start.as_ref().map(When::key);
-        kept.push((key, EncounterFact { type_display, class_code, start: start.map(|w| w.text), source }));
+        kept.push((
+            key,
+            EncounterFact {
+                type_display,
+                class_code,
+                start: start.map(|w| w.text),
+                source,
+            },
+        ));
     }
     kept.sort_by(|(a_key, a), (b_key, b)| b_key.cmp(a_key).then_with(|| a.source.cmp(&b.source)));
-    kept.into_iter().take(RECENT_ENCOUNTERS).map(|(_, e)| e).collect()
+    kept.into_iter()
+        .take(RECENT_ENCOUNTERS)
+        .map(|(_, e)| e)
+        .collect()
 }
 
 /// A completed colorectal screening procedure on record by `as_of`.
@@ -297,7 +426,11 @@ pub(crate) struct Screening {
     pub date: Option<When>,
 }
 
-pub(crate) fn screenings(procedures: &[Procedure], as_of: time::Date, uncitable: &mut usize) -> Vec<Screening> {
+pub(crate) fn screenings(
+    procedures: &[Procedure],
+    as_of: time::Date,
+    uncitable: &mut usize,
+) -> Vec<Screening> {
     let mut found = Vec::new();
     for procedure in procedures {
         let Some(source) = cite("Procedure", procedure.id.as_ref()) else {
@@ -308,14 +441,18 @@ pub(crate) fn screenings(procedures: &[Procedure], as_of: time::Date, uncitable:
             continue;
         }
         let is_screening = procedure.code.as_ref().is_some_and(|concept| {
-            COLORECTAL_SCREENING_CODES.iter().any(|(system, code)| super::read::has_code(concept, system, code))
+            COLORECTAL_SCREENING_CODES
+                .iter()
+                .any(|(system, code)| super::read::has_code(concept, system, code))
         });
         if !is_screening {
             continue;
         }
         let date = match &procedure.performed {
             Some(ProcedurePerformed::DateTime(at)) => when_datetime(at),
-            Some(ProcedurePerformed::Period(period)) => period.start.as_ref().and_then(when_datetime),
+            Some(ProcedurePerformed::Period(period)) => {
+                period.start.as_ref().and_then(when_datetime)
+            }
             _ => None,
         };
         // A completed screening with no date is still on record; one dated after `as_of` is not yet.
@@ -324,6 +461,12 @@ pub(crate) fn screenings(procedures: &[Procedure], as_of: time::Date, uncitable:
         }
         found.push(Screening { source, date });
     }
-    found.sort_by(|a, b| b.date.as_ref().map(When::key).cmp(&a.date.as_ref().map(When::key)).then_with(|| a.source.cmp(&b.source)));
+    found.sort_by(|a, b| {
+        b.date
+            .as_ref()
+            .map(When::key)
+            .cmp(&a.date.as_ref().map(When::key))
+            .then_with(|| a.source.cmp(&b.source))
+    });
     found
 }
