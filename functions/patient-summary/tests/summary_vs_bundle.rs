@@ -467,6 +467,8 @@ fn fletcher_hyatt_deceased_largest_bundle() {
 #[test]
 fn estrella_daugherty_living_diabetic() {
     let (summary, want) = check(ESTRELLA);
+    // Synthetic data and no names by contract: the card is safe to show in test output for review.
+    eprintln!("{}", patient_summary::summary::render_text(&summary));
     assert!(!want.deceased);
     assert!(summary.problems.iter().any(|p| p.code.code == "44054006"));
     let gap = summary
