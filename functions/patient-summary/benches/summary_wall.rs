@@ -1,0 +1,117 @@
+//! Wall time of one summary for the largest shared patient against the local FHIR server, next to the
+//! slowest single FHIR search it issues. Needs the local stack's FHIR server (`local/stack.sh up`, or
+//! `FHIR_BASE_URL`); run with `cargo bench -p patient-summary --bench summary_wall`.
+//!
+//! Prints medians over `BENCH_ITERATIONS` (default 30) runs; the machine is shared and noisy, so the
+//! ratio is what to read.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use patient_summary::{SummaryTool, fetch};
+use serde_json::json;
+use shared::audit::MemoryAuditSink;
+use shared::authz::Authorizer;
+use shared::fhir::{FhirEndpoint, FhirId, FhirStore, HttpFhirStore, SearchQuery, Signing};
+use shared::runtime::{Handler, Invocation};
+use shared::session::{SessionContext, SessionId};
+use shared::testing::{self, TokenSpec};
+use shared::writer::LocalWriter;
+
+/// Fletcher Hyatt: the largest shared bundle (3.9 MB).
+const PATIENT: &str = "c5ed5d78-5b3f-4a75-bdfb-5f318b068a20";
+/// The local seed makes this practitioner Fletcher Hyatt's general practitioner.
+const PRACTITIONER: &str = "bfa88186-6c31-4534-93b0-77674d9e5739";
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn main() {
+    let base = std::env::var("FHIR_BASE_URL").unwrap_or_else(|_| "http://127.0.0.1:8103/fhir".to_owned());
+    let iterations: usize = std::env::var("BENCH_ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async move {
+        let http = reqwest::Client::new();
+        let store = HttpFhirStore::new(http, FhirEndpoint::parse(&base).unwrap(), Signing::None);
+        let tool = SummaryTool {
+            store: store.clone(),
+            writer: LocalWriter,
+            audit: MemoryAuditSink::default(),
+            verifier: testing::verifier(),
+            authorizer: Authorizer::embedded().unwrap(),
+            function_name: "bench".into(),
+            care_lookback_days: 730,
+            as_of: None,
+        };
+        let token = TokenSpec::clinician(PRACTITIONER).mint();
+        let event = json!({"tool": "patient_summary", "session_id": "bench-session-0001", "identity_token": token, "arguments": {"patient_id": PATIENT}});
+        let payload = Bytes::from(serde_json::to_vec(&event).unwrap());
+        let invocation = || Invocation {
+            request_id: "bench".into(),
+            deadline: Instant::now() + Duration::from_secs(30),
+            payload: payload.clone(),
+            client_context: None,
+        };
+
+        // Warm up connections and the server's caches, and check the call really succeeds.
+        let reply = tool.call(invocation()).await;
+        assert_eq!(reply["ok"], true, "the bench call failed; is the local FHIR server up at {base}? {reply}");
+
+        let mut whole = Vec::new();
+        for _ in 0..iterations {
+            let started = Instant::now();
+            let reply = tool.call(invocation()).await;
+            whole.push(started.elapsed());
+            assert_eq!(reply["ok"], true);
+        }
+
+        let patient = FhirId::parse(PATIENT).unwrap();
+        let q = fetch::chart_queries(&patient);
+        let relationship = SearchQuery::new("Patient")
+            .param("_id", PATIENT)
+            .param("general-practitioner", format!("Practitioner/{PRACTITIONER}"))
+            .elements(&["id"])
+            .count(1)
+            .pages(1);
+        let queries = [
+            ("Patient (relationship)", relationship),
+            ("Patient", q.patient),
+            ("Condition", q.conditions),
+            ("MedicationRequest", q.medications),
+            ("AllergyIntolerance", q.allergies),
+            ("Observation (labs)", q.labs),
+            ("Observation (vitals)", q.vitals),
+            ("Immunization", q.immunizations),
+            ("Encounter", q.encounters),
+            ("Procedure (screening)", q.screenings),
+        ];
+        let session = SessionContext::new(SessionId::parse("bench-session-0001").unwrap(), "bench", Instant::now() + Duration::from_secs(3600));
+        println!("search                      median ms  resources");
+        let mut slowest = (Duration::ZERO, "");
+        for (name, query) in &queries {
+            let mut samples = Vec::new();
+            let mut count = 0;
+            for _ in 0..iterations {
+                let started = Instant::now();
+                count = store.search(&session, query).await.unwrap().len();
+                samples.push(started.elapsed());
+            }
+            let m = median(samples);
+            println!("{name:<28}{:>9.2}  {count:>9}", ms(m));
+            if m > slowest.0 {
+                slowest = (m, name);
+            }
+        }
+        let whole = median(whole);
+        println!();
+        println!("summary wall time (median of {iterations}): {:.2} ms", ms(whole));
+        println!("slowest single search ({}): {:.2} ms", slowest.1, ms(slowest.0));
+        println!("ratio: {:.2}x (goal <= 1.3x)", whole.as_secs_f64() / slowest.0.as_secs_f64());
+    });
+}
