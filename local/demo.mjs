@@ -9,7 +9,8 @@
 
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -42,29 +43,85 @@ function mint(user, ...flags) {
   }).trim();
 }
 
+function logSize() {
+  try {
+    return statSync(LAMBDA_LOG).size;
+  } catch {
+    return 0;
+  }
+}
+
+function readLogFrom(offset) {
+  try {
+    return readFileSync(LAMBDA_LOG).subarray(offset).toString('utf8');
+  } catch {
+    return '';
+  }
+}
+
+// node:http rather than fetch: fetch gives up after 300 s without response
+// headers, shorter than a cold compile of the function.
+function post(url, body, signal) {
+  return new Promise((resolvePost, reject) => {
+    const req = request(url, { method: 'POST', headers: { 'content-type': 'application/json' }, signal }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => (text += c));
+      res.on('end', () => resolvePost({ status: res.statusCode, text }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+// A function that already exited stays dead under the emulator (with
+// --ignore-changes, or until the next source change): its last lifecycle
+// line in the log is an exit rather than a `Running` line.
+function deadAtStart() {
+  const log = readLogFrom(0);
+  const lastRun = log.lastIndexOf('Running `');
+  const lastExit = Math.max(log.lastIndexOf('ERROR command exited'), log.lastIndexOf('ERROR command killed'));
+  return lastExit > lastRun;
+}
+
+let functionDead = deadAtStart();
+if (functionDead) console.log(`the function process has exited (see ${LAMBDA_LOG}); restart with: local/stack.sh down && local/stack.sh up`);
+
 async function invoke(token) {
+  if (functionDead) {
+    return { status: 0, reply: undefined, raw: `skipped: the function process exited earlier; see ${LAMBDA_LOG}` };
+  }
   const event = {
     tool: 'patient_summary',
     session_id: SESSION_ID,
     identity_token: token,
     arguments: { patient_id: PATIENT_ID },
   };
+  // The emulator keeps an invoke pending forever when the function process
+  // dies, and the long timeout exists only for the first compile; so watch
+  // the log for a function exit and give up early with a pointer to it.
+  const controller = new AbortController();
+  const logStart = logSize();
+  const watcher = setInterval(() => {
+    if (/ERROR command (exited|killed)|runtime loop ended/.test(readLogFrom(logStart))) {
+      functionDead = true;
+      controller.abort();
+    }
+  }, 1000);
   let res;
   try {
-    res = await fetch(INVOKE_URL, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(event),
-      signal: AbortSignal.timeout(INVOKE_TIMEOUT_MS),
-    });
+    res = await post(INVOKE_URL, JSON.stringify(event), AbortSignal.any([controller.signal, AbortSignal.timeout(INVOKE_TIMEOUT_MS)]));
   } catch (err) {
-    return { status: 0, reply: undefined, raw: `invoke failed (${err.cause?.code ?? err.name}); is the stack up? see ${LAMBDA_LOG}` };
+    const why = functionDead ? 'the function process exited;' : `invoke failed (${err.code ?? err.name}); is the stack up?`;
+    return { status: 0, reply: undefined, raw: `${why} see ${LAMBDA_LOG}` };
+  } finally {
+    clearInterval(watcher);
   }
-  const text = await res.text();
   try {
-    return { status: res.status, reply: JSON.parse(text) };
+    return { status: res.status, reply: JSON.parse(res.text) };
   } catch {
-    return { status: res.status, reply: undefined, raw: text };
+    return { status: res.status, reply: undefined, raw: res.text };
   }
 }
 
