@@ -7,7 +7,7 @@
 //! parser. Transport is the runtime's own `lambda_runtime_api_client`.
 
 use std::future::Future;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
@@ -19,6 +19,9 @@ use tracing::{error, warn};
 use crate::session::deadline_from_epoch_ms;
 
 const API_PREFIX: &str = "/2018-06-01/runtime";
+/// Epoch milliseconds of 2001-09-09: a deadline below it cannot be a wall-clock time, so it is taken as a
+/// duration from now.
+const RELATIVE_DEADLINE_BELOW_MS: u64 = 1_000_000_000_000;
 
 /// One invocation as the runtime API delivered it.
 #[derive(Debug, Clone)]
@@ -48,9 +51,18 @@ pub enum RuntimeError {
 
 /// A client for the runtime API named by `AWS_LAMBDA_RUNTIME_API`.
 pub fn client_from_env() -> Result<Client, RuntimeError> {
-    let authority = std::env::var("AWS_LAMBDA_RUNTIME_API").map_err(|_| RuntimeError::NoRuntimeApi)?;
-    let uri: http::Uri = format!("http://{authority}").parse().map_err(|_| RuntimeError::NoRuntimeApi)?;
-    Client::builder().with_endpoint(uri).build().map_err(|_| RuntimeError::NoRuntimeApi)
+    let raw = std::env::var("AWS_LAMBDA_RUNTIME_API").map_err(|_| RuntimeError::NoRuntimeApi)?;
+    Client::builder().with_endpoint(runtime_api_uri(&raw)?).build().map_err(|_| RuntimeError::NoRuntimeApi)
+}
+
+/// Lambda sets a bare `host:port`; cargo-lambda's emulator sets a full URL with a per-function path.
+fn runtime_api_uri(raw: &str) -> Result<http::Uri, RuntimeError> {
+    let url = if raw.starts_with("http://") || raw.starts_with("https://") { raw.to_owned() } else { format!("http://{raw}") };
+    let uri: http::Uri = url.parse().map_err(|_| RuntimeError::NoRuntimeApi)?;
+    if uri.authority().is_none() {
+        return Err(RuntimeError::NoRuntimeApi);
+    }
+    Ok(uri)
 }
 
 /// Serves invocations until the runtime API fails, or until `limit` invocations when given (tests, benches).
@@ -96,13 +108,19 @@ async fn next(client: &Client) -> Result<Option<Invocation>, RuntimeError> {
     let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let request_id = header("lambda-runtime-aws-request-id").ok_or(RuntimeError::Status(parts.status.as_u16()))?;
     let deadline_ms = header("lambda-runtime-deadline-ms").and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let deadline = if deadline_ms < RELATIVE_DEADLINE_BELOW_MS {
+        // cargo-lambda's emulator sends the function timeout (e.g. 600000) rather than an epoch time.
+        Instant::now() + Duration::from_millis(deadline_ms)
+    } else {
+        deadline_from_epoch_ms(deadline_ms)
+    };
     let client_context = header("lambda-runtime-client-context").filter(|raw| !raw.is_empty()).and_then(|raw| {
         serde_json::from_str(&raw)
             .inspect_err(|_| warn!("client context is not json; ignored"))
             .ok()
     });
     let payload = body.collect().await.map_err(|_| RuntimeError::Transport)?.to_bytes();
-    Ok(Some(Invocation { request_id, deadline: deadline_from_epoch_ms(deadline_ms), payload, client_context }))
+    Ok(Some(Invocation { request_id, deadline, payload, client_context }))
 }
 
 async fn post(client: &Client, path: &str, body: Vec<u8>) -> Result<(), RuntimeError> {
@@ -114,4 +132,17 @@ async fn post(client: &Client, path: &str, body: Vec<u8>) -> Result<(), RuntimeE
         .map_err(|_| RuntimeError::Transport)?;
     let response = client.call(request).await.map_err(|_| RuntimeError::Transport)?;
     if response.status().is_success() { Ok(()) } else { Err(RuntimeError::Status(response.status().as_u16())) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_api_address_with_or_without_scheme() {
+        assert_eq!(runtime_api_uri("127.0.0.1:9001").map(|u| u.to_string()).ok().as_deref(), Some("http://127.0.0.1:9001/"));
+        let emulator = runtime_api_uri("http://127.0.0.1:9000/.rt/patient-summary").ok();
+        assert_eq!(emulator.map(|u| u.path().to_owned()).as_deref(), Some("/.rt/patient-summary"));
+        assert!(runtime_api_uri("").is_err());
+    }
 }

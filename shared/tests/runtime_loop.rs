@@ -34,6 +34,7 @@ impl Handler for Echo {
             "tool": invocation.client_context.as_ref().and_then(|c| c["custom"]["bedrockAgentCoreToolName"].as_str()).map(str::to_owned),
             "token": invocation.client_context.as_ref().and_then(|c| c["custom"]["bedrockAgentCorePropagatedHeaders"]["X-Identity-Token"].as_str()).map(str::to_owned),
             "payload": serde_json::from_slice::<Value>(&invocation.payload).ok(),
+            "seconds_left": invocation.deadline.saturating_duration_since(std::time::Instant::now()).as_secs(),
         })
     }
 }
@@ -59,7 +60,8 @@ async fn our_loop_answers_a_nested_client_context_and_keeps_serving() {
         .respond_with(
             ResponseTemplate::new(200)
                 .insert_header("lambda-runtime-aws-request-id", "req-plain")
-                .insert_header("lambda-runtime-deadline-ms", deadline.to_string().as_str())
+                // cargo-lambda's emulator sends the timeout itself, not an epoch time.
+                .insert_header("lambda-runtime-deadline-ms", "600000")
                 .set_body_json(json!({"tool": "x"})),
         )
         .mount(&api)
@@ -76,5 +78,8 @@ async fn our_loop_answers_a_nested_client_context_and_keeps_serving() {
     assert_eq!(first["tool"], "t___patient_summary");
     assert_eq!(first["token"], "abc");
     assert_eq!(first["payload"]["patient_id"], "p1");
+    assert!((55..=60).contains(&first["seconds_left"].as_u64().unwrap()), "{first}");
     assert_eq!(posts[1].url.path(), "/2018-06-01/runtime/invocation/req-plain/response");
+    let second: Value = serde_json::from_slice(&posts[1].body).unwrap();
+    assert!((590..=600).contains(&second["seconds_left"].as_u64().unwrap()), "{second}");
 }
