@@ -2,7 +2,7 @@
 # One entry point for the local stack: FHIR server, JWT issuer and the Rust
 # functions under `cargo lambda watch`, all on loopback, no AWS account.
 #
-#   local/stack.sh install | up | down | status | demo
+#   local/stack.sh install | up | down | status | demo | test
 #   local/stack.sh token <user> [--ttl S] [--expired] [--forged] [--aud AUD]
 #   local/stack.sh invoke <function> <event-file|-> [--as <user>] [--token-flags "..."]
 set -euo pipefail
@@ -320,6 +320,35 @@ cmd_demo() {
   "$NODE" "$LOCAL_DIR/demo.mjs"
 }
 
+# The README's test command: lints, every unit and integration test, then the end-to-end tests through
+# the emulator against a stack started (and stopped) here.
+cmd_test() {
+  cmd_install
+  cd "$REPO_ROOT"
+  say "cargo fmt --check"
+  cargo fmt --all --check
+  say "cargo clippy (warnings are errors)"
+  cargo clippy --workspace --all-targets --quiet -- -D warnings
+  say "cargo test (unit, integration, policy and PHI-canary tests)"
+  cargo test --workspace
+  # Built before the emulator starts, so the first invoke does not compile under a timeout.
+  cargo build -p patient-summary --quiet
+  local started_here=0
+  if ! is_running lambda; then
+    started_here=1
+    trap 'cmd_down' EXIT
+    LAMBDA_NO_RELOAD=1 cmd_up
+  fi
+  say "end-to-end tests through cargo lambda watch"
+  cargo test -p e2e -- --ignored --test-threads=1
+  say "scripted demo"
+  "$NODE" "$LOCAL_DIR/demo.mjs"
+  if ((started_here)); then
+    trap - EXIT
+    cmd_down
+  fi
+}
+
 # ------------------------------------------------------------------ main
 
 sub="${1:-}"
@@ -332,6 +361,7 @@ case "$sub" in
   token) cmd_token "$@" ;;
   invoke) cmd_invoke "$@" ;;
   demo) cmd_demo ;;
+  test) cmd_test ;;
   *)
     cat >&2 <<'EOF'
 usage: local/stack.sh <command>
@@ -342,6 +372,7 @@ usage: local/stack.sh <command>
   token <user> [flags]         mint a JWT (--ttl S, --expired, --forged, --aud AUD)
   invoke <fn> <event|-> [--as <user>] [--token-flags "..."]
   demo                         scripted end-to-end demo (starts the stack)
+  test                         lints, all tests, end-to-end tests and the demo (the README test command)
 EOF
     exit 2
     ;;

@@ -72,10 +72,18 @@ impl Authorizer {
     }
 
     /// Asks whether `principal` may take `action` on `resource` (`Type`, `id`) in `context`.
-    pub fn decide(&self, principal: &Principal, action: &str, resource: (&str, &str), context: serde_json::Value) -> AuthzDecision {
+    pub fn decide(
+        &self,
+        principal: &Principal,
+        action: &str,
+        resource: (&str, &str),
+        context: serde_json::Value,
+    ) -> AuthzDecision {
         let Some(user) = principal_entity(principal) else { return AuthzDecision::deny_on_error() };
         let principal_uid = user.uid();
-        let Ok(entities) = Entities::from_entities([user], Some(&self.schema)) else { return AuthzDecision::deny_on_error() };
+        let Ok(entities) = Entities::from_entities([user], Some(&self.schema)) else {
+            return AuthzDecision::deny_on_error();
+        };
         self.decide_with(principal_uid, action, resource, context, &entities)
     }
 

@@ -32,7 +32,8 @@ impl Config {
     /// Reads from any key lookup, so tests need not touch the process environment.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let required = |key: &'static str| get(key).filter(|v| !v.is_empty()).ok_or(ConfigError::Missing(key));
-        let fhir_endpoint = FhirEndpoint::parse(&required("FHIR_BASE_URL")?).map_err(|_| ConfigError::Invalid("FHIR_BASE_URL"))?;
+        let fhir_endpoint =
+            FhirEndpoint::parse(&required("FHIR_BASE_URL")?).map_err(|_| ConfigError::Invalid("FHIR_BASE_URL"))?;
         let fhir_signing = match get("FHIR_SIGNING").as_deref().unwrap_or("sigv4") {
             "none" => Signing::None,
             "sigv4" => Signing::SigV4 {
@@ -50,7 +51,11 @@ impl Config {
         };
         let care_lookback_days = match get("CARE_RELATIONSHIP_LOOKBACK_DAYS") {
             None => 730,
-            Some(raw) => raw.parse().ok().filter(|d| (1..=3650).contains(d)).ok_or(ConfigError::Invalid("CARE_RELATIONSHIP_LOOKBACK_DAYS"))?,
+            Some(raw) => raw
+                .parse()
+                .ok()
+                .filter(|d| (1..=3650).contains(d))
+                .ok_or(ConfigError::Invalid("CARE_RELATIONSHIP_LOOKBACK_DAYS"))?,
         };
         Ok(Self {
             function_name: get("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|| "local".to_owned()),

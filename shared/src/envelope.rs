@@ -60,7 +60,8 @@ pub struct ToolReply {
 
 /// Reads an invocation. A payload that fits no envelope comes back as an error to render as a direct reply.
 pub fn parse(payload: &[u8], client_context: Option<&Value>) -> Result<ToolCall, ToolError> {
-    let event: Value = serde_json::from_slice(payload).map_err(|_| ToolError::invalid("the event is not valid json"))?;
+    let event: Value =
+        serde_json::from_slice(payload).map_err(|_| ToolError::invalid("the event is not valid json"))?;
     let Value::Object(mut event) = event else {
         return Err(ToolError::invalid("the event must be a json object"));
     };
@@ -140,7 +141,11 @@ fn parse_bedrock(mut event: Map<String, Value>) -> Result<ToolCall, ToolError> {
 
     let mut arguments = Map::new();
     collect_parameters(event.get("parameters"), &mut arguments);
-    let body_properties = event.get("requestBody").and_then(|b| b.get("content")).and_then(|c| c.get("application/json")).and_then(|j| j.get("properties"));
+    let body_properties = event
+        .get("requestBody")
+        .and_then(|b| b.get("content"))
+        .and_then(|c| c.get("application/json"))
+        .and_then(|j| j.get("properties"));
     collect_parameters(body_properties, &mut arguments);
 
     let (envelope, tool) = match (take_string(&mut event, "function"), take_string(&mut event, "apiPath")) {
@@ -149,7 +154,9 @@ fn parse_bedrock(mut event: Map<String, Value>) -> Result<ToolCall, ToolError> {
             let http_method = take_string(&mut event, "httpMethod").unwrap_or_else(|| "POST".to_owned());
             (Envelope::BedrockOpenApi { action_group, api_path: api_path.clone(), http_method, echo }, api_path)
         }
-        (None, None) => return Err(ToolError::invalid("the bedrock agent event names neither `function` nor `apiPath`")),
+        (None, None) => {
+            return Err(ToolError::invalid("the bedrock agent event names neither `function` nor `apiPath`"));
+        }
     };
     Ok(ToolCall { envelope, tool, arguments, session_id, identity_token, break_glass_reason })
 }
@@ -160,7 +167,9 @@ fn collect_parameters(list: Option<&Value>, into: &mut Map<String, Value>) {
     for item in items {
         let (Some(name), Some(value)) = (item.get("name").and_then(Value::as_str), item.get("value")) else { continue };
         let typed = match (item.get("type").and_then(Value::as_str), value.as_str()) {
-            (Some("integer" | "number"), Some(raw)) => raw.parse::<f64>().ok().and_then(|n| serde_json::Number::from_f64(n)).map(Value::Number),
+            (Some("integer" | "number"), Some(raw)) => {
+                raw.parse::<f64>().ok().and_then(serde_json::Number::from_f64).map(Value::Number)
+            }
             (Some("boolean"), Some(raw)) => raw.parse::<bool>().ok().map(Value::Bool),
             _ => None,
         };

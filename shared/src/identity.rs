@@ -114,7 +114,12 @@ pub struct JwtVerifier {
 
 impl JwtVerifier {
     /// A verifier that fetches the issuer's JWKS over HTTPS (or loopback HTTP locally) and caches it.
-    pub fn from_jwks_url(issuer: impl Into<String>, audience: impl Into<String>, url: impl Into<String>, http: reqwest::Client) -> Self {
+    pub fn from_jwks_url(
+        issuer: impl Into<String>,
+        audience: impl Into<String>,
+        url: impl Into<String>,
+        http: reqwest::Client,
+    ) -> Self {
         Self {
             issuer: issuer.into(),
             audience: audience.into(),
@@ -203,7 +208,8 @@ impl JwtVerifier {
 }
 
 async fn fetch_jwks(http: &reqwest::Client, url: &str) -> Result<JwkSet, IdentityError> {
-    let response = http.get(url).timeout(Duration::from_secs(3)).send().await.map_err(|_| IdentityError::KeysUnavailable)?;
+    let response =
+        http.get(url).timeout(Duration::from_secs(3)).send().await.map_err(|_| IdentityError::KeysUnavailable)?;
     if !response.status().is_success() {
         return Err(IdentityError::KeysUnavailable);
     }

@@ -57,7 +57,11 @@ pub fn client_from_env() -> Result<Client, RuntimeError> {
 
 /// Lambda sets a bare `host:port`; cargo-lambda's emulator sets a full URL with a per-function path.
 fn runtime_api_uri(raw: &str) -> Result<http::Uri, RuntimeError> {
-    let url = if raw.starts_with("http://") || raw.starts_with("https://") { raw.to_owned() } else { format!("http://{raw}") };
+    let url = if raw.starts_with("http://") || raw.starts_with("https://") {
+        raw.to_owned()
+    } else {
+        format!("http://{raw}")
+    };
     let uri: http::Uri = url.parse().map_err(|_| RuntimeError::NoRuntimeApi)?;
     if uri.authority().is_none() {
         return Err(RuntimeError::NoRuntimeApi);
@@ -114,11 +118,9 @@ async fn next(client: &Client) -> Result<Option<Invocation>, RuntimeError> {
     } else {
         deadline_from_epoch_ms(deadline_ms)
     };
-    let client_context = header("lambda-runtime-client-context").filter(|raw| !raw.is_empty()).and_then(|raw| {
-        serde_json::from_str(&raw)
-            .inspect_err(|_| warn!("client context is not json; ignored"))
-            .ok()
-    });
+    let client_context = header("lambda-runtime-client-context")
+        .filter(|raw| !raw.is_empty())
+        .and_then(|raw| serde_json::from_str(&raw).inspect_err(|_| warn!("client context is not json; ignored")).ok());
     let payload = body.collect().await.map_err(|_| RuntimeError::Transport)?.to_bytes();
     Ok(Some(Invocation { request_id, deadline, payload, client_context }))
 }
@@ -140,7 +142,10 @@ mod tests {
 
     #[test]
     fn runtime_api_address_with_or_without_scheme() {
-        assert_eq!(runtime_api_uri("127.0.0.1:9001").map(|u| u.to_string()).ok().as_deref(), Some("http://127.0.0.1:9001/"));
+        assert_eq!(
+            runtime_api_uri("127.0.0.1:9001").map(|u| u.to_string()).ok().as_deref(),
+            Some("http://127.0.0.1:9001/")
+        );
         let emulator = runtime_api_uri("http://127.0.0.1:9000/.rt/patient-summary").ok();
         assert_eq!(emulator.map(|u| u.path().to_owned()).as_deref(), Some("/.rt/patient-summary"));
         assert!(runtime_api_uri("").is_err());

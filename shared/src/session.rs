@@ -92,7 +92,8 @@ mod tests {
 
     #[test]
     fn rejects_empty_long_and_odd_ids() {
-        for bad in ["", "a", &"a".repeat(257), "has space", "semi;colon", "-leading", "new\nline", "é-accent", "x\"y"] {
+        for bad in ["", "a", &"a".repeat(257), "has space", "semi;colon", "-leading", "new\nline", "é-accent", "x\"y"]
+        {
             let err = SessionId::parse(bad).err();
             assert!(matches!(err, Some(ToolError::InvalidInput(_))), "{bad:?} was accepted");
         }

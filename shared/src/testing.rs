@@ -50,7 +50,12 @@ impl TokenSpec {
     }
 
     pub fn with_roles(roles: &[&str]) -> Self {
-        Self { sub: "user-test".to_owned(), roles: roles.iter().map(|r| (*r).to_owned()).collect(), practitioner_id: None, ..Self::default() }
+        Self {
+            sub: "user-test".to_owned(),
+            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+            practitioner_id: None,
+            ..Self::default()
+        }
     }
 
     pub fn mint(&self) -> String {

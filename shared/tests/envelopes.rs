@@ -1,5 +1,7 @@
 //! Every envelope shape, from the fixtures in `events/`, parsed and answered in its own format.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a failed step is a failed test")]
+
 use serde_json::{Value, json};
 use shared::ToolError;
 use shared::envelope::{Envelope, ToolReply, parse, render};
@@ -48,7 +50,8 @@ fn bedrock_openapi_event() {
     assert_eq!(ok["response"]["apiPath"], "/patient-summary");
     assert_eq!(ok["response"]["httpMethod"], "POST");
     assert_eq!(ok["response"]["httpStatusCode"], 200);
-    let body: Value = serde_json::from_str(ok["response"]["responseBody"]["application/json"]["body"].as_str().unwrap()).unwrap();
+    let body: Value =
+        serde_json::from_str(ok["response"]["responseBody"]["application/json"]["body"].as_str().unwrap()).unwrap();
     assert_eq!(body["result"]["answer"], 42);
     assert_eq!(ok["sessionAttributes"]["identity_token"], "<minted>");
     assert_eq!(ok["promptSessionAttributes"], json!({}));
@@ -66,7 +69,9 @@ fn bedrock_function_event() {
     let ok = render(&call.envelope, &reply(), "req-1");
     assert_eq!(ok["response"]["function"], "patient_summary");
     assert!(ok["response"]["functionResponse"].get("responseState").is_none(), "omitted on success");
-    let body: Value = serde_json::from_str(ok["response"]["functionResponse"]["responseBody"]["TEXT"]["body"].as_str().unwrap()).unwrap();
+    let body: Value =
+        serde_json::from_str(ok["response"]["functionResponse"]["responseBody"]["TEXT"]["body"].as_str().unwrap())
+            .unwrap();
     assert_eq!(body["text"], "the answer");
 
     let denied = render(&call.envelope, &Err(ToolError::Denied), "req-1");
@@ -113,14 +118,19 @@ fn identity_in_tool_arguments_is_ignored() {
     let mut bedrock: Value = serde_json::from_slice(&fixture("bedrock-function.json")).unwrap();
     bedrock["sessionAttributes"] = json!({});
     bedrock["promptSessionAttributes"] = json!({"identity_token": "from the model"});
-    bedrock["parameters"].as_array_mut().unwrap().push(json!({"name": "identity_token", "type": "string", "value": "forged"}));
+    bedrock["parameters"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "identity_token", "type": "string", "value": "forged"}));
     let call = parse(bedrock.to_string().as_bytes(), None).unwrap();
     assert_eq!(call.identity_token, None);
 }
 
 #[test]
 fn unusable_events_are_invalid_input() {
-    for bad in [&b"not json"[..], b"[1,2]", b"{\"hello\": 1}", b"{\"tool\": 5}", b"{\"tool\": \"x\", \"arguments\": []}"] {
+    for bad in
+        [&b"not json"[..], b"[1,2]", b"{\"hello\": 1}", b"{\"tool\": 5}", b"{\"tool\": \"x\", \"arguments\": []}"]
+    {
         assert!(matches!(parse(bad, None), Err(ToolError::InvalidInput(_))), "{}", String::from_utf8_lossy(bad));
     }
 }

@@ -1,5 +1,7 @@
 //! The FHIR client at the wire: headers, paging, retries, errors and SigV4, against wiremock.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a failed step is a failed test")]
+
 use std::time::{Duration, Instant};
 
 use aws_credential_types::Credentials;
@@ -78,7 +80,10 @@ async fn follows_next_links_and_stops_at_the_page_limit() {
 async fn a_next_link_to_another_host_is_never_followed() {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(bundle(&["c1"], Some("https://elsewhere.example/fhir/Condition?page=2".into()))))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(bundle(&["c1"], Some("https://elsewhere.example/fhir/Condition?page=2".into()))),
+        )
         .expect(1)
         .mount(&server)
         .await;
@@ -118,7 +123,10 @@ async fn throttling_is_retried_honouring_retry_after() {
         .expect(1)
         .mount(&server)
         .await;
-    Mock::given(method("GET")).respond_with(ResponseTemplate::new(200).set_body_json(bundle(&["c1"], None))).mount(&server).await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(bundle(&["c1"], None)))
+        .mount(&server)
+        .await;
     let started = Instant::now();
     let set = store(&server, Signing::None).search(&session(Duration::from_secs(5)), &query()).await.unwrap();
     assert_eq!(set.len(), 1);

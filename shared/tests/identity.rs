@@ -1,5 +1,7 @@
 //! JWT verification: every way a token can be wrong is rejected with its own typed error.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a failed step is a failed test")]
+
 use std::collections::BTreeSet;
 
 use shared::identity::{IdentityError, JwtVerifier, Role};

@@ -1,6 +1,8 @@
 //! The policy tests kept as data in `policies/tests/` (the shape of the cedar CLI's `run-tests` files:
 //! name, request, entities, decision, reason, num_errors), run against the embedded policies.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a failed step is a failed test")]
+
 use std::str::FromStr;
 
 use cedar_policy::{Entities, EntityUid};
@@ -44,7 +46,13 @@ fn policy_tests_as_data() {
             let (_, action) = split_uid(&case.request.action);
             let (resource_type, resource_id) = split_uid(&case.request.resource);
             let principal = EntityUid::from_str(&case.request.principal).unwrap();
-            let decision = authorizer.decide_with(principal, &action, (&resource_type, &resource_id), case.request.context, &entities);
+            let decision = authorizer.decide_with(
+                principal,
+                &action,
+                (&resource_type, &resource_id),
+                case.request.context,
+                &entities,
+            );
             let expected_allow = case.decision == "allow";
             assert_eq!(decision.allowed, expected_allow, "{}: decision", case.name);
             let mut got = decision.policies.clone();
@@ -81,8 +89,14 @@ fn principal_mapping_gives_the_same_decisions() {
 #[test]
 fn a_malformed_context_fails_closed() {
     let authorizer = Authorizer::embedded().unwrap();
-    let principal = Principal { subject: "u".into(), roles: [Role::Clinician].into(), organization: None, practitioner_id: None };
-    let decision = authorizer.decide(&principal, "patient_summary.read", ("Patient", "p1"), serde_json::json!({"care_relationship": "yes"}));
+    let principal =
+        Principal { subject: "u".into(), roles: [Role::Clinician].into(), organization: None, practitioner_id: None };
+    let decision = authorizer.decide(
+        &principal,
+        "patient_summary.read",
+        ("Patient", "p1"),
+        serde_json::json!({"care_relationship": "yes"}),
+    );
     assert!(!decision.allowed);
     assert!(decision.errors > 0);
 }
@@ -95,5 +109,8 @@ fn invalid_policies_refuse_to_load() {
     assert!(Authorizer::from_sources(schema, bad).is_err());
     assert!(Authorizer::from_sources(schema, "permit (principal, action, resource) when {").is_err());
     // Every policy needs an @id, so audit records can name it.
-    assert!(Authorizer::from_sources(schema, r#"permit (principal, action == Action::"patient_summary.read", resource);"#).is_err());
+    assert!(
+        Authorizer::from_sources(schema, r#"permit (principal, action == Action::"patient_summary.read", resource);"#)
+            .is_err()
+    );
 }

@@ -4,6 +4,8 @@
 //! the client context is not a map of strings — which is what an AgentCore Gateway sends when propagated
 //! headers arrive nested. The first test proves that failure; the second that our loop answers anyway.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a failed step is a failed test")]
+
 use std::sync::Arc;
 
 use http::{HeaderMap, HeaderValue};
@@ -68,10 +70,12 @@ async fn our_loop_answers_a_nested_client_context_and_keeps_serving() {
         .await;
     Mock::given(method("POST")).respond_with(ResponseTemplate::new(202)).mount(&api).await;
 
-    let client = lambda_runtime_api_client::Client::builder().with_endpoint(api.uri().parse().unwrap()).build().unwrap();
+    let client =
+        lambda_runtime_api_client::Client::builder().with_endpoint(api.uri().parse().unwrap()).build().unwrap();
     serve(&client, &Echo, Some(2)).await.unwrap();
 
-    let posts: Vec<_> = api.received_requests().await.unwrap().into_iter().filter(|r| r.method.as_str() == "POST").collect();
+    let posts: Vec<_> =
+        api.received_requests().await.unwrap().into_iter().filter(|r| r.method.as_str() == "POST").collect();
     assert_eq!(posts.len(), 2);
     assert_eq!(posts[0].url.path(), "/2018-06-01/runtime/invocation/req-nested/response");
     let first: Value = serde_json::from_slice(&posts[0].body).unwrap();

@@ -4,6 +4,8 @@
 //! These need the local stack, so they are `#[ignore]`d in a plain `cargo test`; the test command
 //! (`local/stack.sh test`) starts the stack and runs them with `--ignored`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a failed step is a failed test")]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 use std::time::Duration;
@@ -33,7 +35,13 @@ fn client() -> reqwest::blocking::Client {
 }
 
 fn token(user: &str, flags: &[&str]) -> String {
-    let out = Command::new("node").arg(format!("{}/local/issuer.mjs", repo())).arg("mint").arg(user).args(flags).output().unwrap();
+    let out = Command::new("node")
+        .arg(format!("{}/local/issuer.mjs", repo()))
+        .arg("mint")
+        .arg(user)
+        .args(flags)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "mint failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
@@ -67,7 +75,9 @@ fn fhir_requests(session_id: &str) -> Vec<(String, String)> {
         .unwrap()
         .iter()
         .filter(|r| r["session_id"] == session_id)
-        .map(|r| (r["path"].as_str().unwrap_or_default().to_owned(), r["query"].as_str().unwrap_or_default().to_owned()))
+        .map(|r| {
+            (r["path"].as_str().unwrap_or_default().to_owned(), r["query"].as_str().unwrap_or_default().to_owned())
+        })
         .collect()
 }
 
@@ -105,7 +115,12 @@ fn clinician_gets_a_summary_that_matches_the_bundle() {
         .filter(|r| r["resourceType"] == "Condition" && first_code(&r["clinicalStatus"]) == "active")
         .map(|r| first_code(&r["code"]))
         .collect();
-    let got: BTreeSet<String> = summary["problems"].as_array().unwrap().iter().map(|p| p["code"]["code"].as_str().unwrap().to_owned()).collect();
+    let got: BTreeSet<String> = summary["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["code"]["code"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(got, expected, "active problems");
 
     // Active medications.
@@ -114,8 +129,12 @@ fn clinician_gets_a_summary_that_matches_the_bundle() {
         .filter(|r| r["resourceType"] == "MedicationRequest" && r["status"] == "active")
         .map(|r| first_code(&r["medicationCodeableConcept"]))
         .collect();
-    let got: BTreeSet<String> =
-        summary["medications"].as_array().unwrap().iter().filter_map(|m| m["code"]["code"].as_str().map(str::to_owned)).collect();
+    let got: BTreeSet<String> = summary["medications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["code"]["code"].as_str().map(str::to_owned))
+        .collect();
     assert_eq!(got, expected, "active medications");
 
     // Latest blood pressure: the newest BP panel observation, by effective date.
@@ -128,7 +147,8 @@ fn clinician_gets_a_summary_that_matches_the_bundle() {
 
     // Latest result per lab analyte that the bundle has.
     let mut latest: BTreeMap<String, (String, String)> = BTreeMap::new();
-    for r in resources.iter().filter(|r| r["resourceType"] == "Observation" && r["valueQuantity"]["value"].is_number()) {
+    for r in resources.iter().filter(|r| r["resourceType"] == "Observation" && r["valueQuantity"]["value"].is_number())
+    {
         let code = first_code(&r["code"]);
         let date = r["effectiveDateTime"].as_str().unwrap_or_default().to_owned();
         if latest.get(&code).is_none_or(|(d, _)| *d < date) {

@@ -5,6 +5,8 @@
 //! Prints medians over `BENCH_ITERATIONS` (default 30) runs; the machine is shared and noisy, so the
 //! ratio is what to read.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a failed step is a failed test")]
+
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;

@@ -57,7 +57,11 @@ pub async fn care_relationship(
 /// The summary's searches. Each asks only for what the summary shows: `_elements`, `_count`, `_sort`,
 /// and codes restricted to the panels, vitals and screenings it reports.
 pub fn chart_queries(patient: &FhirId) -> ChartQueries {
-    let screening_codes = COLORECTAL_SCREENING_CODES.iter().map(|(system, code)| format!("{system}|{code}")).collect::<Vec<_>>().join(",");
+    let screening_codes = COLORECTAL_SCREENING_CODES
+        .iter()
+        .map(|(system, code)| format!("{system}|{code}"))
+        .collect::<Vec<_>>()
+        .join(",");
     ChartQueries {
         patient: SearchQuery::new("Patient")
             .param("_id", patient.as_str())
@@ -134,7 +138,11 @@ pub struct FetchedChart {
 }
 
 /// Runs all summary searches concurrently; the summary's wall time is that of the slowest one.
-pub async fn chart(store: &impl FhirStore, session: &SessionContext, patient: &FhirId) -> Result<FetchedChart, ToolError> {
+pub async fn chart(
+    store: &impl FhirStore,
+    session: &SessionContext,
+    patient: &FhirId,
+) -> Result<FetchedChart, ToolError> {
     let q = chart_queries(patient);
     let (patient_set, conditions, medications, allergies, labs, vitals, immunizations, encounters, screenings) = tokio::try_join!(
         store.search(session, &q.patient),
@@ -147,7 +155,8 @@ pub async fn chart(store: &impl FhirStore, session: &SessionContext, patient: &F
         store.search(session, &q.encounters),
         store.search(session, &q.screenings),
     )?;
-    let sets: [&SearchSet; 9] = [&patient_set, &conditions, &medications, &allergies, &labs, &vitals, &immunizations, &encounters, &screenings];
+    let sets: [&SearchSet; 9] =
+        [&patient_set, &conditions, &medications, &allergies, &labs, &vitals, &immunizations, &encounters, &screenings];
     let reads = sets.iter().flat_map(|s| s.references()).collect();
 
     let mut unparsed = 0;

@@ -52,7 +52,11 @@ impl SummaryArgs {
             // Field names are ours to echo; values never are.
             return Err(ToolError::invalid(format!("unknown argument `{}`", sanitize_name(unknown))));
         }
-        let raw = call.arguments.get("patient_id").and_then(Value::as_str).ok_or_else(|| ToolError::invalid("`patient_id` is missing"))?;
+        let raw = call
+            .arguments
+            .get("patient_id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ToolError::invalid("`patient_id` is missing"))?;
         Ok(Self { patient: FhirId::parse(raw)? })
     }
 }
@@ -60,7 +64,8 @@ impl SummaryArgs {
 impl<S: FhirStore, W: ClinicalWriter, A: AuditSink> Handler for SummaryTool<S, W, A> {
     async fn call(&self, invocation: Invocation) -> Value {
         let started = Instant::now();
-        let span = info_span!("patient_summary", request_id = %invocation.request_id, session_id = tracing::field::Empty);
+        let span =
+            info_span!("patient_summary", request_id = %invocation.request_id, session_id = tracing::field::Empty);
         async {
             let call = match envelope::parse(&invocation.payload, invocation.client_context.as_ref()) {
                 Ok(call) => call,
@@ -90,7 +95,12 @@ impl<S: FhirStore, W: ClinicalWriter, A: AuditSink> Handler for SummaryTool<S, W
 }
 
 impl<S: FhirStore, W: ClinicalWriter, A: AuditSink> SummaryTool<S, W, A> {
-    async fn summarize(&self, call: &ToolCall, invocation: &Invocation, audit: &mut AuditRecord) -> Result<ToolReply, ToolError> {
+    async fn summarize(
+        &self,
+        call: &ToolCall,
+        invocation: &Invocation,
+        audit: &mut AuditRecord,
+    ) -> Result<ToolReply, ToolError> {
         if !TOOL_NAMES.contains(&call.tool.as_str()) {
             return Err(ToolError::invalid("this function serves only the `patient_summary` tool"));
         }
@@ -114,7 +124,12 @@ impl<S: FhirStore, W: ClinicalWriter, A: AuditSink> SummaryTool<S, W, A> {
 
         // Could any relationship allow this caller? If not (a role that is never allowed), deny before any
         // FHIR request at all.
-        let ceiling = self.authorizer.decide(&principal, ACTION, resource, json!({"care_relationship": true, "break_glass": break_glass_reason.is_some()}));
+        let ceiling = self.authorizer.decide(
+            &principal,
+            ACTION,
+            resource,
+            json!({"care_relationship": true, "break_glass": break_glass_reason.is_some()}),
+        );
         if !ceiling.allowed {
             info!(policies = ?ceiling.policies, "denied before any read");
             audit.decision = Some(ceiling);
@@ -124,12 +139,19 @@ impl<S: FhirStore, W: ClinicalWriter, A: AuditSink> SummaryTool<S, W, A> {
         let session = SessionContext::new(session_id, invocation.request_id.clone(), invocation.deadline);
         let as_of = self.as_of.unwrap_or_else(|| OffsetDateTime::now_utc().date());
         let since = as_of - Duration::days(i64::from(self.care_lookback_days));
-        let relationship = fetch::care_relationship(&self.store, &session, &patient, principal.practitioner_id.as_ref(), since).await?;
+        let relationship =
+            fetch::care_relationship(&self.store, &session, &patient, principal.practitioner_id.as_ref(), since)
+                .await?;
         audit.relationship_reads = relationship.reads.clone();
 
         // Break-glass is used, and flagged, only when no relationship already allows the read.
         let break_glass = !relationship.established && break_glass_reason.is_some();
-        let decision = self.authorizer.decide(&principal, ACTION, resource, json!({"care_relationship": relationship.established, "break_glass": break_glass}));
+        let decision = self.authorizer.decide(
+            &principal,
+            ACTION,
+            resource,
+            json!({"care_relationship": relationship.established, "break_glass": break_glass}),
+        );
         info!(allowed = decision.allowed, policies = ?decision.policies, break_glass, "authorization decided");
         let allowed = decision.allowed;
         audit.decision = Some(decision);

@@ -1,6 +1,8 @@
 //! The whole tool in-process against a FHIR endpoint on wiremock: who is let in, what is read, what is
 //! audited, and that a deny reads no clinical data.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a failed step is a failed test")]
+
 mod support;
 
 use std::collections::HashMap;
@@ -35,16 +37,28 @@ async fn clinician_with_a_gp_relationship_gets_a_cited_summary() {
     }
 
     let requests = h.requests();
-    assert!(requests.iter().all(|(_, _, session)| session.as_deref() == Some(SESSION)), "session header on every request");
+    assert!(
+        requests.iter().all(|(_, _, session)| session.as_deref() == Some(SESSION)),
+        "session header on every request"
+    );
     // The relationship facts come first and ask for ids only.
-    let relationship: Vec<_> = requests.iter().filter(|(_, q, _)| q.contains("general-practitioner") || q.contains("participant")).collect();
+    let relationship: Vec<_> =
+        requests.iter().filter(|(_, q, _)| q.contains("general-practitioner") || q.contains("participant")).collect();
     assert_eq!(relationship.len(), 2);
-    assert!(requests[..2].iter().all(|r| relationship.contains(&r)), "relationship facts are read before any clinical search");
+    assert!(
+        requests[..2].iter().all(|r| relationship.contains(&r)),
+        "relationship facts are read before any clinical search"
+    );
     assert!(relationship.iter().all(|(_, q, _)| q.contains("_elements=id")));
     // Clinical searches are narrow.
-    let observation_queries: Vec<_> = requests.iter().filter(|(t, _, _)| t == "Observation").map(|(_, q, _)| q.clone()).collect();
+    let observation_queries: Vec<_> =
+        requests.iter().filter(|(t, _, _)| t == "Observation").map(|(_, q, _)| q.clone()).collect();
     assert_eq!(observation_queries.len(), 2);
-    assert!(observation_queries.iter().all(|q| q.contains("_sort=-date") && q.contains("code=") && q.contains("_elements=")));
+    assert!(
+        observation_queries
+            .iter()
+            .all(|q| q.contains("_sort=-date") && q.contains("code=") && q.contains("_elements="))
+    );
 
     let audit = h.audit();
     assert_eq!(audit.len(), 1);
@@ -60,13 +74,15 @@ async fn clinician_with_a_gp_relationship_gets_a_cited_summary() {
 
 #[tokio::test]
 async fn a_recent_encounter_also_establishes_the_relationship() {
-    let behaviour = Behaviour { encounter_participant: Some(format!("Practitioner/{DR_ALVAREZ}")), ..Behaviour::default() };
+    let behaviour =
+        Behaviour { encounter_participant: Some(format!("Practitioner/{DR_ALVAREZ}")), ..Behaviour::default() };
     let h = Harness::new(load_bundle(JOIE), behaviour).await;
     let reply = call(&h, &direct(&TokenSpec::clinician(DR_ALVAREZ).mint(), JOIE_ID)).await;
     assert_eq!(reply["ok"], true, "{reply}");
     let reads = h.audit()[0]["relationship_reads"].clone();
     assert!(reads.as_array().unwrap().iter().all(|r| r.as_str().unwrap().starts_with("Encounter/")), "{reads}");
-    let encounter_query = h.requests().into_iter().find(|(t, q, _)| t == "Encounter" && q.contains("participant")).unwrap().1;
+    let encounter_query =
+        h.requests().into_iter().find(|(t, q, _)| t == "Encounter" && q.contains("participant")).unwrap().1;
     assert!(encounter_query.contains("date=ge2019-06-02"), "look-back bound: {encounter_query}");
 }
 
@@ -157,12 +173,21 @@ async fn invalid_requests_make_no_downstream_call() {
     let mut cases: Vec<(Value, &str)> = vec![
         (direct(&token, "../Patient/x"), "invalid_input"),
         (direct(&token, &"a".repeat(65)), "invalid_input"),
-        (json!({"tool": "patient_summary", "session_id": SESSION, "identity_token": token, "arguments": {}}), "invalid_input"),
+        (
+            json!({"tool": "patient_summary", "session_id": SESSION, "identity_token": token, "arguments": {}}),
+            "invalid_input",
+        ),
         (direct("", JOIE_ID), "unauthenticated"),
         (direct(&TokenSpec { expires_in: -60, ..TokenSpec::clinician(DR_ALVAREZ) }.mint(), JOIE_ID), "unauthenticated"),
         (direct(&TokenSpec { forged: true, ..TokenSpec::clinician(DR_ALVAREZ) }.mint(), JOIE_ID), "unauthenticated"),
-        (direct(&TokenSpec { audience: "other".into(), ..TokenSpec::clinician(DR_ALVAREZ) }.mint(), JOIE_ID), "unauthenticated"),
-        (json!({"tool": "icd10_coding", "session_id": SESSION, "identity_token": token, "arguments": {"patient_id": JOIE_ID}}), "invalid_input"),
+        (
+            direct(&TokenSpec { audience: "other".into(), ..TokenSpec::clinician(DR_ALVAREZ) }.mint(), JOIE_ID),
+            "unauthenticated",
+        ),
+        (
+            json!({"tool": "icd10_coding", "session_id": SESSION, "identity_token": token, "arguments": {"patient_id": JOIE_ID}}),
+            "invalid_input",
+        ),
     ];
     for bad_session in ["", "x", "has spaces in it", &"s".repeat(300)] {
         let mut event = direct(&token, JOIE_ID);
@@ -208,7 +233,8 @@ async fn every_envelope_gets_its_own_reply_shape() {
     let h = Harness::new(load_bundle(JOIE), gp_behaviour()).await;
     let token = TokenSpec::clinician(DR_ALVAREZ).mint();
     let events = format!("{}/../../events/patient-summary", env!("CARGO_MANIFEST_DIR"));
-    let read = |name: &str| -> Value { serde_json::from_slice(&std::fs::read(format!("{events}/{name}")).unwrap()).unwrap() };
+    let read =
+        |name: &str| -> Value { serde_json::from_slice(&std::fs::read(format!("{events}/{name}")).unwrap()).unwrap() };
 
     let mut openapi = read("bedrock-openapi.json");
     openapi["sessionAttributes"]["identity_token"] = json!(token);

@@ -152,7 +152,13 @@ impl HttpFhirStore {
                     retry_after(response.headers().get(RETRY_AFTER))
                 }
                 Err(e) => {
-                    warn!(attempt, resource_type, timeout = e.is_timeout(), connect = e.is_connect(), "fhir request failed");
+                    warn!(
+                        attempt,
+                        resource_type,
+                        timeout = e.is_timeout(),
+                        connect = e.is_connect(),
+                        "fhir request failed"
+                    );
                     None
                 }
             };
@@ -250,7 +256,11 @@ fn header_safe(raw: &str) -> &str {
     if raw.bytes().all(|b| b.is_ascii_graphic()) { raw } else { "invalid" }
 }
 
-fn sign_request(request: &mut http::Request<Vec<u8>>, region: &str, credentials: &Credentials) -> Result<(), FhirError> {
+fn sign_request(
+    request: &mut http::Request<Vec<u8>>,
+    region: &str,
+    credentials: &Credentials,
+) -> Result<(), FhirError> {
     let identity = credentials.clone().into();
     let params = v4::SigningParams::builder()
         .identity(&identity)

@@ -20,7 +20,8 @@ pub struct FhirId(String);
 
 impl FhirId {
     pub fn parse(raw: &str) -> Result<Self, ToolError> {
-        let ok = (1..=64).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+        let ok =
+            (1..=64).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
         if ok { Ok(Self(raw.to_owned())) } else { Err(ToolError::invalid("`patient_id` is not a valid FHIR id")) }
     }
 
@@ -173,5 +174,9 @@ impl From<FhirError> for ToolError {
 
 pub trait FhirStore: Send + Sync {
     /// Runs a search, following `Bundle.link[next]` up to the query's page limit.
-    fn search(&self, session: &SessionContext, query: &SearchQuery) -> impl Future<Output = Result<SearchSet, FhirError>> + Send;
+    fn search(
+        &self,
+        session: &SessionContext,
+        query: &SearchQuery,
+    ) -> impl Future<Output = Result<SearchSet, FhirError>> + Send;
 }

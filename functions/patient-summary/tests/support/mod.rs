@@ -1,6 +1,7 @@
 //! Test doubles for the handler tests: a FHIR endpoint on wiremock that answers searches from a Synthea
 //! bundle, and a tool wired to it with the test identity keys.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a failed step is a failed test")]
 #![allow(dead_code, reason = "each test binary uses a different part of this module")]
 
 use std::collections::HashMap;
@@ -25,13 +26,17 @@ pub const SESSION: &str = "test-session-0123456789abcdef0123456789abcdef";
 
 /// Loads a Synthea transaction bundle and resolves `urn:uuid:` references to `Type/id`.
 pub fn load_bundle(file: &str) -> Vec<Value> {
-    let raw = std::fs::read_to_string(format!("{SYNTHEA}/{file}")).expect("shared synthea bundle (../shared beside the repo)");
+    let raw = std::fs::read_to_string(format!("{SYNTHEA}/{file}"))
+        .expect("shared synthea bundle (../shared beside the repo)");
     let bundle: Value = serde_json::from_str(&raw).unwrap();
     let entries = bundle["entry"].as_array().unwrap();
     let mut map = HashMap::new();
     for e in entries {
         let r = &e["resource"];
-        map.insert(e["fullUrl"].as_str().unwrap().to_owned(), format!("{}/{}", r["resourceType"].as_str().unwrap(), r["id"].as_str().unwrap()));
+        map.insert(
+            e["fullUrl"].as_str().unwrap().to_owned(),
+            format!("{}/{}", r["resourceType"].as_str().unwrap(), r["id"].as_str().unwrap()),
+        );
     }
     let mut text = serde_json::to_string(&entries.iter().map(|e| e["resource"].clone()).collect::<Vec<_>>()).unwrap();
     for (urn, reference) in &map {
@@ -39,6 +44,10 @@ pub fn load_bundle(file: &str) -> Vec<Value> {
     }
     serde_json::from_str(&text).unwrap()
 }
+
+/// One FHIR request the fake server saw: resource type, raw query, `x-session-id` header.
+pub type Seen = (String, String, Option<String>);
+pub type Journal = Arc<Mutex<Vec<Seen>>>;
 
 /// How the fake server answers: which practitioner is the GP, and what fails.
 #[derive(Clone, Default)]
@@ -54,7 +63,7 @@ pub struct Behaviour {
 pub struct BundleFhir {
     pub resources: Arc<Vec<Value>>,
     pub behaviour: Behaviour,
-    pub seen: Arc<Mutex<Vec<(String, String, Option<String>)>>>,
+    pub seen: Journal,
 }
 
 impl Respond for BundleFhir {
@@ -62,36 +71,26 @@ impl Respond for BundleFhir {
         let resource_type = request.url.path().trim_start_matches("/fhir/").to_owned();
         let query: HashMap<String, String> = request.url.query_pairs().into_owned().collect();
         let session = request.headers.get("x-session-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
-        self.seen.lock().unwrap().push((resource_type.clone(), request.url.query().unwrap_or_default().to_owned(), session));
+        self.seen.lock().unwrap().push((
+            resource_type.clone(),
+            request.url.query().unwrap_or_default().to_owned(),
+            session,
+        ));
         if let Some(status) = self.behaviour.failing.get(&resource_type) {
-            return ResponseTemplate::new(*status).set_body_string("{\"issue\":[{\"diagnostics\":\"upstream detail\"}]}");
+            return ResponseTemplate::new(*status)
+                .set_body_string("{\"issue\":[{\"diagnostics\":\"upstream detail\"}]}");
         }
         let matches = |r: &&Value| -> bool {
-            if r["resourceType"] != resource_type.as_str() {
-                return false;
-            }
-            if let Some(id) = query.get("_id") {
-                if r["id"] != id.as_str() {
-                    return false;
-                }
-            }
-            if let Some(gp) = query.get("general-practitioner") {
-                if self.behaviour.general_practitioner.as_deref() != Some(gp.as_str()) {
-                    return false;
-                }
-            }
-            if let Some(participant) = query.get("participant") {
-                if self.behaviour.encounter_participant.as_deref() != Some(participant.as_str()) {
-                    return false;
-                }
-            }
-            if let Some(patient) = query.get("patient") {
-                let subject = r.get("subject").or_else(|| r.get("patient")).and_then(|s| s["reference"].as_str());
-                if subject != Some(patient.as_str()) {
-                    return false;
-                }
-            }
-            true
+            let subject = r.get("subject").or_else(|| r.get("patient")).and_then(|s| s["reference"].as_str());
+            r["resourceType"] == resource_type.as_str()
+                && query.get("_id").is_none_or(|id| r["id"] == id.as_str())
+                && query
+                    .get("general-practitioner")
+                    .is_none_or(|gp| self.behaviour.general_practitioner.as_deref() == Some(gp.as_str()))
+                && query
+                    .get("participant")
+                    .is_none_or(|p| self.behaviour.encounter_participant.as_deref() == Some(p.as_str()))
+                && query.get("patient").is_none_or(|patient| subject == Some(patient.as_str()))
         };
         let entry: Vec<Value> = self.resources.iter().filter(matches).map(|r| json!({"resource": r})).collect();
         ResponseTemplate::new(200).set_body_json(json!({"resourceType": "Bundle", "type": "searchset", "entry": entry}))
@@ -100,7 +99,7 @@ impl Respond for BundleFhir {
 
 pub struct Harness {
     pub server: MockServer,
-    pub seen: Arc<Mutex<Vec<(String, String, Option<String>)>>>,
+    pub seen: Journal,
     pub tool: SummaryTool<HttpFhirStore, LocalWriter, MemoryAuditSink>,
 }
 
@@ -111,11 +110,12 @@ impl Harness {
         let responder = BundleFhir { resources: Arc::new(resources), behaviour, seen: seen.clone() };
         wiremock::Mock::given(wiremock::matchers::method("GET")).respond_with(responder).mount(&server).await;
         let endpoint = FhirEndpoint::parse(&format!("{}/fhir", server.uri())).unwrap();
-        let store = HttpFhirStore::new(reqwest::Client::new(), endpoint, Signing::None).with_retry(shared::fhir::RetryPolicy {
-            max_attempts: 2,
-            base_delay: Duration::from_millis(1),
-            max_delay: Duration::from_millis(5),
-        });
+        let store =
+            HttpFhirStore::new(reqwest::Client::new(), endpoint, Signing::None).with_retry(shared::fhir::RetryPolicy {
+                max_attempts: 2,
+                base_delay: Duration::from_millis(1),
+                max_delay: Duration::from_millis(5),
+            });
         let tool = SummaryTool {
             store,
             writer: LocalWriter,
@@ -129,7 +129,7 @@ impl Harness {
         Self { server, seen, tool }
     }
 
-    pub fn requests(&self) -> Vec<(String, String, Option<String>)> {
+    pub fn requests(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
     }
 
