@@ -1,15 +1,11 @@
 //! The handler's CPU time excluding I/O: `summarize` + `render_text` on the largest shared bundle.
-#![expect(
-    clippy::expect_used,
-    reason = "bench setup: a missing bundle must stop the bench, not be measured"
-)]
+#![expect(clippy::expect_used, reason = "bench setup: a missing bundle must stop the bench, not be measured")]
 
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use fhir_sdk::r4b::resources::{
-    AllergyIntolerance, Condition, Encounter, Immunization, MedicationRequest, Observation,
-    Patient, Procedure,
+    AllergyIntolerance, Condition, Encounter, Immunization, MedicationRequest, Observation, Patient, Procedure,
 };
 use patient_summary::summary::{
     COLORECTAL_SCREENING_CODES, ChartExtract, LAB_CODES, VITAL_CODES, render_text, summarize,
@@ -33,63 +29,30 @@ fn loinc_in(concept: &Value, wanted: &[&str]) -> bool {
 }
 
 fn category(resource: &Value, wanted: &str) -> bool {
-    resource["category"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|c| codings(c).any(|(_, code)| code == wanted))
+    resource["category"].as_array().into_iter().flatten().any(|c| codings(c).any(|(_, code)| code == wanted))
 }
 
 fn parse<T: DeserializeOwned>(values: Vec<&Value>) -> Vec<T> {
-    values
-        .into_iter()
-        .map(|v| serde_json::from_value(v.clone()).expect("fhir-sdk r4b parses"))
-        .collect()
+    values.into_iter().map(|v| serde_json::from_value(v.clone()).expect("fhir-sdk r4b parses")).collect()
 }
 
 /// The extract the handler's searches would return for Fletcher Hyatt (built once, outside the timing).
 fn fletcher() -> ChartExtract {
-    let path = format!(
-        "{}/../../../shared/fhir/synthea/{FLETCHER}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/../../../shared/fhir/synthea/{FLETCHER}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).expect("the shared Synthea bundle is present");
     let bundle: Value = serde_json::from_str(&text).expect("bundle JSON");
-    let all: Vec<&Value> = bundle["entry"]
-        .as_array()
-        .expect("entries")
-        .iter()
-        .map(|e| &e["resource"])
-        .collect();
-    let of = |kind: &str| {
-        all.iter()
-            .copied()
-            .filter(|r| r["resourceType"] == kind)
-            .collect::<Vec<_>>()
-    };
+    let all: Vec<&Value> = bundle["entry"].as_array().expect("entries").iter().map(|e| &e["resource"]).collect();
+    let of = |kind: &str| all.iter().copied().filter(|r| r["resourceType"] == kind).collect::<Vec<_>>();
     let mut encounters = of("Encounter");
-    encounters.sort_by(|a, b| {
-        b["period"]["start"]
-            .as_str()
-            .cmp(&a["period"]["start"].as_str())
-    });
+    encounters.sort_by(|a, b| b["period"]["start"].as_str().cmp(&a["period"]["start"].as_str()));
     encounters.truncate(10);
     ChartExtract {
-        patient: parse::<Patient>(of("Patient"))
-            .into_iter()
-            .next()
-            .expect("a Patient"),
+        patient: parse::<Patient>(of("Patient")).into_iter().next().expect("a Patient"),
         conditions: parse::<Condition>(
-            of("Condition")
-                .into_iter()
-                .filter(|c| codings(&c["clinicalStatus"]).any(|(_, s)| s == "active"))
-                .collect(),
+            of("Condition").into_iter().filter(|c| codings(&c["clinicalStatus"]).any(|(_, s)| s == "active")).collect(),
         ),
         medications: parse::<MedicationRequest>(
-            of("MedicationRequest")
-                .into_iter()
-                .filter(|m| m["status"] == "active")
-                .collect(),
+            of("MedicationRequest").into_iter().filter(|m| m["status"] == "active").collect(),
         ),
         allergies: parse::<AllergyIntolerance>(of("AllergyIntolerance")),
         labs: parse::<Observation>(
@@ -109,9 +72,7 @@ fn fletcher() -> ChartExtract {
         screenings: parse::<Procedure>(
             of("Procedure")
                 .into_iter()
-                .filter(|p| {
-                    codings(&p["code"]).any(|pair| COLORECTAL_SCREENING_CODES.contains(&pair))
-                })
+                .filter(|p| codings(&p["code"]).any(|pair| COLORECTAL_SCREENING_CODES.contains(&pair)))
                 .collect(),
         ),
     }

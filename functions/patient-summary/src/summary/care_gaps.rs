@@ -36,55 +36,35 @@ pub(crate) fn evaluate(evidence: &Evidence<'_>) -> Vec<CareGap> {
 
 fn patient_source(evidence: &Evidence<'_>) -> Vec<String> {
     let reference = &evidence.patient.reference;
-    if reference.is_empty() {
-        Vec::new()
-    } else {
-        vec![reference.clone()]
-    }
+    if reference.is_empty() { Vec::new() } else { vec![reference.clone()] }
 }
 
 pub(crate) fn is_diabetes(problem: &Problem) -> bool {
     let code = &problem.code;
     (code.system == codes::SNOMED && DIABETES_SNOMED.contains(&code.code.as_str()))
         || ((code.system == codes::ICD10_CM || code.system == codes::ICD10)
-            && DIABETES_ICD10_PREFIXES
-                .iter()
-                .any(|prefix| code.code.starts_with(prefix)))
+            && DIABETES_ICD10_PREFIXES.iter().any(|prefix| code.code.starts_with(prefix)))
 }
 
 /// Active diabetes and no HbA1c dated in the 6 calendar months up to and including `as_of`.
 fn diabetes_hba1c(evidence: &Evidence<'_>) -> Option<CareGap> {
-    let diabetes: Vec<&Problem> = evidence
-        .problems
-        .iter()
-        .filter(|p| is_diabetes(p))
-        .collect();
+    let diabetes: Vec<&Problem> = evidence.problems.iter().filter(|p| is_diabetes(p)).collect();
     if diabetes.is_empty() {
         return None;
     }
     let window_start = months_before(evidence.as_of, 6);
-    let last = evidence
-        .labs
-        .iter()
-        .find(|lab| lab.loinc == HBA1C)
-        .map(|lab| &lab.latest);
+    let last = evidence.labs.iter().find(|lab| lab.loinc == HBA1C).map(|lab| &lab.latest);
     if let Some(last) = last {
         // Dates are ISO, partial dates sort before the full dates of their period: string order is date order.
         if last.date.as_str() >= iso(window_start).as_str() {
             return None;
         }
     }
-    let mut sources: Vec<String> = diabetes
-        .iter()
-        .flat_map(|p| p.sources.iter().cloned())
-        .collect();
+    let mut sources: Vec<String> = diabetes.iter().flat_map(|p| p.sources.iter().cloned()).collect();
     let detail = match last {
         Some(last) => {
             sources.push(last.source.clone());
-            format!(
-                "Diabetes is on the problem list and the last HbA1c was on {}, more than 6 months ago.",
-                last.date
-            )
+            format!("Diabetes is on the problem list and the last HbA1c was on {}, more than 6 months ago.", last.date)
         }
         None => "Diabetes is on the problem list and there is no HbA1c on record.".to_owned(),
     };
@@ -93,10 +73,7 @@ fn diabetes_hba1c(evidence: &Evidence<'_>) -> Option<CareGap> {
         title: "HbA1c due".to_owned(),
         detail,
         sources,
-        evidence_window: EvidenceWindow {
-            start: Some(iso(window_start)),
-            end: iso(evidence.as_of),
-        },
+        evidence_window: EvidenceWindow { start: Some(iso(window_start)), end: iso(evidence.as_of) },
     })
 }
 
@@ -114,10 +91,7 @@ fn colorectal_screening(evidence: &Evidence<'_>) -> Option<CareGap> {
             "Age {age} is in the 45 to 75 screening range and no colonoscopy, sigmoidoscopy or CT colonography is on record."
         ),
         sources: patient_source(evidence),
-        evidence_window: EvidenceWindow {
-            start: None,
-            end: iso(evidence.as_of),
-        },
+        evidence_window: EvidenceWindow { start: None, end: iso(evidence.as_of) },
     })
 }
 
@@ -143,18 +117,12 @@ fn bp_above_140_90(evidence: &Evidence<'_>) -> Option<CareGap> {
             bp.systolic, bp.diastolic, bp.date
         ),
         sources: vec![bp.source.clone()],
-        evidence_window: EvidenceWindow {
-            start: Some(bp.date.clone()),
-            end: bp.date.clone(),
-        },
+        evidence_window: EvidenceWindow { start: Some(bp.date.clone()), end: bp.date.clone() },
     })
 }
 
 pub(crate) fn is_influenza(immunization: &ImmunizationFact) -> bool {
-    immunization
-        .cvx
-        .as_deref()
-        .is_some_and(|cvx| INFLUENZA_CVX.contains(&cvx))
+    immunization.cvx.as_deref().is_some_and(|cvx| INFLUENZA_CVX.contains(&cvx))
 }
 
 /// No influenza vaccine on or after Aug 1 opening the current season (Aug 1 of `as_of`'s year from
@@ -163,11 +131,7 @@ pub(crate) fn is_influenza(immunization: &ImmunizationFact) -> bool {
 fn influenza_this_season(evidence: &Evidence<'_>) -> Option<CareGap> {
     let season_start = influenza_season_start(evidence.as_of);
     let season = iso(season_start);
-    let last = evidence
-        .immunizations
-        .iter()
-        .filter(|i| is_influenza(i))
-        .max_by(|a, b| a.date.cmp(&b.date));
+    let last = evidence.immunizations.iter().filter(|i| is_influenza(i)).max_by(|a, b| a.date.cmp(&b.date));
     if last.is_some_and(|last| last.date >= season) {
         return None;
     }
@@ -175,10 +139,7 @@ fn influenza_this_season(evidence: &Evidence<'_>) -> Option<CareGap> {
     let detail = match last {
         Some(last) => {
             sources.push(last.source.clone());
-            format!(
-                "No influenza vaccine since {season}; the last one on record was on {}.",
-                last.date
-            )
+            format!("No influenza vaccine since {season}; the last one on record was on {}.", last.date)
         }
         None => format!("No influenza vaccine since {season} and none on record."),
     };
@@ -187,9 +148,6 @@ fn influenza_this_season(evidence: &Evidence<'_>) -> Option<CareGap> {
         title: "Influenza vaccine due this season".to_owned(),
         detail,
         sources,
-        evidence_window: EvidenceWindow {
-            start: Some(season),
-            end: iso(evidence.as_of),
-        },
+        evidence_window: EvidenceWindow { start: Some(season), end: iso(evidence.as_of) },
     })
 }

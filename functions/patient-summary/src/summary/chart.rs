@@ -7,15 +7,12 @@ use fhir_sdk::r4b::resources::{
     AllergyIntolerance, Condition, Encounter, Immunization, MedicationRequest, Patient, Procedure,
 };
 use fhir_sdk::r4b::resources::{
-    ConditionOnset, ImmunizationOccurrence, MedicationRequestMedication, PatientDeceased,
-    ProcedurePerformed,
+    ConditionOnset, ImmunizationOccurrence, MedicationRequestMedication, PatientDeceased, ProcedurePerformed,
 };
 use fhir_sdk::r4b::types::{CodeableConcept, Dosage};
 
 use super::codes::{self, COLORECTAL_SCREENING_CODES};
-use super::read::{
-    When, age_in_years, cite, codings, concept_display, primary_coding, when_datetime,
-};
+use super::read::{When, age_in_years, cite, codings, concept_display, primary_coding, when_datetime};
 use super::{Allergy, CodeRef, EncounterFact, ImmunizationFact, Medication, PatientFacts, Problem};
 
 /// How many encounters a clinician wants to see before a visit.
@@ -35,16 +32,8 @@ pub(crate) fn patient_facts(patient: &Patient, as_of: time::Date) -> PatientFact
     };
     PatientFacts {
         reference: cite("Patient", patient.id.as_ref()).unwrap_or_default(),
-        age_years: age_on.and_then(|on| {
-            patient
-                .birth_date
-                .as_ref()
-                .and_then(|birth| age_in_years(birth, on))
-        }),
-        sex: patient
-            .gender
-            .as_ref()
-            .map(|g| AsRef::<str>::as_ref(g).to_owned()),
+        age_years: age_on.and_then(|on| patient.birth_date.as_ref().and_then(|birth| age_in_years(birth, on))),
+        sex: patient.gender.as_ref().map(|g| AsRef::<str>::as_ref(g).to_owned()),
         deceased,
     }
 }
@@ -55,10 +44,7 @@ fn status_code(concept: Option<&CodeableConcept>) -> Option<&str> {
 
 fn code_ref(concept: &CodeableConcept) -> Option<CodeRef> {
     let coding = primary_coding(concept)?;
-    Some(CodeRef {
-        system: coding.system.clone()?,
-        code: coding.code.clone()?,
-    })
+    Some(CodeRef { system: coding.system.clone()?, code: coding.code.clone()? })
 }
 
 /// Active, not refuted problems, one per code: the most recent onset names and dates it, and every
@@ -75,16 +61,11 @@ pub(crate) fn problems(conditions: &[Condition], uncitable: &mut usize) -> Vec<P
             *uncitable += 1;
             continue;
         };
-        if !matches!(
-            status_code(condition.clinical_status.as_ref()),
-            None | Some("active" | "recurrence" | "relapse")
-        ) {
+        if !matches!(status_code(condition.clinical_status.as_ref()), None | Some("active" | "recurrence" | "relapse"))
+        {
             continue;
         }
-        if matches!(
-            status_code(condition.verification_status.as_ref()),
-            Some("refuted" | "entered-in-error")
-        ) {
+        if matches!(status_code(condition.verification_status.as_ref()), Some("refuted" | "entered-in-error")) {
             continue;
         }
         let Some(concept) = condition.code.as_ref() else {
@@ -108,14 +89,7 @@ pub(crate) fn problems(conditions: &[Condition], uncitable: &mut usize) -> Vec<P
                 }
             }
             None => {
-                by_code.insert(
-                    code,
-                    Entry {
-                        display,
-                        onset,
-                        sources: vec![source],
-                    },
-                );
+                by_code.insert(code, Entry { display, onset, sources: vec![source] });
             }
         }
     }
@@ -125,19 +99,10 @@ pub(crate) fn problems(conditions: &[Condition], uncitable: &mut usize) -> Vec<P
             entry.sources.sort();
             let key = entry.onset.as_ref().map(When::key);
             let onset = entry.onset.map(|w| w.text);
-            (
-                key,
-                Problem {
-                    display: entry.display,
-                    code,
-                    onset,
-                    sources: entry.sources,
-                },
-            )
+            (key, Problem { display: entry.display, code, onset, sources: entry.sources })
         })
         .collect();
-    problems
-        .sort_by(|(a_key, a), (b_key, b)| b_key.cmp(a_key).then_with(|| a.display.cmp(&b.display)));
+    problems.sort_by(|(a_key, a), (b_key, b)| b_key.cmp(a_key).then_with(|| a.display.cmp(&b.display)));
     problems.into_iter().map(|(_, p)| p).collect()
 }
 
@@ -146,10 +111,7 @@ fn onset_key(onset: Option<&When>) -> Option<i64> {
 }
 
 /// Active medication requests, one per medication code (latest authored wins, all cited), by name.
-pub(crate) fn medications(
-    requests: &[MedicationRequest],
-    uncitable: &mut usize,
-) -> Vec<Medication> {
+pub(crate) fn medications(requests: &[MedicationRequest], uncitable: &mut usize) -> Vec<Medication> {
     let mut by_key: BTreeMap<String, (Option<i64>, Medication)> = BTreeMap::new();
     for request in requests {
         let Some(source) = cite("MedicationRequest", request.id.as_ref()) else {
@@ -160,9 +122,7 @@ pub(crate) fn medications(
             continue;
         }
         let (display, code) = match &request.medication {
-            MedicationRequestMedication::CodeableConcept(concept) => {
-                (concept_display(concept), code_ref(concept))
-            }
+            MedicationRequestMedication::CodeableConcept(concept) => (concept_display(concept), code_ref(concept)),
             MedicationRequestMedication::Reference(reference) => (reference.display.clone(), None),
         };
         let display = display.unwrap_or_else(|| "Unnamed medication (see record)".to_owned());
@@ -172,19 +132,9 @@ pub(crate) fn medications(
             None => format!("display|{}", display.to_lowercase()),
         };
         let authored_key = authored.as_ref().map(When::key);
-        let dosage = request
-            .dosage_instruction
-            .iter()
-            .flatten()
-            .next()
-            .and_then(dosage_text);
-        let medication = Medication {
-            display,
-            code,
-            authored_on: authored.map(|w| w.text),
-            dosage,
-            sources: vec![source],
-        };
+        let dosage = request.dosage_instruction.iter().flatten().next().and_then(dosage_text);
+        let medication =
+            Medication { display, code, authored_on: authored.map(|w| w.text), dosage, sources: vec![source] };
         match by_key.get_mut(&key) {
             Some((kept_key, kept)) => {
                 let mut sources = std::mem::take(&mut kept.sources);
@@ -202,12 +152,7 @@ pub(crate) fn medications(
         }
     }
     let mut medications: Vec<Medication> = by_key.into_values().map(|(_, m)| m).collect();
-    medications.sort_by(|a, b| {
-        a.display
-            .to_lowercase()
-            .cmp(&b.display.to_lowercase())
-            .then(a.display.cmp(&b.display))
-    });
+    medications.sort_by(|a, b| a.display.to_lowercase().cmp(&b.display.to_lowercase()).then(a.display.cmp(&b.display)));
     medications
 }
 
@@ -217,16 +162,10 @@ fn dosage_text(dosage: &Dosage) -> Option<String> {
         return Some(text.trim().to_owned());
     }
     let mut parts = Vec::new();
-    let dose = dosage
-        .dose_and_rate
-        .iter()
-        .flatten()
-        .find_map(|d| match &d.dose {
-            Some(fhir_sdk::r4b::types::DosageDoseAndRateDose::Quantity(q)) => {
-                q.value.map(|v| (v, q.unit.clone()))
-            }
-            _ => None,
-        });
+    let dose = dosage.dose_and_rate.iter().flatten().find_map(|d| match &d.dose {
+        Some(fhir_sdk::r4b::types::DosageDoseAndRateDose::Quantity(q)) => q.value.map(|v| (v, q.unit.clone())),
+        _ => None,
+    });
     if let Some((value, unit)) = dose {
         parts.push(match unit {
             Some(unit) => format!("{} {unit}", number(value)),
@@ -234,23 +173,13 @@ fn dosage_text(dosage: &Dosage) -> Option<String> {
         });
     }
     if let Some(repeat) = dosage.timing.as_ref().and_then(|t| t.repeat.as_ref())
-        && let (Some(frequency), Some(period), Some(unit)) = (
-            repeat.frequency,
-            repeat.period,
-            repeat.period_unit.as_deref(),
-        )
+        && let (Some(frequency), Some(period), Some(unit)) =
+            (repeat.frequency, repeat.period, repeat.period_unit.as_deref())
     {
-        let times = if frequency.get() == 1 {
-            "once".to_owned()
-        } else {
-            format!("{frequency} times")
-        };
+        let times = if frequency.get() == 1 { "once".to_owned() } else { format!("{frequency} times") };
         parts.push(format!("{times} every {} {unit}", number(period)));
     }
-    if matches!(
-        dosage.as_needed,
-        Some(fhir_sdk::r4b::types::DosageAsNeeded::Boolean(true))
-    ) {
+    if matches!(dosage.as_needed, Some(fhir_sdk::r4b::types::DosageAsNeeded::Boolean(true))) {
         parts.push("as needed".to_owned());
     }
     (!parts.is_empty()).then(|| parts.join(", "))
@@ -258,11 +187,7 @@ fn dosage_text(dosage: &Dosage) -> Option<String> {
 
 /// A dose or period without a trailing `.0`.
 fn number(value: f64) -> String {
-    if value.fract() == 0.0 {
-        format!("{value:.0}")
-    } else {
-        format!("{value}")
-    }
+    if value.fract() == 0.0 { format!("{value:.0}") } else { format!("{value}") }
 }
 
 /// Allergies still in force: not inactive/resolved, not refuted/entered-in-error. High criticality first.
@@ -273,16 +198,10 @@ pub(crate) fn allergies(allergies: &[AllergyIntolerance], uncitable: &mut usize)
             *uncitable += 1;
             continue;
         };
-        if matches!(
-            status_code(allergy.clinical_status.as_ref()),
-            Some("inactive" | "resolved")
-        ) {
+        if matches!(status_code(allergy.clinical_status.as_ref()), Some("inactive" | "resolved")) {
             continue;
         }
-        if matches!(
-            status_code(allergy.verification_status.as_ref()),
-            Some("refuted" | "entered-in-error")
-        ) {
+        if matches!(status_code(allergy.verification_status.as_ref()), Some("refuted" | "entered-in-error")) {
             continue;
         }
         let display = allergy
@@ -290,15 +209,8 @@ pub(crate) fn allergies(allergies: &[AllergyIntolerance], uncitable: &mut usize)
             .as_ref()
             .and_then(concept_display)
             .unwrap_or_else(|| "Allergy to unspecified substance".to_owned());
-        let criticality = allergy
-            .criticality
-            .as_ref()
-            .map(|c| AsRef::<str>::as_ref(c).to_owned());
-        shown.push(Allergy {
-            display,
-            criticality,
-            sources: vec![source],
-        });
+        let criticality = allergy.criticality.as_ref().map(|c| AsRef::<str>::as_ref(c).to_owned());
+        shown.push(Allergy { display, criticality, sources: vec![source] });
     }
     let rank = |c: &Option<String>| match c.as_deref() {
         Some("high") => 0,
@@ -337,39 +249,25 @@ pub(crate) fn immunizations(
             continue;
         };
         let vaccine = &immunization.vaccine_code;
-        let cvx = codings(vaccine)
-            .find(|c| c.system.as_deref() == Some(codes::CVX))
-            .and_then(|c| c.code.clone());
+        let cvx = codings(vaccine).find(|c| c.system.as_deref() == Some(codes::CVX)).and_then(|c| c.code.clone());
         let display = concept_display(vaccine).unwrap_or_else(|| "Vaccine".to_owned());
         let key = match (&cvx, primary_coding(vaccine)) {
             (Some(cvx), _) => format!("cvx|{cvx}"),
-            (None, Some(coding)) => format!(
-                "{}|{}",
-                coding.system.as_deref().unwrap_or(""),
-                coding.code.as_deref().unwrap_or("")
-            ),
+            (None, Some(coding)) => {
+                format!("{}|{}", coding.system.as_deref().unwrap_or(""), coding.code.as_deref().unwrap_or(""))
+            }
             (None, None) => format!("display|{}", display.to_lowercase()),
         };
-        let fact = ImmunizationFact {
-            display,
-            cvx,
-            date: when.text.clone(),
-            source,
-        };
-        let newer = by_vaccine.get(&key).is_none_or(|(kept, kept_fact)| {
-            (when.key(), &fact.source) > (kept.key(), &kept_fact.source)
-        });
+        let fact = ImmunizationFact { display, cvx, date: when.text.clone(), source };
+        let newer = by_vaccine
+            .get(&key)
+            .is_none_or(|(kept, kept_fact)| (when.key(), &fact.source) > (kept.key(), &kept_fact.source));
         if newer {
             by_vaccine.insert(key, (when, fact));
         }
     }
     let mut facts: Vec<(When, ImmunizationFact)> = by_vaccine.into_values().collect();
-    facts.sort_by(|(a_when, a), (b_when, b)| {
-        b_when
-            .key()
-            .cmp(&a_when.key())
-            .then_with(|| a.display.cmp(&b.display))
-    });
+    facts.sort_by(|(a_when, a), (b_when, b)| b_when.key().cmp(&a_when.key()).then_with(|| a.display.cmp(&b.display)));
     facts.into_iter().map(|(_, f)| f).collect()
 }
 
@@ -391,32 +289,17 @@ pub(crate) fn recent_encounters(
         ) {
             continue;
         }
-        let start = encounter
-            .period
-            .as_ref()
-            .and_then(|p| p.start.as_ref())
-            .and_then(when_datetime);
+        let start = encounter.period.as_ref().and_then(|p| p.start.as_ref()).and_then(when_datetime);
         if start.as_ref().is_some_and(|w| w.date > as_of) {
             continue;
         }
         let type_display = encounter.r#type.iter().flatten().find_map(concept_display);
         let class_code = encounter.class.code.clone();
         let key = start.as_ref().map(When::key);
-        kept.push((
-            key,
-            EncounterFact {
-                type_display,
-                class_code,
-                start: start.map(|w| w.text),
-                source,
-            },
-        ));
+        kept.push((key, EncounterFact { type_display, class_code, start: start.map(|w| w.text), source }));
     }
     kept.sort_by(|(a_key, a), (b_key, b)| b_key.cmp(a_key).then_with(|| a.source.cmp(&b.source)));
-    kept.into_iter()
-        .take(RECENT_ENCOUNTERS)
-        .map(|(_, e)| e)
-        .collect()
+    kept.into_iter().take(RECENT_ENCOUNTERS).map(|(_, e)| e).collect()
 }
 
 /// A completed colorectal screening procedure on record by `as_of`.
@@ -426,11 +309,7 @@ pub(crate) struct Screening {
     pub date: Option<When>,
 }
 
-pub(crate) fn screenings(
-    procedures: &[Procedure],
-    as_of: time::Date,
-    uncitable: &mut usize,
-) -> Vec<Screening> {
+pub(crate) fn screenings(procedures: &[Procedure], as_of: time::Date, uncitable: &mut usize) -> Vec<Screening> {
     let mut found = Vec::new();
     for procedure in procedures {
         let Some(source) = cite("Procedure", procedure.id.as_ref()) else {
@@ -441,18 +320,14 @@ pub(crate) fn screenings(
             continue;
         }
         let is_screening = procedure.code.as_ref().is_some_and(|concept| {
-            COLORECTAL_SCREENING_CODES
-                .iter()
-                .any(|(system, code)| super::read::has_code(concept, system, code))
+            COLORECTAL_SCREENING_CODES.iter().any(|(system, code)| super::read::has_code(concept, system, code))
         });
         if !is_screening {
             continue;
         }
         let date = match &procedure.performed {
             Some(ProcedurePerformed::DateTime(at)) => when_datetime(at),
-            Some(ProcedurePerformed::Period(period)) => {
-                period.start.as_ref().and_then(when_datetime)
-            }
+            Some(ProcedurePerformed::Period(period)) => period.start.as_ref().and_then(when_datetime),
             _ => None,
         };
         // A completed screening with no date is still on record; one dated after `as_of` is not yet.
@@ -462,11 +337,7 @@ pub(crate) fn screenings(
         found.push(Screening { source, date });
     }
     found.sort_by(|a, b| {
-        b.date
-            .as_ref()
-            .map(When::key)
-            .cmp(&a.date.as_ref().map(When::key))
-            .then_with(|| a.source.cmp(&b.source))
+        b.date.as_ref().map(When::key).cmp(&a.date.as_ref().map(When::key)).then_with(|| a.source.cmp(&b.source))
     });
     found
 }

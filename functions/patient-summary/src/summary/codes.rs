@@ -18,44 +18,20 @@ pub struct Analyte {
 
 /// Analytes in the order a clinician scans them: diabetes control, lipids, kidney function, glucose.
 pub const ANALYTES: &[Analyte] = &[
-    Analyte {
-        name: "HbA1c",
-        loinc: &[HBA1C],
-    },
-    Analyte {
-        name: "Total cholesterol",
-        loinc: &["2093-3"],
-    },
-    Analyte {
-        name: "LDL cholesterol",
-        loinc: &["18262-6"],
-    },
-    Analyte {
-        name: "HDL cholesterol",
-        loinc: &["2085-9"],
-    },
-    Analyte {
-        name: "Triglycerides",
-        loinc: &["2571-8"],
-    },
-    Analyte {
-        name: "eGFR",
-        loinc: &["33914-3", "48643-1", "48642-3", "62238-1"],
-    },
-    Analyte {
-        name: "Creatinine",
-        loinc: &["2160-0", "38483-4"],
-    },
-    Analyte {
-        name: "Glucose",
-        loinc: &["2339-0", "2345-7"],
-    },
+    Analyte { name: "HbA1c", loinc: &[HBA1C] },
+    Analyte { name: "Total cholesterol", loinc: &["2093-3"] },
+    Analyte { name: "LDL cholesterol", loinc: &["18262-6"] },
+    Analyte { name: "HDL cholesterol", loinc: &["2085-9"] },
+    Analyte { name: "Triglycerides", loinc: &["2571-8"] },
+    Analyte { name: "eGFR", loinc: &["33914-3", "48643-1", "48642-3", "62238-1"] },
+    Analyte { name: "Creatinine", loinc: &["2160-0", "38483-4"] },
+    Analyte { name: "Glucose", loinc: &["2339-0", "2345-7"] },
 ];
 
 /// LOINC codes (system `http://loinc.org`) of the lab panels: the caller's `Observation?code=` search.
 pub const LAB_CODES: &[&str] = &[
-    HBA1C, "2093-3", "18262-6", "2085-9", "2571-8", "33914-3", "48643-1", "48642-3", "62238-1",
-    "2160-0", "38483-4", "2339-0", "2345-7",
+    HBA1C, "2093-3", "18262-6", "2085-9", "2571-8", "33914-3", "48643-1", "48642-3", "62238-1", "2160-0", "38483-4",
+    "2339-0", "2345-7",
 ];
 
 pub const BP_PANELS: &[&str] = &["55284-4", "85354-9"];
@@ -90,6 +66,6 @@ pub const DIABETES_ICD10_PREFIXES: &[&str] = &["E10", "E11"];
 
 /// CVX codes of influenza vaccines.
 pub const INFLUENZA_CVX: &[&str] = &[
-    "140", "141", "150", "155", "158", "161", "166", "168", "171", "185", "186", "197", "205",
-    "88", "111", "135", "144", "149", "151", "153",
+    "140", "141", "150", "155", "158", "161", "166", "168", "171", "185", "186", "197", "205", "88", "111", "135",
+    "144", "149", "151", "153",
 ];

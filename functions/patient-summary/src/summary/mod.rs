@@ -19,8 +19,7 @@ mod results;
 mod tests;
 
 use fhir_sdk::r4b::resources::{
-    AllergyIntolerance, Condition, Encounter, Immunization, MedicationRequest, Observation,
-    Patient, Procedure,
+    AllergyIntolerance, Condition, Encounter, Immunization, MedicationRequest, Observation, Patient, Procedure,
 };
 use serde::Serialize;
 
@@ -29,15 +28,15 @@ pub use render::{render_text, statements};
 
 /// What the caller fetched for one patient; the summary assumes nothing beyond what each field says.
 pub struct ChartExtract {
-    pub patient: Patient, // only id, gender, birthDate, deceased[x] are relied on
-    pub conditions: Vec<Condition>, // active problems (clinical-status=active), any order
+    pub patient: Patient,                    // only id, gender, birthDate, deceased[x] are relied on
+    pub conditions: Vec<Condition>,          // active problems (clinical-status=active), any order
     pub medications: Vec<MedicationRequest>, // status=active, any order
-    pub allergies: Vec<AllergyIntolerance>, // all for the patient; resolved/inactive/entered-in-error are not shown
-    pub labs: Vec<Observation>, // laboratory observations restricted to LAB_CODES, any order
-    pub vitals: Vec<Observation>, // vital-signs restricted to VITAL_CODES, any order
-    pub immunizations: Vec<Immunization>, // all for the patient
-    pub encounters: Vec<Encounter>, // most recent N (N≈10), any order
-    pub screenings: Vec<Procedure>, // procedures restricted to COLORECTAL_SCREENING_CODES
+    pub allergies: Vec<AllergyIntolerance>,  // all for the patient; resolved/inactive/entered-in-error are not shown
+    pub labs: Vec<Observation>,              // laboratory observations restricted to LAB_CODES, any order
+    pub vitals: Vec<Observation>,            // vital-signs restricted to VITAL_CODES, any order
+    pub immunizations: Vec<Immunization>,    // all for the patient
+    pub encounters: Vec<Encounter>,          // most recent N (N≈10), any order
+    pub screenings: Vec<Procedure>,          // procedures restricted to COLORECTAL_SCREENING_CODES
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -6,8 +6,7 @@ use time::{Month, OffsetDateTime};
 
 /// `"<ResourceType>/<id>"`, or `None` when the resource has no id and so cannot be cited.
 pub(crate) fn cite(resource_type: &str, id: Option<&String>) -> Option<String> {
-    id.filter(|id| !id.is_empty())
-        .map(|id| format!("{resource_type}/{id}"))
+    id.filter(|id| !id.is_empty()).map(|id| format!("{resource_type}/{id}"))
 }
 
 pub(crate) fn codings(concept: &CodeableConcept) -> impl Iterator<Item = &Coding> {
@@ -26,22 +25,15 @@ pub(crate) fn has_code(concept: &CodeableConcept, system: &str, code: &str) -> b
 pub(crate) fn loinc_in<'a>(concept: &CodeableConcept, wanted: &[&'a str]) -> Option<&'a str> {
     codings(concept)
         .filter(|c| c.system.as_deref() == Some(super::codes::LOINC))
-        .find_map(|c| {
-            wanted
-                .iter()
-                .copied()
-                .find(|w| c.code.as_deref() == Some(*w))
-        })
+        .find_map(|c| wanted.iter().copied().find(|w| c.code.as_deref() == Some(*w)))
 }
 
 /// What a clinician would call the concept: its text, else the first coding display, else the code.
 pub(crate) fn concept_display(concept: &CodeableConcept) -> Option<String> {
     let text = concept.text.as_deref().filter(|t| !t.trim().is_empty());
-    text.or_else(|| {
-        codings(concept).find_map(|c| c.display.as_deref().filter(|d| !d.trim().is_empty()))
-    })
-    .or_else(|| codings(concept).find_map(|c| c.code.as_deref()))
-    .map(|s| s.trim().to_owned())
+    text.or_else(|| codings(concept).find_map(|c| c.display.as_deref().filter(|d| !d.trim().is_empty())))
+        .or_else(|| codings(concept).find_map(|c| c.code.as_deref()))
+        .map(|s| s.trim().to_owned())
 }
 
 /// The coding that best identifies a clinical concept: SNOMED first (what problem lists speak), then
@@ -72,21 +64,13 @@ impl When {
 
 pub(crate) fn when_date(date: &Date) -> Option<When> {
     let (day, text) = match date {
-        Date::Year(year) => (
-            time::Date::from_calendar_date(*year, Month::January, 1).ok()?,
-            format!("{year:04}"),
-        ),
-        Date::YearMonth(year, month) => (
-            time::Date::from_calendar_date(*year, *month, 1).ok()?,
-            format!("{year:04}-{:02}", u8::from(*month)),
-        ),
+        Date::Year(year) => (time::Date::from_calendar_date(*year, Month::January, 1).ok()?, format!("{year:04}")),
+        Date::YearMonth(year, month) => {
+            (time::Date::from_calendar_date(*year, *month, 1).ok()?, format!("{year:04}-{:02}", u8::from(*month)))
+        }
         Date::Date(day) => (*day, iso(*day)),
     };
-    Some(When {
-        date: day,
-        text,
-        key: day.midnight().assume_utc().unix_timestamp(),
-    })
+    Some(When { date: day, text, key: day.midnight().assume_utc().unix_timestamp() })
 }
 
 pub(crate) fn when_instant(instant: &Instant) -> When {
@@ -96,11 +80,7 @@ pub(crate) fn when_instant(instant: &Instant) -> When {
 
 fn when_offset(at: OffsetDateTime) -> When {
     // The date as written in the record's own offset, so it matches what the source system shows.
-    When {
-        date: at.date(),
-        text: iso(at.date()),
-        key: at.unix_timestamp(),
-    }
+    When { date: at.date(), text: iso(at.date()), key: at.unix_timestamp() }
 }
 
 pub(crate) fn when_datetime(value: &DateTime) -> Option<When> {
@@ -111,12 +91,7 @@ pub(crate) fn when_datetime(value: &DateTime) -> Option<When> {
 }
 
 pub(crate) fn iso(date: time::Date) -> String {
-    format!(
-        "{:04}-{:02}-{:02}",
-        date.year(),
-        u8::from(date.month()),
-        date.day()
-    )
+    format!("{:04}-{:02}-{:02}", date.year(), u8::from(date.month()), date.day())
 }
 
 /// Whole years from `birth` to `on`; `None` for a partial birth date, where the answer could be a year off.
@@ -143,10 +118,6 @@ pub(crate) fn months_before(on: time::Date, months: u8) -> time::Date {
 
 /// Aug 1 that opens the influenza season `on` falls in.
 pub(crate) fn influenza_season_start(on: time::Date) -> time::Date {
-    let year = if u8::from(on.month()) >= u8::from(Month::August) {
-        on.year()
-    } else {
-        on.year() - 1
-    };
+    let year = if u8::from(on.month()) >= u8::from(Month::August) { on.year() } else { on.year() - 1 };
     time::Date::from_calendar_date(year, Month::August, 1).unwrap_or(on)
 }

@@ -33,20 +33,9 @@ fn trend_word(trend: Trend) -> &'static str {
 }
 
 fn lab_line(lab: &LabTrend) -> String {
-    let mut line = format!(
-        "{} {} ({})",
-        lab.name,
-        lab_value(&lab.latest),
-        lab.latest.date
-    );
+    let mut line = format!("{} {} ({})", lab.name, lab_value(&lab.latest), lab.latest.date);
     if let Some(previous) = &lab.previous {
-        let _ = write!(
-            line,
-            ", {} from {} ({})",
-            trend_word(lab.trend),
-            lab_value(previous),
-            previous.date
-        );
+        let _ = write!(line, ", {} from {} ({})", trend_word(lab.trend), lab_value(previous), previous.date);
     }
     line
 }
@@ -58,11 +47,7 @@ fn who(summary: &PatientSummary) -> String {
     if summary.patient.deceased {
         parts.push("deceased".to_owned());
     }
-    if parts.is_empty() {
-        "age and sex not recorded".to_owned()
-    } else {
-        parts.join(", ")
-    }
+    if parts.is_empty() { "age and sex not recorded".to_owned() } else { parts.join(", ") }
 }
 
 /// A short card a clinician reads in 20 seconds: one line per fact, empty sections say so.
@@ -71,14 +56,7 @@ pub fn render_text(summary: &PatientSummary) -> String {
     let _ = writeln!(out, "Pre-visit summary as of {}", summary.as_of);
     let _ = writeln!(out, "Patient: {}", who(summary));
 
-    section(
-        &mut out,
-        "Care gaps",
-        summary
-            .care_gaps
-            .iter()
-            .map(|g| format!("{}: {}", g.title, g.detail)),
-    );
+    section(&mut out, "Care gaps", summary.care_gaps.iter().map(|g| format!("{}: {}", g.title, g.detail)));
     section(
         &mut out,
         "Problems",
@@ -107,30 +85,14 @@ pub fn render_text(summary: &PatientSummary) -> String {
 
     let vitals = &summary.vitals;
     let bp = vitals.blood_pressure.iter().map(|bp| {
-        format!(
-            "BP {:.0}/{:.0} {} ({})",
-            bp.systolic,
-            bp.diastolic,
-            bp.unit.as_deref().unwrap_or("mmHg"),
-            bp.date
-        )
+        format!("BP {:.0}/{:.0} {} ({})", bp.systolic, bp.diastolic, bp.unit.as_deref().unwrap_or("mmHg"), bp.date)
     });
-    let bmi = vitals
-        .bmi
-        .iter()
-        .map(|m| format!("BMI {} ({})", measurement(m), m.date));
-    let weight = vitals
-        .body_weight
-        .iter()
-        .map(|m| format!("Weight {} ({})", measurement(m), m.date));
+    let bmi = vitals.bmi.iter().map(|m| format!("BMI {} ({})", measurement(m), m.date));
+    let weight = vitals.body_weight.iter().map(|m| format!("Weight {} ({})", measurement(m), m.date));
     section(&mut out, "Vitals", bp.chain(bmi).chain(weight));
 
     let hidden = summary.immunizations.len().saturating_sub(VACCINES_SHOWN);
-    let vaccines = summary
-        .immunizations
-        .iter()
-        .take(VACCINES_SHOWN)
-        .map(|i| format!("{} ({})", i.display, i.date));
+    let vaccines = summary.immunizations.iter().take(VACCINES_SHOWN).map(|i| format!("{} ({})", i.display, i.date));
     let more = (hidden > 0).then(|| format!("… and {hidden} older vaccine(s)"));
     section(&mut out, "Immunizations", vaccines.chain(more));
 
@@ -167,10 +129,8 @@ fn section(out: &mut String, title: &str, lines: impl Iterator<Item = String>) {
 /// The key facts as plain clinical sentences, each with the references it rests on, for the writer.
 pub fn statements(summary: &PatientSummary) -> Vec<Statement> {
     let mut said = Vec::new();
-    let patient_sources: Vec<String> = Some(summary.patient.reference.clone())
-        .filter(|r| !r.is_empty())
-        .into_iter()
-        .collect();
+    let patient_sources: Vec<String> =
+        Some(summary.patient.reference.clone()).filter(|r| !r.is_empty()).into_iter().collect();
 
     let patient = &summary.patient;
     let description = match (patient.age_years, patient.sex.as_deref()) {
@@ -179,63 +139,23 @@ pub fn statements(summary: &PatientSummary) -> Vec<Statement> {
         (None, Some(sex)) => format!("the patient is {sex}; age is not recorded"),
         (None, None) => "the patient's age and sex are not recorded".to_owned(),
     };
-    let description = if patient.deceased {
-        format!("{description} and is deceased")
-    } else {
-        description
-    };
-    said.push(Statement {
-        text: description,
-        sources: patient_sources,
-    });
+    let description = if patient.deceased { format!("{description} and is deceased") } else { description };
+    said.push(Statement { text: description, sources: patient_sources });
 
     if !summary.problems.is_empty() {
-        let names: Vec<&str> = summary
-            .problems
-            .iter()
-            .map(|p| p.display.as_str())
-            .collect();
-        let sources = summary
-            .problems
-            .iter()
-            .flat_map(|p| p.sources.iter().cloned())
-            .collect();
-        said.push(Statement {
-            text: format!("Active problems: {}", names.join("; ")),
-            sources,
-        });
+        let names: Vec<&str> = summary.problems.iter().map(|p| p.display.as_str()).collect();
+        let sources = summary.problems.iter().flat_map(|p| p.sources.iter().cloned()).collect();
+        said.push(Statement { text: format!("Active problems: {}", names.join("; ")), sources });
     }
     if !summary.medications.is_empty() {
-        let names: Vec<&str> = summary
-            .medications
-            .iter()
-            .map(|m| m.display.as_str())
-            .collect();
-        let sources = summary
-            .medications
-            .iter()
-            .flat_map(|m| m.sources.iter().cloned())
-            .collect();
-        said.push(Statement {
-            text: format!("Active medications: {}", names.join("; ")),
-            sources,
-        });
+        let names: Vec<&str> = summary.medications.iter().map(|m| m.display.as_str()).collect();
+        let sources = summary.medications.iter().flat_map(|m| m.sources.iter().cloned()).collect();
+        said.push(Statement { text: format!("Active medications: {}", names.join("; ")), sources });
     }
     if !summary.allergies.is_empty() {
-        let names: Vec<&str> = summary
-            .allergies
-            .iter()
-            .map(|a| a.display.as_str())
-            .collect();
-        let sources = summary
-            .allergies
-            .iter()
-            .flat_map(|a| a.sources.iter().cloned())
-            .collect();
-        said.push(Statement {
-            text: format!("Recorded allergies: {}", names.join("; ")),
-            sources,
-        });
+        let names: Vec<&str> = summary.allergies.iter().map(|a| a.display.as_str()).collect();
+        let sources = summary.allergies.iter().flat_map(|a| a.sources.iter().cloned()).collect();
+        said.push(Statement { text: format!("Recorded allergies: {}", names.join("; ")), sources });
     }
     for lab in &summary.labs {
         let text = match (&lab.previous, lab.trend) {
@@ -248,24 +168,13 @@ pub fn statements(summary: &PatientSummary) -> Vec<Statement> {
                 lab_value(previous),
                 previous.date
             ),
-            (None, _) => format!(
-                "{} was {} on {}",
-                lab.name,
-                lab_value(&lab.latest),
-                lab.latest.date
-            ),
+            (None, _) => format!("{} was {} on {}", lab.name, lab_value(&lab.latest), lab.latest.date),
         };
-        said.push(Statement {
-            text,
-            sources: lab.sources.clone(),
-        });
+        said.push(Statement { text, sources: lab.sources.clone() });
     }
     if let Some(bp) = &summary.vitals.blood_pressure {
         said.push(Statement {
-            text: format!(
-                "The latest blood pressure was {:.0}/{:.0} mmHg on {}",
-                bp.systolic, bp.diastolic, bp.date
-            ),
+            text: format!("The latest blood pressure was {:.0}/{:.0} mmHg on {}", bp.systolic, bp.diastolic, bp.date),
             sources: vec![bp.source.clone()],
         });
     }
@@ -277,19 +186,12 @@ pub fn statements(summary: &PatientSummary) -> Vec<Statement> {
     }
     if let Some(weight) = &summary.vitals.body_weight {
         said.push(Statement {
-            text: format!(
-                "The latest body weight was {} on {}",
-                measurement(weight),
-                weight.date
-            ),
+            text: format!("The latest body weight was {} on {}", measurement(weight), weight.date),
             sources: vec![weight.source.clone()],
         });
     }
     for gap in &summary.care_gaps {
-        said.push(Statement {
-            text: format!("Care gap: {}", gap.detail),
-            sources: gap.sources.clone(),
-        });
+        said.push(Statement { text: format!("Care gap: {}", gap.detail), sources: gap.sources.clone() });
     }
     said
 }

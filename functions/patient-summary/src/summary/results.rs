@@ -1,9 +1,7 @@
 //! Lab trends and the latest vital signs.
 
 use fhir_sdk::r4b::codes::ObservationStatus;
-use fhir_sdk::r4b::resources::{
-    Observation, ObservationComponentValue, ObservationEffective, ObservationValue,
-};
+use fhir_sdk::r4b::resources::{Observation, ObservationComponentValue, ObservationEffective, ObservationValue};
 use fhir_sdk::r4b::types::Quantity;
 
 use super::codes::{ANALYTES, BMI, BODY_WEIGHT, BP_PANELS, DIASTOLIC, SYSTOLIC};
@@ -18,9 +16,7 @@ const STABLE_BAND: f64 = 0.05;
 fn usable(observation: &Observation) -> bool {
     !matches!(
         observation.status,
-        ObservationStatus::Registered
-            | ObservationStatus::Cancelled
-            | ObservationStatus::EnteredInError
+        ObservationStatus::Registered | ObservationStatus::Cancelled | ObservationStatus::EnteredInError
     )
 }
 
@@ -42,11 +38,7 @@ fn quantity(observation: &Observation) -> Option<&Quantity> {
 
 /// What makes two results comparable: the UCUM code when given, else the printed unit, ignoring case.
 fn unit_key(quantity: &Quantity) -> Option<String> {
-    quantity
-        .code
-        .as_deref()
-        .or(quantity.unit.as_deref())
-        .map(str::to_lowercase)
+    quantity.code.as_deref().or(quantity.unit.as_deref()).map(str::to_lowercase)
 }
 
 struct Dated<T> {
@@ -57,12 +49,7 @@ struct Dated<T> {
 
 /// Sorts newest first; same instant falls back to the citation so the order never depends on input order.
 fn newest_first<T>(items: &mut [Dated<T>]) {
-    items.sort_by(|a, b| {
-        b.when
-            .key()
-            .cmp(&a.when.key())
-            .then_with(|| b.source.cmp(&a.source))
-    });
+    items.sort_by(|a, b| b.when.key().cmp(&a.when.key()).then_with(|| b.source.cmp(&a.source)));
 }
 
 /// One trend per panel analyte with at least one numeric result dated by `as_of`.
@@ -70,13 +57,8 @@ fn newest_first<T>(items: &mut [Dated<T>]) {
 /// `latest` is the newest by effective time (same instant: the greater id, so input order never matters).
 /// `previous` is the newest result strictly earlier than `latest` in the same unit, since comparing
 /// across units would invent a trend.
-pub(crate) fn labs(
-    observations: &[Observation],
-    as_of: time::Date,
-    uncitable: &mut usize,
-) -> Vec<LabTrend> {
-    let mut per_analyte: Vec<Vec<Dated<(&'static str, &Quantity)>>> =
-        ANALYTES.iter().map(|_| Vec::new()).collect();
+pub(crate) fn labs(observations: &[Observation], as_of: time::Date, uncitable: &mut usize) -> Vec<LabTrend> {
+    let mut per_analyte: Vec<Vec<Dated<(&'static str, &Quantity)>>> = ANALYTES.iter().map(|_| Vec::new()).collect();
     for observation in observations {
         let Some(source) = cite("Observation", observation.id.as_ref()) else {
             *uncitable += 1;
@@ -85,10 +67,8 @@ pub(crate) fn labs(
         if !usable(observation) {
             continue;
         }
-        let Some((index, loinc)) = ANALYTES
-            .iter()
-            .enumerate()
-            .find_map(|(i, a)| loinc_in(&observation.code, a.loinc).map(|code| (i, code)))
+        let Some((index, loinc)) =
+            ANALYTES.iter().enumerate().find_map(|(i, a)| loinc_in(&observation.code, a.loinc).map(|code| (i, code)))
         else {
             continue;
         };
@@ -99,11 +79,7 @@ pub(crate) fn labs(
             continue;
         }
         if let Some(results) = per_analyte.get_mut(index) {
-            results.push(Dated {
-                when,
-                source,
-                fact: (loinc, value),
-            });
+            results.push(Dated { when, source, fact: (loinc, value) });
         }
     }
 
@@ -115,9 +91,9 @@ pub(crate) fn labs(
         };
         let (loinc, latest_quantity) = latest.fact;
         // A same-instant result is a duplicate of the latest (panels get filed twice), not an earlier one.
-        let previous = earlier.iter().find(|r| {
-            r.when.key() < latest.when.key() && unit_key(r.fact.1) == unit_key(latest_quantity)
-        });
+        let previous = earlier
+            .iter()
+            .find(|r| r.when.key() < latest.when.key() && unit_key(r.fact.1) == unit_key(latest_quantity));
         let latest_result = lab_result(latest);
         let previous_result = previous.map(lab_result);
         let trend = match &previous_result {
@@ -161,11 +137,7 @@ pub(crate) fn trend(previous: f64, latest: f64) -> Trend {
 }
 
 /// Latest blood pressure (panel with both systolic and diastolic), BMI and body weight by `as_of`.
-pub(crate) fn vitals(
-    observations: &[Observation],
-    as_of: time::Date,
-    uncitable: &mut usize,
-) -> Vitals {
+pub(crate) fn vitals(observations: &[Observation], as_of: time::Date, uncitable: &mut usize) -> Vitals {
     let mut pressures: Vec<Dated<BloodPressure>> = Vec::new();
     let mut bmis: Vec<Dated<Measurement>> = Vec::new();
     let mut weights: Vec<Dated<Measurement>> = Vec::new();
@@ -182,11 +154,7 @@ pub(crate) fn vitals(
         };
         if loinc_in(&observation.code, BP_PANELS).is_some() {
             if let Some(pressure) = blood_pressure(observation, &when, &source) {
-                pressures.push(Dated {
-                    when,
-                    source,
-                    fact: pressure,
-                });
+                pressures.push(Dated { when, source, fact: pressure });
             }
         } else if let Some(code) = loinc_in(&observation.code, &[BMI, BODY_WEIGHT]) {
             let Some(value) = quantity(observation) else {
@@ -199,11 +167,7 @@ pub(crate) fn vitals(
                 source: source.clone(),
             };
             let list = if code == BMI { &mut bmis } else { &mut weights };
-            list.push(Dated {
-                when,
-                source,
-                fact: measurement,
-            });
+            list.push(Dated { when, source, fact: measurement });
         }
     }
     newest_first(&mut pressures);
@@ -218,21 +182,13 @@ pub(crate) fn vitals(
 
 fn blood_pressure(observation: &Observation, when: &When, source: &str) -> Option<BloodPressure> {
     let component = |code: &str| {
-        observation
-            .component
-            .iter()
-            .flatten()
-            .find_map(|component| {
-                loinc_in(&component.code, &[code])?;
-                match component.value.as_ref()? {
-                    ObservationComponentValue::Quantity(q)
-                        if q.value.is_some_and(f64::is_finite) =>
-                    {
-                        Some(q)
-                    }
-                    _ => None,
-                }
-            })
+        observation.component.iter().flatten().find_map(|component| {
+            loinc_in(&component.code, &[code])?;
+            match component.value.as_ref()? {
+                ObservationComponentValue::Quantity(q) if q.value.is_some_and(f64::is_finite) => Some(q),
+                _ => None,
+            }
+        })
     };
     let systolic = component(SYSTOLIC)?;
     let diastolic = component(DIASTOLIC)?;
