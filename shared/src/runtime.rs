@@ -118,11 +118,25 @@ async fn next(client: &Client) -> Result<Option<Invocation>, RuntimeError> {
     } else {
         deadline_from_epoch_ms(deadline_ms)
     };
-    let client_context = header("lambda-runtime-client-context")
-        .filter(|raw| !raw.is_empty())
-        .and_then(|raw| serde_json::from_str(&raw).inspect_err(|_| warn!("client context is not json; ignored")).ok());
+    let client_context = header("lambda-runtime-client-context").filter(|raw| !raw.is_empty()).and_then(|raw| {
+        let parsed = client_context_json(&raw);
+        if parsed.is_none() {
+            warn!("client context is neither json nor base64 json; ignored");
+        }
+        parsed
+    });
     let payload = body.collect().await.map_err(|_| RuntimeError::Transport)?.to_bytes();
     Ok(Some(Invocation { request_id, deadline, payload, client_context }))
+}
+
+/// Lambda hands the client context over as JSON; cargo-lambda's emulator passes on the base64 form the
+/// Invoke API takes. Both are accepted.
+fn client_context_json(raw: &str) -> Option<serde_json::Value> {
+    use base64::Engine;
+    serde_json::from_str(raw).ok().or_else(|| {
+        let decoded = base64::engine::general_purpose::STANDARD.decode(raw.trim()).ok()?;
+        serde_json::from_slice(&decoded).ok()
+    })
 }
 
 async fn post(client: &Client, path: &str, body: Vec<u8>) -> Result<(), RuntimeError> {
@@ -149,5 +163,14 @@ mod tests {
         let emulator = runtime_api_uri("http://127.0.0.1:9000/.rt/patient-summary").ok();
         assert_eq!(emulator.map(|u| u.path().to_owned()).as_deref(), Some("/.rt/patient-summary"));
         assert!(runtime_api_uri("").is_err());
+    }
+
+    #[test]
+    fn client_context_as_json_or_base64_json() {
+        let json = r#"{"custom":{"a":{"b":"c"}}}"#;
+        let b64 = "eyJjdXN0b20iOnsiYSI6eyJiIjoiYyJ9fX0=";
+        assert_eq!(client_context_json(json), client_context_json(b64));
+        assert_eq!(client_context_json(json).map(|v| v["custom"]["a"]["b"].clone()), Some("c".into()));
+        assert_eq!(client_context_json("not json"), None);
     }
 }

@@ -54,9 +54,9 @@ fn session(name: &str) -> String {
 fn invoke(event: &Value, client_context: Option<&Value>) -> Value {
     let mut request = client().post(lambda_url()).json(event);
     if let Some(context) = client_context {
-        use base64::Engine;
-        let encoded = base64::engine::general_purpose::STANDARD.encode(context.to_string());
-        request = request.header("X-Amz-Client-Context", encoded);
+        // What `cargo lambda invoke --client-context-*` sends; the emulator hands it to the function
+        // base64-encoded, as the Invoke API carries it.
+        request = request.header("lambda-runtime-client-context", context.to_string());
     }
     let response = request.send().unwrap();
     assert!(response.status().is_success(), "emulator answered {}", response.status());
