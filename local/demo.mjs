@@ -165,7 +165,7 @@ heading('1. dr-alvarez asks for a summary of their own patient');
 }
 
 heading('2. coder-lee asks for the same patient');
-await expectRejected('rcm_coder without care relationship', mint('coder-lee'), 'denied');
+await expectRejected('rcm_coder asking for a clinical summary', mint('coder-lee'), 'denied');
 
 heading('3. forged token (right kid, wrong key)');
 await expectRejected('forged token', mint('dr-alvarez', '--forged'), 'unauthenticated');
