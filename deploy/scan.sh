@@ -8,6 +8,8 @@
 # 3. checkov                 (config and global skips in deploy/checkov.yaml)
 # 4. cfn-guard               (project rules in deploy/guard/*.guard, on the SAM template expanded
 #                             to plain CloudFormation by deploy/sam_to_cfn.py)
+# 5. samconfig               (deploy/check_samconfig.py: samconfig.toml overrides exist in the
+#                             template, satisfy its constraints; prod is COMPLIANCE / >= 2192 days)
 #
 # Each scanner runs on template.yaml (must pass) and on deploy/fixtures/bad-template.yaml (must
 # fail: proves the scanner actually checks the controls). Exits non-zero if any check on the real
@@ -93,6 +95,10 @@ scan_checkov() {
   "$VENV_CHECKOV/bin/checkov" --config-file "$DEPLOY_DIR/checkov.yaml" -f "$1"
 }
 
+scan_samconfig() {
+  "$VENV/bin/python" "$DEPLOY_DIR/check_samconfig.py" "$TEMPLATE" "$1"
+}
+
 scan_cfn_guard() {
   local name cfn
   name="$(basename "$1" .yaml)"
@@ -112,6 +118,8 @@ evidence() { # <scanner> <pass|fail> <exit code> <log>
     checkov:fail)   grep -Eq 'Failed checks: [1-9]' "$log" ;;
     cfn-guard:pass) grep -q 'Status = PASS' "$log" && ! grep -q 'Status = FAIL' "$log" ;;
     cfn-guard:fail) [[ "$rc" -eq 19 ]] && grep -q 'Status = FAIL' "$log" ;;
+    samconfig:pass) grep -q '^prod: ' "$log" ;;
+    samconfig:fail) grep -q '^ERROR ' "$log" ;;
     *) return 1 ;;
   esac
 }
@@ -120,7 +128,8 @@ failures=0
 run() { # <scanner> <template> <expect: pass|fail>
   local scanner="$1" template="$2" expect="$3"
   local name log start rc verdict
-  name="$(basename "$template" .yaml)"
+  name="$(basename "$template")"
+  name="${name%.*}"
   log="$OUT/$scanner.$name.log"
   start=$(now)
   set +e
@@ -138,7 +147,7 @@ run() { # <scanner> <template> <expect: pass|fail>
     failures=$((failures + 1))
   fi
   printf '%s %-10s %-22s %-5s (expected %s, exit %d, %ds) log: %s\n' \
-    "$verdict" "$scanner" "$name.yaml" "$got" "$expect" "$rc" "$(( $(now) - start ))" "${log#"$REPO_DIR"/}"
+    "$verdict" "$scanner" "$(basename "$template")" "$got" "$expect" "$rc" "$(( $(now) - start ))" "${log#"$REPO_DIR"/}"
   if [[ "$verdict" == "BAD " ]]; then sed 's/^/    | /' "$log" | tail -40; fi
 }
 
@@ -147,6 +156,8 @@ for scanner in sam cfn-lint checkov cfn-guard; do
   run "$scanner" "$TEMPLATE" pass
   run "$scanner" "$BAD" fail
 done
+run samconfig "$REPO_DIR/samconfig.toml" pass
+run samconfig "$DEPLOY_DIR/fixtures/bad-samconfig.toml" fail
 t_scan=$(( $(now) - t1 ))
 
 printf 'tools: %ds, scans: %ds\n' "$t_tools" "$t_scan"
