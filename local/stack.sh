@@ -320,7 +320,7 @@ cmd_demo() {
   "$NODE" "$LOCAL_DIR/demo.mjs"
 }
 
-# The README's test command: lints, every unit and integration test, then the end-to-end tests through
+# The README's test command: lints, template scanners, every unit and integration test, then the end-to-end tests through
 # the emulator against a stack started (and stopped) here.
 cmd_test() {
   cmd_install
@@ -329,6 +329,8 @@ cmd_test() {
   cargo fmt --all --check
   say "cargo clippy (warnings are errors)"
   cargo clippy --workspace --all-targets --quiet -- -D warnings
+  say "template scanners (sam validate --lint, cfn-lint, checkov, cfn-guard) and their known-bad fixture"
+  bash "$REPO_ROOT/deploy/scan.sh"
   say "cargo test (unit, integration, policy and PHI-canary tests)"
   cargo test --workspace
   # Built before the emulator starts, so the first invoke does not compile under a timeout.
