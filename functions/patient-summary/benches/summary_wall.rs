@@ -81,8 +81,16 @@ fn main() {
             .elements(&["id"])
             .count(1)
             .pages(1);
+        let encounter_relationship = SearchQuery::new("Encounter")
+            .patient(&patient)
+            .param("participant", format!("Practitioner/{PRACTITIONER}"))
+            .param("date", "ge2000-01-01")
+            .elements(&["id"])
+            .count(1)
+            .pages(1);
         let queries = [
             ("Patient (relationship)", relationship),
+            ("Encounter (relationship)", encounter_relationship),
             ("Patient", q.patient),
             ("Condition", q.conditions),
             ("MedicationRequest", q.medications),
@@ -96,6 +104,7 @@ fn main() {
         let session = SessionContext::new(SessionId::parse("bench-session-0001").unwrap(), "bench", Instant::now() + Duration::from_secs(3600));
         println!("search                      median ms  resources");
         let mut slowest = (Duration::ZERO, "");
+        let mut sum = Duration::ZERO;
         for (name, query) in &queries {
             let mut samples = Vec::new();
             let mut count = 0;
@@ -106,6 +115,7 @@ fn main() {
             }
             let m = median(samples);
             println!("{name:<28}{:>9.2}  {count:>9}", ms(m));
+            sum += m;
             if m > slowest.0 {
                 slowest = (m, name);
             }
@@ -115,5 +125,8 @@ fn main() {
         println!("summary wall time (median of {iterations}): {:.2} ms", ms(whole));
         println!("slowest single search ({}): {:.2} ms", slowest.1, ms(slowest.0));
         println!("ratio: {:.2}x (goal <= 1.3x)", whole.as_secs_f64() / slowest.0.as_secs_f64());
+        // A server that serves one search at a time makes the wall time approach this sum, however
+        // concurrently the tool asks.
+        println!("sum of all single searches: {:.2} ms", ms(sum));
     });
 }
