@@ -15,7 +15,13 @@ use crate::identity::Principal;
 
 /// The schema and policies shipped in the binary (the `policies/` folder of the repository).
 pub const SCHEMA: &str = include_str!("../../policies/schema.cedarschema");
-pub const POLICIES: &str = include_str!("../../policies/patient_summary.cedar");
+pub const POLICIES: &str = concat!(
+    include_str!("../../policies/patient_summary.cedar"),
+    "\n",
+    include_str!("../../policies/icd10_coding.cedar"),
+    "\n",
+    include_str!("../../policies/prior_auth.cedar"),
+);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthzError {
@@ -135,6 +141,9 @@ fn principal_entity(principal: &Principal) -> Option<Entity> {
     if let Some(practitioner) = &principal.practitioner_id {
         attrs.insert("practitioner_id".to_owned(), RestrictedExpression::new_string(practitioner.to_string()));
     }
-    let parents = principal.roles.iter().map(|r| uid("Role", r.as_str())).collect::<Option<HashSet<_>>>()?;
+    let mut parents = principal.roles.iter().map(|r| uid("Role", r.as_str())).collect::<Option<HashSet<_>>>()?;
+    if let Some(org) = &principal.organization {
+        parents.insert(uid("Organization", org)?);
+    }
     Entity::new(uid("User", &principal.subject)?, attrs, parents).ok()
 }

@@ -1,0 +1,1 @@
+//! Prior-authorization drafts: Da Vinci PAS-shaped Bundle and letter, every criterion cited, human sign-off.
