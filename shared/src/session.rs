@@ -56,11 +56,20 @@ pub struct SessionContext {
     pub request_id: String,
     /// When the invocation must have answered; retries and timeouts are bounded by it.
     pub deadline: Instant,
+    /// The verified caller's subject, once the identity token has been verified: per-session credentials
+    /// carry it as the STS source identity so CloudTrail names the person behind each AWS call.
+    pub caller: Option<String>,
 }
 
 impl SessionContext {
     pub fn new(session_id: SessionId, request_id: impl Into<String>, deadline: Instant) -> Self {
-        Self { session_id, request_id: request_id.into(), deadline }
+        Self { session_id, request_id: request_id.into(), deadline, caller: None }
+    }
+
+    /// Records the verified caller (the JWT subject); never a name typed by the model.
+    pub fn with_caller(mut self, subject: impl Into<String>) -> Self {
+        self.caller = Some(subject.into());
+        self
     }
 
     /// Time left before the deadline, less a margin to write the reply and the audit record.

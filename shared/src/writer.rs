@@ -1,8 +1,8 @@
 //! The clinical-writer port: turns structured, cited facts into prose.
 //!
 //! Implementations receive only statements that already carry their FHIR citations, so every sentence
-//! they return can be traced back. The local writer is deterministic; the Bedrock writer (another issue)
-//! goes through a Guardrail.
+//! they return can be traced back. The local writer is deterministic; the Bedrock writer (`shared-aws`)
+//! goes through a Guardrail and a contextual grounding check.
 
 use std::future::Future;
 
@@ -36,6 +36,10 @@ pub struct Narrative {
     pub sentences: Vec<Statement>,
     /// Which writer produced it (`local-deterministic`, or a model id).
     pub writer: String,
+    /// What the Guardrail did, when a model was asked: `none`, `intervened` or `grounding_blocked` (the
+    /// latter two with the deterministic sentences in place of the model's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guardrail_action: Option<String>,
 }
 
 impl Narrative {
@@ -71,7 +75,7 @@ impl ClinicalWriter for LocalWriter {
             .filter(|s| !s.text.trim().is_empty())
             .map(|s| Statement { text: sentence(&s.text), sources: s.sources.clone() })
             .collect();
-        Ok(Narrative { sentences, writer: "local-deterministic".to_owned() })
+        Ok(Narrative { sentences, writer: "local-deterministic".to_owned(), guardrail_action: None })
     }
 }
 

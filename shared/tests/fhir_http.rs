@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use aws_credential_types::Credentials;
 use serde_json::json;
-use shared::fhir::{FhirEndpoint, FhirError, FhirId, FhirStore, HttpFhirStore, RetryPolicy, SearchQuery, Signing};
+use shared::fhir::{CredentialSource, FhirEndpoint, FhirError, FhirId, FhirStore, HttpFhirStore, RetryPolicy, SearchQuery, Signing};
 use shared::session::{SessionContext, SessionId};
 use wiremock::matchers::{header, header_exists, method, path, query_param};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
@@ -186,6 +186,40 @@ async fn healthlake_requests_are_sigv4_signed_for_service_healthlake() {
     assert!(auth.contains("/us-east-1/healthlake/aws4_request"), "{auth}");
     // The session header is covered by the signature, so it cannot be altered in transit.
     assert!(auth.contains("x-session-id"), "{auth}");
+}
+
+/// Hands out credentials named after the session, as an STS-backed source would, and counts the asks.
+struct PerSessionCredentials(std::sync::atomic::AtomicUsize);
+
+impl CredentialSource for PerSessionCredentials {
+    fn credentials<'a>(
+        &'a self,
+        session: &'a SessionContext,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Credentials, FhirError>> + Send + 'a>> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let key = format!("ASIA{}", session.session_id.as_str().replace(['-', '.'], "").to_uppercase());
+        Box::pin(async move { Ok(Credentials::new(key, "secret", Some("per-session-token".into()), None, "test")) })
+    }
+}
+
+#[tokio::test]
+async fn per_session_signing_asks_the_source_for_every_request() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(header("x-amz-security-token", "per-session-token"))
+        .and(header("x-session-id", "sess-abc.123"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(bundle(&[], None)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let source = std::sync::Arc::new(PerSessionCredentials(std::sync::atomic::AtomicUsize::new(0)));
+    let signing = Signing::SigV4PerSession { region: "eu-west-2".into(), source: source.clone() };
+    store(&server, signing).search(&session(Duration::from_secs(5)), &query()).await.unwrap();
+    let requests: Vec<Request> = server.received_requests().await.unwrap();
+    let auth = requests[0].headers.get("authorization").unwrap().to_str().unwrap().to_owned();
+    assert!(auth.starts_with("AWS4-HMAC-SHA256 Credential=ASIASESSABC123/"), "{auth}");
+    assert!(auth.contains("/eu-west-2/healthlake/aws4_request"), "{auth}");
+    assert_eq!(source.0.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
 
 #[tokio::test]

@@ -3,6 +3,9 @@
 //! fhir-sdk's own client cannot sign each request with SigV4, so requests are built here with reqwest and
 //! signed with aws-sigv4; fhir-sdk supplies the model types.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
@@ -22,6 +25,15 @@ pub const SESSION_HEADER: &str = "x-session-id";
 /// The header that carries the Lambda request id on every FHIR request.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
+/// Credentials chosen per request, e.g. a data-access role assumed for the session (so CloudTrail names the
+/// session and the person on every HealthLake call). Implementations cache; they are asked on every attempt.
+pub trait CredentialSource: Send + Sync {
+    fn credentials<'a>(
+        &'a self,
+        session: &'a SessionContext,
+    ) -> Pin<Box<dyn Future<Output = Result<Credentials, FhirError>> + Send + 'a>>;
+}
+
 /// How requests are authenticated.
 #[derive(Clone)]
 pub enum Signing {
@@ -29,6 +41,8 @@ pub enum Signing {
     None,
     /// HealthLake: SigV4 for service `healthlake` in `region`.
     SigV4 { region: String, credentials: Credentials },
+    /// HealthLake: SigV4 for service `healthlake` with credentials the source gives for each session.
+    SigV4PerSession { region: String, source: Arc<dyn CredentialSource> },
 }
 
 impl std::fmt::Debug for Signing {
@@ -37,6 +51,7 @@ impl std::fmt::Debug for Signing {
         match self {
             Self::None => f.write_str("Signing::None"),
             Self::SigV4 { region, .. } => write!(f, "Signing::SigV4({region})"),
+            Self::SigV4PerSession { region, .. } => write!(f, "Signing::SigV4PerSession({region})"),
         }
     }
 }
@@ -110,7 +125,12 @@ impl HttpFhirStore {
         self
     }
 
-    fn build(&self, session: &SessionContext, url: &Url, timeout: Duration) -> Result<reqwest::Request, FhirError> {
+    async fn build(
+        &self,
+        session: &SessionContext,
+        url: &Url,
+        timeout: Duration,
+    ) -> Result<reqwest::Request, FhirError> {
         let mut request = http::Request::builder()
             .method(http::Method::GET)
             .uri(url.as_str())
@@ -119,8 +139,13 @@ impl HttpFhirStore {
             .header(REQUEST_ID_HEADER, header_safe(&session.request_id))
             .body(Vec::new())
             .map_err(|_| FhirError::Rejected(0))?;
-        if let Signing::SigV4 { region, credentials } = &self.signing {
-            sign_request(&mut request, region, credentials)?;
+        match &self.signing {
+            Signing::None => {}
+            Signing::SigV4 { region, credentials } => sign_request(&mut request, region, credentials)?,
+            Signing::SigV4PerSession { region, source } => {
+                let credentials = source.credentials(session).await?;
+                sign_request(&mut request, region, &credentials)?;
+            }
         }
         let mut request = reqwest::Request::try_from(request).map_err(|_| FhirError::Rejected(0))?;
         *request.timeout_mut() = Some(timeout);
@@ -135,7 +160,7 @@ impl HttpFhirStore {
             if remaining.is_zero() {
                 return Err(FhirError::Unavailable);
             }
-            let request = self.build(session, url, remaining)?;
+            let request = self.build(session, url, remaining).await?;
             let retry_hint = match self.http.execute(request).await {
                 Ok(response) if response.status().is_success() => {
                     return response.bytes().await.map_err(|_| FhirError::Unavailable);

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-pub use self::http::{FhirEndpoint, HttpFhirStore, RetryPolicy, Signing};
+pub use self::http::{CredentialSource, FhirEndpoint, HttpFhirStore, RetryPolicy, Signing};
 use crate::error::ToolError;
 use crate::session::SessionContext;
 
