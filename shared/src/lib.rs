@@ -8,6 +8,7 @@ pub mod envelope;
 pub mod error;
 pub mod fhir;
 pub mod identity;
+pub mod metrics;
 pub mod keys;
 pub mod knowledge;
 pub mod model;

@@ -73,6 +73,7 @@ impl<S: FhirStore, W: ClinicalWriter, A: AuditSink> Handler for SummaryTool<S, W
                     let mut audit = AuditRecord::new(&self.function_name, "unknown", ACTION, "unknown", &invocation.request_id);
                     audit.outcome = Outcome::Error(error.kind());
                     audit.latency_ms = elapsed_ms(started);
+                    shared::metrics::emit(&audit);
                     self.audit.write(audit);
                     return envelope::render(&Envelope::Direct, &Err(error), &invocation.request_id);
                 }
@@ -86,6 +87,8 @@ impl<S: FhirStore, W: ClinicalWriter, A: AuditSink> Handler for SummaryTool<S, W
             };
             audit.latency_ms = elapsed_ms(started);
             info!(outcome = ?audit.outcome, latency_ms = audit.latency_ms, reads = audit.resources_read.len(), "tool call finished");
+            // Metrics come from the finished audit record, so alarms and evidence count the same calls.
+            shared::metrics::emit(&audit);
             self.audit.write(audit);
             envelope::render(&call.envelope, &outcome, &invocation.request_id)
         }
