@@ -1,0 +1,416 @@
+//! One switch per port, read once at cold start, and the adapters built from it.
+//!
+//! The AWS SDK configuration (region, credentials, `AWS_ENDPOINT_URL` for an emulator) is loaded only when
+//! at least one port is switched to AWS, so the local stack never looks for AWS credentials.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use shared::config::Config;
+use shared::fhir::Signing;
+use shared::keys::{EncryptionContext, KeyError, Keys, LocalKeys, Sealed};
+use shared::knowledge::{KnowledgeBase, KnowledgeError, Passage, RetrievalQuery};
+use shared::model::{LanguageModel, ModelError, ModelOutcome, ModelRequest};
+use shared::secrets::{EnvSecrets, SecretValue, Secrets, SecretsError};
+use shared::session::SessionContext;
+use shared::writer::{ClinicalWriter, LocalWriter, Narrative, WriterError, WritingRequest};
+use tracing::info;
+
+use crate::AwsError;
+use crate::bedrock::{BedrockModel, Guardrail, ModelId};
+use crate::healthlake::check_datastore;
+use crate::knowledge::BedrockKnowledgeBase;
+use crate::kms::KmsKeys;
+use crate::secrets::SecretsManagerSecrets;
+use crate::sts::SessionCredentials;
+use crate::writer::BedrockWriter;
+
+/// What the environment asks for, before any client is built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub region: Option<String>,
+    /// Model id and Guardrail, when a model or the Bedrock writer is switched on.
+    pub bedrock: Option<(ModelId, Guardrail)>,
+    pub model_provider: Provider,
+    pub clinical_writer: Provider,
+    pub knowledge_base_id: Option<String>,
+    pub keys: KeysSetting,
+    pub secrets: SecretsSetting,
+    pub data_access_role_arn: Option<String>,
+    pub healthlake_datastore_id: Option<String>,
+}
+
+/// Local (or no) adapter, or the AWS one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    Local,
+    Aws,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeysSetting {
+    /// 64 hex digits, or a key generated at start (sealed objects then die with the process).
+    Local { master_hex: Option<String> },
+    Kms { key_id: String, mac_key_id: Option<String> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretsSetting {
+    Env,
+    SecretsManager { ttl: Duration, prefix: String },
+}
+
+impl Settings {
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, AwsError> {
+        let get = |key: &str| get(key).filter(|v| !v.trim().is_empty());
+        let required = |key: &'static str| get(key).ok_or(AwsError::Missing(key));
+        let switch = |key: &'static str, local: &str, aws: &str| match get(key).as_deref() {
+            None => Ok(Provider::Local),
+            Some(v) if v == local => Ok(Provider::Local),
+            Some(v) if v == aws => Ok(Provider::Aws),
+            Some(_) => Err(AwsError::Invalid(key)),
+        };
+        let region = get("AWS_REGION");
+        let model_provider = switch("MODEL_PROVIDER", "none", "bedrock")?;
+        let clinical_writer = switch("CLINICAL_WRITER", "local", "bedrock")?;
+        let bedrock = if model_provider == Provider::Aws || clinical_writer == Provider::Aws {
+            let region = region.clone().ok_or(AwsError::Missing("AWS_REGION"))?;
+            let model_id = ModelId::parse(&required("BEDROCK_MODEL_ID")?, &region)?;
+            let guardrail = Guardrail::new(&required("BEDROCK_GUARDRAIL_ID")?, &required("BEDROCK_GUARDRAIL_VERSION")?)?;
+            Some((model_id, guardrail))
+        } else {
+            None
+        };
+        let knowledge_base_id = match switch("KNOWLEDGE_BASE", "local", "bedrock")? {
+            Provider::Local => None,
+            Provider::Aws => Some(required("KNOWLEDGE_BASE_ID")?),
+        };
+        let keys = match switch("KEYS", "local", "kms")? {
+            Provider::Local => KeysSetting::Local { master_hex: get("LOCAL_MASTER_KEY") },
+            Provider::Aws => KeysSetting::Kms { key_id: required("KMS_KEY_ID")?, mac_key_id: get("KMS_MAC_KEY_ID") },
+        };
+        let secrets = match switch("SECRETS", "env", "secretsmanager")? {
+            Provider::Local => SecretsSetting::Env,
+            Provider::Aws => {
+                let ttl = match get("SECRETS_TTL_SECONDS") {
+                    None => 300,
+                    Some(raw) => raw
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|s| (1..=86_400).contains(s))
+                        .ok_or(AwsError::Invalid("SECRETS_TTL_SECONDS"))?,
+                };
+                SecretsSetting::SecretsManager {
+                    ttl: Duration::from_secs(ttl),
+                    prefix: get("SECRETS_PREFIX").unwrap_or_default(),
+                }
+            }
+        };
+        let data_access_role_arn = match switch("SESSION_CREDENTIALS", "off", "sts")? {
+            Provider::Local => None,
+            Provider::Aws => {
+                let arn = required("DATA_ACCESS_ROLE_ARN")?;
+                if !arn.starts_with("arn:") || !arn.contains(":role/") {
+                    return Err(AwsError::Invalid("DATA_ACCESS_ROLE_ARN"));
+                }
+                Some(arn)
+            }
+        };
+        Ok(Self {
+            region,
+            bedrock,
+            model_provider,
+            clinical_writer,
+            knowledge_base_id,
+            keys,
+            secrets,
+            data_access_role_arn,
+            healthlake_datastore_id: get("HEALTHLAKE_DATASTORE_ID"),
+        })
+    }
+
+    fn needs_aws(&self) -> bool {
+        self.bedrock.is_some()
+            || self.knowledge_base_id.is_some()
+            || matches!(self.keys, KeysSetting::Kms { .. })
+            || matches!(self.secrets, SecretsSetting::SecretsManager { .. })
+            || self.data_access_role_arn.is_some()
+            || self.healthlake_datastore_id.is_some()
+    }
+}
+
+/// The adapters of every port, built once at cold start.
+#[derive(Debug, Clone)]
+pub struct Ports {
+    pub settings: Settings,
+    sdk: Option<SdkConfig>,
+    session_credentials: Option<Arc<SessionCredentials>>,
+}
+
+impl Ports {
+    pub async fn from_env() -> Result<Self, AwsError> {
+        let settings = Settings::from_lookup(|key| std::env::var(key).ok())?;
+        let sdk = if settings.needs_aws() {
+            Some(aws_config::defaults(BehaviorVersion::latest()).load().await)
+        } else {
+            None
+        };
+        Ok(Self::with_sdk(settings, sdk))
+    }
+
+    /// Builds from given settings and SDK configuration (tests point the latter at an emulator).
+    pub fn with_sdk(settings: Settings, sdk: Option<SdkConfig>) -> Self {
+        let session_credentials = match (&settings.data_access_role_arn, &sdk) {
+            (Some(role), Some(sdk)) => Some(Arc::new(SessionCredentials::new(aws_sdk_sts::Client::new(sdk), role))),
+            _ => None,
+        };
+        info!(
+            model = settings.bedrock.is_some(),
+            writer = ?settings.clinical_writer,
+            knowledge_base = settings.knowledge_base_id.is_some(),
+            kms = matches!(settings.keys, KeysSetting::Kms { .. }),
+            secrets_manager = matches!(settings.secrets, SecretsSetting::SecretsManager { .. }),
+            session_credentials = session_credentials.is_some(),
+            "ports configured"
+        );
+        Self { settings, sdk, session_credentials }
+    }
+
+    fn sdk(&self) -> Result<&SdkConfig, AwsError> {
+        self.sdk.as_ref().ok_or(AwsError::Missing("AWS_REGION"))
+    }
+
+    pub fn session_credentials(&self) -> Option<Arc<SessionCredentials>> {
+        self.session_credentials.clone()
+    }
+
+    /// The Bedrock model, if one is configured; `None` means the tool uses its deterministic path.
+    pub fn model(&self) -> Result<Option<BedrockModel>, AwsError> {
+        let Some((model_id, guardrail)) = &self.settings.bedrock else {
+            return Ok(None);
+        };
+        let mut model =
+            BedrockModel::new(aws_sdk_bedrockruntime::Client::new(self.sdk()?), model_id.clone(), guardrail.clone());
+        if let Some(credentials) = self.session_credentials() {
+            model = model.with_session_credentials(credentials);
+        }
+        Ok(Some(model))
+    }
+
+    pub fn writer(&self) -> Result<WriterAdapter, AwsError> {
+        match (self.settings.clinical_writer, self.model()?) {
+            (Provider::Aws, Some(model)) => Ok(WriterAdapter::Bedrock(BedrockWriter::new(model))),
+            (Provider::Aws, None) => Err(AwsError::Missing("BEDROCK_MODEL_ID")),
+            (Provider::Local, _) => Ok(WriterAdapter::Local(LocalWriter)),
+        }
+    }
+
+    /// The Bedrock Knowledge Base if configured, otherwise the tool's own local one.
+    pub fn knowledge_base<L: KnowledgeBase>(&self, local: L) -> Result<KnowledgeAdapter<L>, AwsError> {
+        let Some(id) = &self.settings.knowledge_base_id else {
+            return Ok(KnowledgeAdapter::Local(local));
+        };
+        let mut kb = BedrockKnowledgeBase::new(aws_sdk_bedrockagentruntime::Client::new(self.sdk()?), id)?;
+        if let Some(credentials) = self.session_credentials() {
+            kb = kb.with_session_credentials(credentials);
+        }
+        Ok(KnowledgeAdapter::Bedrock(kb))
+    }
+
+    pub fn keys(&self) -> Result<KeysAdapter, AwsError> {
+        match &self.settings.keys {
+            KeysSetting::Local { master_hex: Some(hex) } => {
+                LocalKeys::from_hex(hex).map(KeysAdapter::Local).map_err(|_| AwsError::Invalid("LOCAL_MASTER_KEY"))
+            }
+            KeysSetting::Local { master_hex: None } => {
+                LocalKeys::generate().map(KeysAdapter::Local).map_err(|_| AwsError::Invalid("LOCAL_MASTER_KEY"))
+            }
+            KeysSetting::Kms { key_id, mac_key_id } => Ok(KeysAdapter::Kms(KmsKeys::new(
+                aws_sdk_kms::Client::new(self.sdk()?),
+                key_id.clone(),
+                mac_key_id.clone(),
+            ))),
+        }
+    }
+
+    pub fn secrets(&self) -> Result<SecretsAdapter, AwsError> {
+        match &self.settings.secrets {
+            SecretsSetting::Env => Ok(SecretsAdapter::Env(EnvSecrets::from_env())),
+            SecretsSetting::SecretsManager { ttl, prefix } => Ok(SecretsAdapter::SecretsManager(
+                SecretsManagerSecrets::new(aws_sdk_secretsmanager::Client::new(self.sdk()?), *ttl)
+                    .with_prefix(prefix.clone()),
+            )),
+        }
+    }
+
+    /// Applies the HealthLake self-check (endpoint from the datastore id; refuses a datastore that is not
+    /// ACTIVE or not under a customer-managed key) and per-session signing to the FHIR configuration.
+    pub async fn apply_to_fhir(&self, config: &mut Config) -> Result<(), AwsError> {
+        if let Some(id) = &self.settings.healthlake_datastore_id {
+            let checked = check_datastore(&aws_sdk_healthlake::Client::new(self.sdk()?), id).await?;
+            config.fhir_endpoint = checked.endpoint;
+        }
+        if let Some(source) = self.session_credentials() {
+            let region = match &config.fhir_signing {
+                Signing::SigV4 { region, .. } | Signing::SigV4PerSession { region, .. } => region.clone(),
+                // Per-session credentials sign HealthLake requests; an unsigned store cannot take them.
+                Signing::None => return Err(AwsError::Invalid("FHIR_SIGNING")),
+            };
+            config.fhir_signing = Signing::SigV4PerSession { region, source };
+        }
+        Ok(())
+    }
+}
+
+/// The writer chosen by `CLINICAL_WRITER`.
+#[derive(Debug)]
+pub enum WriterAdapter {
+    Local(LocalWriter),
+    Bedrock(BedrockWriter),
+}
+
+impl ClinicalWriter for WriterAdapter {
+    async fn write(&self, session: &SessionContext, request: &WritingRequest) -> Result<Narrative, WriterError> {
+        match self {
+            Self::Local(w) => w.write(session, request).await,
+            Self::Bedrock(w) => w.write(session, request).await,
+        }
+    }
+}
+
+/// The knowledge base chosen by `KNOWLEDGE_BASE`: the tool's local index or Bedrock.
+#[derive(Debug)]
+pub enum KnowledgeAdapter<L> {
+    Local(L),
+    Bedrock(BedrockKnowledgeBase),
+}
+
+impl<L: KnowledgeBase> KnowledgeBase for KnowledgeAdapter<L> {
+    async fn retrieve(&self, session: &SessionContext, query: &RetrievalQuery) -> Result<Vec<Passage>, KnowledgeError> {
+        match self {
+            Self::Local(kb) => kb.retrieve(session, query).await,
+            Self::Bedrock(kb) => kb.retrieve(session, query).await,
+        }
+    }
+}
+
+/// The keys chosen by `KEYS`.
+#[derive(Debug)]
+pub enum KeysAdapter {
+    Local(LocalKeys),
+    Kms(KmsKeys),
+}
+
+impl Keys for KeysAdapter {
+    async fn seal(
+        &self,
+        session: &SessionContext,
+        context: &EncryptionContext,
+        plaintext: &[u8],
+    ) -> Result<Sealed, KeyError> {
+        match self {
+            Self::Local(k) => k.seal(session, context, plaintext).await,
+            Self::Kms(k) => k.seal(session, context, plaintext).await,
+        }
+    }
+
+    async fn open(
+        &self,
+        session: &SessionContext,
+        sealed: &Sealed,
+        context: &EncryptionContext,
+    ) -> Result<Vec<u8>, KeyError> {
+        match self {
+            Self::Local(k) => k.open(session, sealed, context).await,
+            Self::Kms(k) => k.open(session, sealed, context).await,
+        }
+    }
+
+    async fn pseudonym(&self, session: &SessionContext, value: &str) -> Result<String, KeyError> {
+        match self {
+            Self::Local(k) => k.pseudonym(session, value).await,
+            Self::Kms(k) => k.pseudonym(session, value).await,
+        }
+    }
+}
+
+/// The secrets chosen by `SECRETS`.
+#[derive(Debug)]
+pub enum SecretsAdapter {
+    Env(EnvSecrets),
+    SecretsManager(SecretsManagerSecrets),
+}
+
+impl Secrets for SecretsAdapter {
+    async fn get(&self, session: &SessionContext, name: &str) -> Result<SecretValue, SecretsError> {
+        match self {
+            Self::Env(s) => s.get(session, name).await,
+            Self::SecretsManager(s) => s.get(session, name).await,
+        }
+    }
+}
+
+/// `LanguageModel` for an optional model: `None` answers every call as unavailable, so a tool can hold one
+/// type whether or not a model is configured.
+impl LanguageModel for OptionalModel {
+    async fn converse(&self, session: &SessionContext, request: &ModelRequest) -> Result<ModelOutcome, ModelError> {
+        match &self.0 {
+            Some(model) => model.converse(session, request).await,
+            None => Err(ModelError::Unavailable),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct OptionalModel(pub Option<BedrockModel>);
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, AwsError> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_local_and_need_no_aws() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.bedrock, None);
+        assert_eq!(s.keys, KeysSetting::Local { master_hex: None });
+        assert_eq!(s.secrets, SecretsSetting::Env);
+        assert!(!s.needs_aws());
+    }
+
+    #[test]
+    fn bedrock_cannot_be_configured_without_a_guardrail() {
+        let base = [("AWS_REGION", "us-east-1"), ("CLINICAL_WRITER", "bedrock")];
+        let with_model = [&base[..], &[("BEDROCK_MODEL_ID", "anthropic.claude-3-haiku-20240307-v1:0")]].concat();
+        assert_eq!(settings(&with_model), Err(AwsError::Missing("BEDROCK_GUARDRAIL_ID")));
+        let with_id = [&with_model[..], &[("BEDROCK_GUARDRAIL_ID", "gr1")]].concat();
+        assert_eq!(settings(&with_id), Err(AwsError::Missing("BEDROCK_GUARDRAIL_VERSION")));
+        let full = [&with_id[..], &[("BEDROCK_GUARDRAIL_VERSION", "2")]].concat();
+        assert!(settings(&full).unwrap().bedrock.is_some());
+    }
+
+    #[test]
+    fn unknown_switch_values_and_bad_values_are_refused() {
+        assert_eq!(settings(&[("KEYS", "vault")]), Err(AwsError::Invalid("KEYS")));
+        assert_eq!(settings(&[("KEYS", "kms")]), Err(AwsError::Missing("KMS_KEY_ID")));
+        assert_eq!(
+            settings(&[("SESSION_CREDENTIALS", "sts"), ("DATA_ACCESS_ROLE_ARN", "role")]),
+            Err(AwsError::Invalid("DATA_ACCESS_ROLE_ARN"))
+        );
+        assert_eq!(
+            settings(&[("SECRETS", "secretsmanager"), ("SECRETS_TTL_SECONDS", "0")]),
+            Err(AwsError::Invalid("SECRETS_TTL_SECONDS"))
+        );
+        assert_eq!(
+            settings(&[("MODEL_PROVIDER", "bedrock"), ("AWS_REGION", "us-east-1"), ("BEDROCK_MODEL_ID", "us.x.y")]),
+            Err(AwsError::Invalid("BEDROCK_MODEL_ID"))
+        );
+    }
+}
