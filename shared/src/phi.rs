@@ -1,0 +1,377 @@
+//! Pseudonymisation of free text (clinical notes) before it reaches a model or a log line.
+//!
+//! Identifiers are found by patterns (names in `Patient:`/`Name:` headers and after titles, MRNs, dates of
+//! birth and other full dates, phone numbers, emails, street addresses, SSN-like numbers) and replaced by
+//! stable tokens (`[NAME-1]`, `[MRN-1]`): the same value gives the same token within one text, so a model can
+//! still tell that two mentions are the same person. The replacement keeps an offset map, so a span found in
+//! the pseudonymised text (a model's evidence quote) maps back to the original text for the authorised
+//! caller. Detection is deliberately greedy: a false positive costs a token in a prompt, a miss leaks PHI.
+//!
+//! Pattern-based detection is a safety layer, not a de-identification guarantee; the model call is still
+//! covered by the Guardrail and the BAA.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::LazyLock;
+
+use regex::Regex;
+use serde::Serialize;
+
+/// What kind of identifier a token stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhiKind {
+    Name,
+    Mrn,
+    Dob,
+    Date,
+    Phone,
+    Email,
+    Address,
+    Ssn,
+}
+
+impl PhiKind {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Name => "NAME",
+            Self::Mrn => "MRN",
+            Self::Dob => "DOB",
+            Self::Date => "DATE",
+            Self::Phone => "PHONE",
+            Self::Email => "EMAIL",
+            Self::Address => "ADDRESS",
+            Self::Ssn => "SSN",
+        }
+    }
+}
+
+/// One identifier replaced by a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replacement {
+    pub kind: PhiKind,
+    /// Byte range of the identifier in the original text.
+    pub original: Range<usize>,
+    /// Byte range of the token in the pseudonymised text.
+    pub pseudo: Range<usize>,
+    pub token: String,
+}
+
+/// A pseudonymised text and the map back to the original.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pseudonymised {
+    pub text: String,
+    /// In text order, non-overlapping.
+    pub replacements: Vec<Replacement>,
+}
+
+impl Pseudonymised {
+    /// Maps a byte range of the pseudonymised text to the original text. A boundary that falls inside a
+    /// token widens to the whole identifier it stands for, so a mapped span never cuts an identifier in two.
+    pub fn to_original(&self, range: Range<usize>) -> Range<usize> {
+        let start = self.map_back(range.start, false);
+        let end = self.map_back(range.end, true).max(start);
+        start..end
+    }
+
+    fn map_back(&self, position: usize, is_end: bool) -> usize {
+        // Original minus pseudonymised offset after the replacements passed so far.
+        let mut shift: isize = 0;
+        for r in &self.replacements {
+            if position <= r.pseudo.start {
+                break;
+            }
+            if position >= r.pseudo.end {
+                shift = signed(r.original.end) - signed(r.pseudo.end);
+                continue;
+            }
+            return if is_end { r.original.end } else { r.original.start };
+        }
+        usize::try_from(signed(position) + shift).unwrap_or(0)
+    }
+
+    /// How many identifiers of each kind were replaced (for the reply and logs: counts only).
+    pub fn counts(&self) -> HashMap<PhiKind, usize> {
+        let mut counts = HashMap::new();
+        for r in &self.replacements {
+            *counts.entry(r.kind).or_insert(0) += 1;
+        }
+        counts
+    }
+}
+
+fn signed(n: usize) -> isize {
+    isize::try_from(n).unwrap_or(isize::MAX)
+}
+
+/// A pattern and the capture group holding the identifier (0: the whole match).
+struct Rule {
+    kind: PhiKind,
+    regex: Regex,
+    group: usize,
+}
+
+fn rule(kind: PhiKind, pattern: &str, group: usize) -> Option<Rule> {
+    Regex::new(pattern).ok().map(|regex| Rule { kind, regex, group })
+}
+
+/// Words that end a name in a header line (`Patient: Ann Lee DOB …`).
+const NAME_STOP: &[&str] = &[
+    "DOB", "D.O.B.", "MRN", "Age", "Sex", "Gender", "Date", "Born", "Phone", "Cell", "Tel", "Home", "SSN", "ID",
+    "Female", "Male", "F", "M", "Visit", "Encounter", "Room", "Acct", "Account", "Dr", "Dr.", "Mr", "Mr.", "Mrs",
+    "Mrs.", "Ms", "Ms.", "Patient", "Pt",
+];
+
+const MONTH: &str = r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)";
+
+static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
+    let date = format!(r"(?:\d{{1,2}}[/.-]\d{{1,2}}[/.-]\d{{2,4}}|\d{{4}}-\d{{2}}-\d{{2}}|{MONTH}\.? \d{{1,2}},? \d{{4}}|\d{{1,2}} {MONTH} \d{{4}})");
+    [
+        rule(PhiKind::Email, r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b", 0),
+        rule(PhiKind::Ssn, r"(?i:\bSSN\b|\bsocial security(?: number| no\.?)?)\s*[:#]?\s*(\d{3}-?\d{2}-?\d{4})\b", 1),
+        rule(PhiKind::Ssn, r"\b\d{3}-\d{2}-\d{4}\b", 0),
+        rule(
+            PhiKind::Mrn,
+            r"(?i:\bMRN\b|\bMR\s?#|\bmedical record(?: number| no\.?| #)?|\bchart(?: number| #)|\bacct\.?(?: #)?|\baccount(?: number| #)?)\s*[:#-]?\s*#?\s*[A-Z]{0,3}\d[\dA-Z-]{3,}",
+            0,
+        ),
+        rule(PhiKind::Dob, &format!(r"(?i:\bDOB\b|\bD\.O\.B\.?|\bdate of birth|\bborn(?: on)?|\bbirth ?date)\s*[:#-]?\s*({date})"), 1),
+        rule(PhiKind::Date, &format!(r"\b{date}"), 0),
+        rule(
+            PhiKind::Phone,
+            r"(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\b\d{3}[\s.-])\d{3}[\s.-]\d{4}\b|\b\d{3}-\d{4}\b",
+            0,
+        ),
+        rule(
+            PhiKind::Address,
+            r"\b\d{1,6}(?:\s+[A-Z][A-Za-z]*\.?){1,4}\s+(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Ter|Circle|Cir|Highway|Hwy|Parkway|Pkwy)\b\.?(?:,?\s+(?:Apt|Apartment|Unit|Suite|Ste|#)\.?\s*[\w-]+)?(?:,\s*[A-Z][a-z]+(?:\s[A-Z][a-z]+)*)?(?:,?\s+[A-Z]{2}\b)?(?:\s+\d{5}(?:-\d{4})?)?",
+            0,
+        ),
+        rule(
+            PhiKind::Name,
+            r"(?m)(?i:\b(?:patient(?: name)?|name|pt|client|guardian|mother|father|contact|emergency contact|nok|next of kin)\s*:)[ \t]*([A-Z][A-Za-z'’-]*\.?(?:[ \t][A-Z][A-Za-z'’-]*\.?){0,4})",
+            1,
+        ),
+        rule(
+            PhiKind::Name,
+            r"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof)\.?[ \t]+([A-Z][A-Za-z'’-]+(?:[ \t][A-Z]\.)?(?:[ \t][A-Z][A-Za-z'’-]+)?)",
+            1,
+        ),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+});
+
+/// Trims trailing header words (`DOB`, `MRN`) off a name captured from a header line.
+fn trim_name(text: &str, range: Range<usize>) -> Range<usize> {
+    let mut end = range.start;
+    for (offset, word) in split_words(&text[range.clone()]) {
+        if NAME_STOP.iter().any(|s| s.eq_ignore_ascii_case(word.trim_end_matches(':'))) {
+            break;
+        }
+        end = range.start + offset + word.len();
+    }
+    range.start..end
+}
+
+fn split_words(s: &str) -> impl Iterator<Item = (usize, &str)> {
+    s.split([' ', '\t']).scan(0, |pos, word| {
+        let at = *pos;
+        *pos += word.len() + 1;
+        Some((at, word))
+    })
+    .filter(|(_, w)| !w.is_empty())
+}
+
+/// Replaces the identifiers in `text` by tokens.
+pub fn pseudonymise(text: &str) -> Pseudonymised {
+    let mut found: Vec<(Range<usize>, PhiKind)> = Vec::new();
+    for rule in RULES.iter() {
+        for captures in rule.regex.captures_iter(text) {
+            let Some(m) = captures.get(rule.group) else { continue };
+            let mut range = m.range();
+            if rule.kind == PhiKind::Name {
+                range = trim_name(text, range);
+            }
+            if !range.is_empty() {
+                found.push((range, rule.kind));
+            }
+        }
+    }
+    // A name found once (a header, a title) is hidden wherever its words recur in the note.
+    let name_words: Vec<String> = found
+        .iter()
+        .filter(|(_, kind)| *kind == PhiKind::Name)
+        .flat_map(|(range, _)| split_words(&text[range.clone()]).map(|(_, w)| w.trim_end_matches('.').to_owned()))
+        .filter(|w| w.chars().count() >= 3)
+        .collect();
+    for word in name_words {
+        for (at, _) in text.match_indices(word.as_str()) {
+            let end = at + word.len();
+            let before = text[..at].chars().next_back().is_none_or(|c| !c.is_alphanumeric());
+            let after = text[end..].chars().next().is_none_or(|c| !c.is_alphanumeric());
+            if before && after {
+                found.push((at..end, PhiKind::Name));
+            }
+        }
+    }
+    // Earlier rules are the more specific ones: on overlap, the earlier start wins, then the longer match,
+    // then the earlier rule (the sort is stable).
+    found.sort_by(|a, b| a.0.start.cmp(&b.0.start).then(b.0.end.cmp(&a.0.end)));
+    let mut chosen: Vec<(Range<usize>, PhiKind)> = Vec::new();
+    for (range, kind) in found {
+        match chosen.last_mut() {
+            Some((last, _)) if range.start < last.end => last.end = last.end.max(range.end),
+            _ => chosen.push((range, kind)),
+        }
+    }
+
+    let mut numbering: HashMap<(PhiKind, String), usize> = HashMap::new();
+    let mut per_kind: HashMap<PhiKind, usize> = HashMap::new();
+    let mut out = String::with_capacity(text.len());
+    let mut replacements = Vec::with_capacity(chosen.len());
+    let mut cursor = 0;
+    for (range, kind) in chosen {
+        out.push_str(&text[cursor..range.start]);
+        let value = normalise_value(&text[range.clone()]);
+        let n = *numbering.entry((kind, value)).or_insert_with(|| {
+            let next = per_kind.entry(kind).or_insert(0);
+            *next += 1;
+            *next
+        });
+        let token = format!("[{}-{n}]", kind.label());
+        let start = out.len();
+        out.push_str(&token);
+        replacements.push(Replacement { kind, original: range.clone(), pseudo: start..out.len(), token });
+        cursor = range.end;
+    }
+    out.push_str(&text[cursor..]);
+    Pseudonymised { text: out, replacements }
+}
+
+/// The same identifier written twice (`(720) 555-0148`, `720-555-0148`) gets the same token.
+fn normalise_value(value: &str) -> String {
+    value.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &str = "OFFICE VISIT\nPatient: Rosamund T. Keever-Ibarra   DOB 02/11/1985   MRN-38815207   Cell (720) 555-0148\n40 y/o with fatigue. Email rosa.k@example.org, lives at 12 Elm Street, Springfield, MA 01101. SSN 123-45-6789.\nSeen with Mrs. Keever-Ibarra (mother). Hgb 9.1, BP 134/84, x 7 days.";
+
+    #[test]
+    fn every_kind_in_a_header_is_replaced() {
+        let p = pseudonymise(HEADER);
+        for leaked in [
+            "Rosamund", "Keever", "02/11/1985", "38815207", "555-0148", "rosa.k@", "Elm Street", "123-45-6789",
+        ] {
+            assert!(!p.text.contains(leaked), "`{leaked}` survived: {}", p.text);
+        }
+        for token in ["[NAME-1]", "[DOB-1]", "[MRN-1]", "[PHONE-1]", "[EMAIL-1]", "[ADDRESS-1]", "[SSN-1]"] {
+            assert!(p.text.contains(token), "{token} missing: {}", p.text);
+        }
+        // Clinical numbers are not identifiers.
+        for kept in ["Hgb 9.1", "BP 134/84", "x 7 days", "40 y/o", "DOB [DOB-1]"] {
+            assert!(p.text.contains(kept), "`{kept}` lost: {}", p.text);
+        }
+    }
+
+    #[test]
+    fn the_same_value_gets_the_same_token() {
+        let p = pseudonymise("Call 617-555-0101 or (617) 555-0101; fax 617-555-0199.");
+        assert_eq!(p.text, "Call [PHONE-1] or [PHONE-1]; fax [PHONE-2].");
+    }
+
+    #[test]
+    fn text_without_identifiers_is_unchanged() {
+        let note = "Assessment: Herpes zoster, right T6 dermatome. BP 118/72. Return in 2-3 days.";
+        let p = pseudonymise(note);
+        assert_eq!(p.text, note);
+        assert!(p.replacements.is_empty());
+        assert_eq!(p.to_original(5..20), 5..20);
+    }
+
+    #[test]
+    fn spans_outside_tokens_map_back_to_the_same_text() {
+        let p = pseudonymise(HEADER);
+        let quote = "40 y/o with fatigue";
+        let at = p.text.find(quote).unwrap();
+        let back = p.to_original(at..at + quote.len());
+        assert_eq!(&HEADER[back], quote);
+    }
+
+    #[test]
+    fn a_span_over_a_token_covers_the_whole_identifier() {
+        let p = pseudonymise(HEADER);
+        let at = p.text.find("[MRN-1]").unwrap();
+        // Starting and ending inside the token.
+        let back = p.to_original(at + 2..at + 4);
+        assert_eq!(&HEADER[back], "MRN-38815207");
+        let back = p.to_original(at..at + "[MRN-1]".len());
+        assert_eq!(&HEADER[back], "MRN-38815207");
+    }
+
+    /// Property: for random notes assembled from clinical text and identifiers, every span of the
+    /// pseudonymised text maps to a range of the original on char boundaries; spans that touch no token map to
+    /// identical text; and no identifier survives.
+    #[test]
+    fn offset_map_properties_hold_for_random_notes() {
+        let clinical = [
+            "Assessment: type 2 diabetes. ",
+            "BP 134/84, HR 96. ",
+            "Pain 7/10 in the right knee — worse on stairs. ",
+            "Plan: metformin 500 mg BID. ",
+            "No fever. Naïve to insulin. ",
+            "\n",
+        ];
+        let identifiers = [
+            ("Patient: Ann Marie Lee\n", "Ann Marie Lee"),
+            ("DOB: 03/04/1950 ", "03/04/1950"),
+            ("MRN 00123456 ", "00123456"),
+            ("call (617) 555-0123 ", "555-0123"),
+            ("j.doe@example.com ", "j.doe@example.com"),
+            ("at 77 Harbor View Road ", "Harbor View Road"),
+            ("SSN: 078-05-1120 ", "078-05-1120"),
+            ("Dr. Okafor ", "Okafor"),
+        ];
+        let mut rng = fastrand::Rng::with_seed(7);
+        for _ in 0..300 {
+            let mut note = String::new();
+            let mut secrets = Vec::new();
+            for _ in 0..rng.usize(1..12) {
+                if rng.bool() {
+                    let (text, secret) = identifiers[rng.usize(..identifiers.len())];
+                    note.push_str(text);
+                    secrets.push(secret);
+                } else {
+                    note.push_str(clinical[rng.usize(..clinical.len())]);
+                }
+            }
+            let p = pseudonymise(&note);
+            for secret in &secrets {
+                assert!(!p.text.contains(secret), "`{secret}` survived in {:?}", p.text);
+            }
+            let boundaries: Vec<usize> = (0..=p.text.len()).filter(|&i| p.text.is_char_boundary(i)).collect();
+            for _ in 0..40 {
+                let a = boundaries[rng.usize(..boundaries.len())];
+                let b = boundaries[rng.usize(..boundaries.len())];
+                let span = a.min(b)..a.max(b);
+                let back = p.to_original(span.clone());
+                assert!(back.start <= back.end && back.end <= note.len());
+                assert!(note.is_char_boundary(back.start) && note.is_char_boundary(back.end));
+                let touches = p.replacements.iter().any(|r| span.start < r.pseudo.end && r.pseudo.start < span.end);
+                if !touches {
+                    assert_eq!(&note[back.clone()], &p.text[span.clone()], "{note:?} {span:?}");
+                }
+                // A replaced identifier is either wholly inside the mapped range or wholly outside it.
+                for r in &p.replacements {
+                    let inside = back.start <= r.original.start && r.original.end <= back.end;
+                    let outside = r.original.end <= back.start || back.end <= r.original.start;
+                    assert!(inside || outside, "identifier cut by {back:?}: {:?}", r.original);
+                }
+            }
+        }
+    }
+}
