@@ -14,7 +14,6 @@ pub mod metrics;
 pub mod model;
 pub mod phi;
 pub mod runtime;
-pub mod schema;
 pub mod secrets;
 pub mod session;
 pub mod telemetry;
