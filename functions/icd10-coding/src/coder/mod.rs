@@ -3,9 +3,16 @@
 //! It is the local default and the safety net on AWS: model proposals are validated by the same table and
 //! context rules. Pure: no I/O, no clock.
 
+mod context;
+mod index;
+mod rules;
+mod text;
+
 use serde::Serialize;
 
 use crate::table::CodeTable;
+
+pub use index::Index;
 
 /// A half-open byte range into the text the coder was given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -88,6 +95,19 @@ pub struct Coding {
 
 /// Codes a note. Every proposal is billable in `table`.
 pub fn code_note(table: &CodeTable, note: &str) -> Coding {
-    let _ = (table, note);
-    Coding::default()
+    match Index::embedded() {
+        Some(index) => rules::code(table, index, note),
+        None => Coding::default(),
+    }
+}
+
+/// Codes a note with a given index (tests and benches build their own).
+pub fn code_note_with(table: &CodeTable, index: &Index, note: &str) -> Coding {
+    rules::code(table, index, note)
+}
+
+/// Why the span `[start, end)` of `note` could not support a code: negated, uncertain, or not documentation.
+/// `None` when the words there are asserted. The model path uses it to validate quoted evidence.
+pub fn assess_span(note: &str, span: Span) -> Option<SkipReason> {
+    rules::assess_span(note, span)
 }

@@ -1,0 +1,223 @@
+//! A lexical index of the code table: every billable code's description and inclusion terms (and the stems of
+//! codes that take a 7th character), as weighted words, searched by the words of a clause.
+//!
+//! Weights are inverse document frequencies, so `metacarpal` counts for more than `fracture`. ICD-10-CM's own
+//! convention marks nonessential modifiers with parentheses: those words are optional here.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use super::text::{Laterality, is_filler, is_stopword, laterality_of, tokenize};
+use crate::table::{CodeEntry, CodeTable};
+
+/// Laterality a term requires of the clause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TermSide {
+    Any,
+    Is(Laterality),
+    /// `unilateral … right hip`: one named side.
+    One(Laterality),
+}
+
+#[derive(Debug, Clone)]
+pub struct Term {
+    /// Index of the code (or 7th-character stem) in the table.
+    pub entry: usize,
+    pub required: Vec<u32>,
+    pub optional: Vec<u32>,
+    pub required_weight: f32,
+    pub side: TermSide,
+    /// The code needs a 7th character chosen from the clause.
+    pub needs_seventh: bool,
+    /// From an inclusion term rather than the description.
+    pub inclusion: bool,
+}
+
+pub struct Index {
+    pub terms: Vec<Term>,
+    words: HashMap<String, u32>,
+    weights: Vec<f32>,
+    postings: Vec<Vec<u32>>,
+}
+
+static INDEX: LazyLock<Option<Index>> = LazyLock::new(|| CodeTable::embedded().ok().map(Index::build));
+
+impl Index {
+    /// The index over the embedded table, built once.
+    pub fn embedded() -> Option<&'static Index> {
+        INDEX.as_ref()
+    }
+
+    pub fn build(table: &CodeTable) -> Self {
+        let mut raw: Vec<(usize, Vec<String>, Vec<String>, TermSide, bool, bool)> = Vec::new();
+        for (i, entry) in table.entries().iter().enumerate() {
+            let (indexed, needs_seventh) = if entry.billable && compact_len(entry.code) < 7 {
+                (true, false)
+            } else if !entry.billable && takes_seventh(table, entry) {
+                (true, true)
+            } else {
+                (false, false)
+            };
+            if !indexed {
+                continue;
+            }
+            let (req, opt, side) = term_words(entry.description);
+            raw.push((i, req, opt, side, needs_seventh, false));
+            for inclusion in entry.inclusion_terms() {
+                let (req, opt, side) = term_words(inclusion);
+                raw.push((i, req, opt, side, needs_seventh, true));
+            }
+        }
+        let mut words: HashMap<String, u32> = HashMap::new();
+        let mut df: Vec<u32> = Vec::new();
+        let intern = |w: &str, words: &mut HashMap<String, u32>, df: &mut Vec<u32>| -> u32 {
+            if let Some(&id) = words.get(w) {
+                return id;
+            }
+            let id = df.len() as u32;
+            words.insert(w.to_owned(), id);
+            df.push(0);
+            id
+        };
+        let mut terms = Vec::with_capacity(raw.len());
+        for (entry, req, opt, side, needs_seventh, inclusion) in raw {
+            let mut required: Vec<u32> = req.iter().map(|w| intern(w, &mut words, &mut df)).collect();
+            required.sort_unstable();
+            required.dedup();
+            let optional: Vec<u32> = opt.iter().map(|w| intern(w, &mut words, &mut df)).collect();
+            for &id in &required {
+                df[id as usize] += 1;
+            }
+            terms.push(Term {
+                entry,
+                required,
+                optional,
+                required_weight: 0.0,
+                side,
+                needs_seventh,
+                inclusion,
+            });
+        }
+        let n = terms.len().max(1) as f32;
+        let weights: Vec<f32> = df.iter().map(|&d| (n / (d.max(1) as f32)).ln().max(0.5)).collect();
+        let mut postings = vec![Vec::new(); weights.len()];
+        for (t, term) in terms.iter_mut().enumerate() {
+            term.required_weight = term.required.iter().map(|&w| weights[w as usize]).sum();
+            for &w in &term.required {
+                postings[w as usize].push(t as u32);
+            }
+        }
+        Self { terms, words, weights, postings }
+    }
+
+    pub fn word(&self, word: &str) -> Option<u32> {
+        self.words.get(word).copied()
+    }
+
+    pub fn weight(&self, word: u32) -> f32 {
+        self.weights.get(word as usize).copied().unwrap_or(0.0)
+    }
+
+    pub fn postings(&self, word: u32) -> &[u32] {
+        self.postings.get(word as usize).map_or(&[], Vec::as_slice)
+    }
+}
+
+fn compact_len(code: &str) -> usize {
+    code.chars().filter(|c| *c != '.').count()
+}
+
+/// A header whose children are its 7th-character extensions (`S62.336` → `S62.336A`).
+fn takes_seventh(table: &CodeTable, entry: &CodeEntry) -> bool {
+    let compact = compact_len(entry.code);
+    (4..=6).contains(&compact) && seventh_code(table, entry.code, 'A').is_some()
+        || seventh_code(table, entry.code, '1').is_some() && compact == 6
+}
+
+/// The code with its 7th character, placeholders `X` filled in, if billable.
+pub fn seventh_code(table: &CodeTable, stem: &str, seventh: char) -> Option<&'static str> {
+    let mut compact: String = stem.chars().filter(|c| *c != '.').collect();
+    if compact.len() < 3 || compact.len() > 6 {
+        return None;
+    }
+    while compact.len() < 6 {
+        compact.push('X');
+    }
+    compact.push(seventh);
+    table.billable(&compact).map(|e| e.code)
+}
+
+/// Required words, optional words and the side a description or inclusion term names.
+fn term_words(text: &str) -> (Vec<String>, Vec<String>, TermSide) {
+    let mut required = Vec::new();
+    let mut optional = Vec::new();
+    let mut side = None;
+    let mut unilateral = false;
+    let mut alternatives = false;
+    let tokens = tokenize(text, 0);
+    for (i, token) in tokens.iter().enumerate() {
+        let word = token.word.clone();
+        // "X and other diseases of Y": what follows names a residual group, not something to document.
+        if word == "and" && tokens.get(i + 1).is_some_and(|n| n.word == "other") {
+            alternatives = true;
+        }
+        if word == "unilateral" {
+            unilateral = true;
+            continue;
+        }
+        if let Some(l) = laterality_of(&word).filter(|_| !token.aside) {
+            side = Some(l);
+            continue;
+        }
+        if is_stopword(&word) {
+            continue;
+        }
+        if token.aside || alternatives || is_filler(&word) {
+            optional.push(word);
+        } else {
+            required.push(word);
+        }
+    }
+    let side = match side {
+        Some(l) if unilateral => TermSide::One(l),
+        Some(l) => TermSide::Is(l),
+        None => TermSide::Any,
+    };
+    (required, optional, side)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terms_keep_what_must_be_documented() {
+        let (req, opt, side) = term_words("Iron deficiency anemia secondary to blood loss (chronic)");
+        assert_eq!(req, ["iron", "deficiency", "anemia", "blood", "loss"]);
+        assert_eq!(opt, ["chronic"]);
+        assert_eq!(side, TermSide::Any);
+        let (req, _, side) = term_words("Unilateral primary osteoarthritis, right hip");
+        assert_eq!(req, ["primary", "osteoarthritis", "hip"]);
+        assert_eq!(side, TermSide::One(Laterality::Right));
+    }
+
+    #[test]
+    fn residual_groups_are_optional() {
+        let (req, opt, _) =
+            term_words("Family history of ischemic heart disease and other diseases of the circulatory system");
+        assert_eq!(req, ["family", "history", "ischemic", "heart"]);
+        assert!(opt.contains(&"circulatory".to_owned()));
+    }
+
+    #[test]
+    fn seventh_character_stems_are_indexed() {
+        let table = CodeTable::embedded().unwrap();
+        assert_eq!(seventh_code(table, "S62.336", 'A'), Some("S62.336A"));
+        assert_eq!(seventh_code(table, "E11.329", '3'), Some("E11.3293"));
+        let index = Index::embedded().unwrap();
+        let stem = table.entries().iter().position(|e| e.code == "S62.336").unwrap();
+        assert!(index.terms.iter().any(|t| t.entry == stem && t.needs_seventh));
+        let hefh = table.entries().iter().position(|e| e.code == "E78.011").unwrap();
+        assert!(index.terms.iter().any(|t| t.entry == hefh && !t.needs_seventh));
+    }
+}

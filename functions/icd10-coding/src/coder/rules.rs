@@ -1,0 +1,641 @@
+//! The outpatient coding rules (Official Guidelines Section IV with the Section I conventions) applied to
+//! what the index matched: context, integral symptoms, combination codes, long-term drug therapy, BMI and
+//! Excludes1.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use super::context::{Analysis, Clause, Section, analyse};
+use super::index::{Index, TermSide, seventh_code};
+use super::text::Laterality;
+use super::{Assertion, Basis, Coding, Proposal, SkipReason, Skipped, Span};
+use crate::table::CodeTable;
+
+/// A term must have this share of its required (weighted) words documented.
+const MIN_STRENGTH: f32 = 0.8;
+
+#[derive(Debug, Clone)]
+struct Candidate {
+    code: &'static str,
+    /// Positions (in the clause) of the words matched.
+    matched: Vec<usize>,
+    matched_weight: f32,
+    strength: f32,
+    score: f32,
+}
+
+#[derive(Debug, Clone)]
+struct Found {
+    proposal: Proposal,
+    item: usize,
+    score: f32,
+}
+
+pub fn code(table: &CodeTable, index: &Index, note: &str) -> Coding {
+    let analysis = analyse(note);
+    let mut found: Vec<Found> = Vec::new();
+    let mut skipped: Vec<Skipped> = analysis
+        .not_documentation
+        .iter()
+        .map(|&span| Skipped { code: None, span, reason: SkipReason::NotDocumentation })
+        .collect();
+
+    for clause in coded_clauses(&analysis) {
+        for candidate in select(index, table, clause) {
+            let span = evidence_span(clause, &candidate.matched);
+            match judge(clause, &candidate) {
+                Err(reason) => skipped.push(Skipped { code: Some(candidate.code), span, reason }),
+                Ok(None) => {}
+                Ok(Some(assertion)) => {
+                    let Some(entry) = table.billable(candidate.code) else { continue };
+                    let basis = match assertion {
+                        Assertion::Present if entry.code.starts_with('R') => Basis::SymptomWithoutDiagnosis,
+                        Assertion::Present => Basis::DiagnosisMatch,
+                        _ => Basis::History,
+                    };
+                    found.push(Found {
+                        proposal: Proposal {
+                            code: entry.code,
+                            description: entry.description,
+                            evidence: vec![span],
+                            assertion,
+                            basis,
+                            match_strength: candidate.strength.min(1.0),
+                        },
+                        item: clause.item,
+                        score: candidate.score,
+                    });
+                }
+            }
+        }
+    }
+
+    drop_integral_symptoms(&mut found, &mut skipped);
+    combine(table, &mut found);
+    long_term_drugs(table, &analysis, &mut found, &mut skipped);
+    body_mass_index(table, note, &mut found);
+    resolve_excludes1(table, &mut found, &mut skipped);
+
+    // One proposal per code, with every span that supports it.
+    let mut by_code: BTreeMap<&'static str, Proposal> = BTreeMap::new();
+    for f in found {
+        by_code
+            .entry(f.proposal.code)
+            .and_modify(|p| {
+                p.evidence.extend(f.proposal.evidence.iter().copied());
+                p.match_strength = p.match_strength.max(f.proposal.match_strength);
+            })
+            .or_insert(f.proposal);
+    }
+    let proposals = by_code
+        .into_values()
+        .map(|mut p| {
+            p.evidence.sort();
+            p.evidence.dedup();
+            p
+        })
+        .collect();
+    Coding { proposals, skipped }
+}
+
+/// The assessment states what is coded; elsewhere only relatives' conditions are taken (family history is
+/// often written in the history of present illness). A note without an assessment is read whole.
+fn coded_clauses(analysis: &Analysis) -> impl Iterator<Item = &Clause> {
+    analysis.clauses.iter().filter(move |c| !analysis.has_assessment || c.section == Section::Assessment || c.family)
+}
+
+fn select(index: &Index, table: &CodeTable, clause: &Clause) -> Vec<Candidate> {
+    // Word ids with their positions; the history and family contexts add the words of the Z codes.
+    let mut positions: HashMap<u32, Vec<usize>> = HashMap::new();
+    for (i, w) in clause.words.iter().enumerate() {
+        if let Some(id) = index.word(&w.token.word) {
+            positions.entry(id).or_default().push(i);
+        }
+    }
+    let history = clause.words.iter().any(|w| w.history);
+    let mut virtual_words = Vec::new();
+    if clause.family {
+        virtual_words.extend(["family", "history"]);
+    }
+    if history {
+        virtual_words.extend(["personal", "history"]);
+    }
+    let virtual_ids: HashSet<u32> = virtual_words.iter().filter_map(|w| index.word(w)).collect();
+
+    let context_ids: HashSet<u32> =
+        ["family", "history", "personal", "long", "term", "use"].iter().filter_map(|w| index.word(w)).collect();
+    let mut acc: HashMap<u32, f32> = HashMap::new();
+    for id in positions.keys().chain(virtual_ids.iter()).collect::<HashSet<_>>() {
+        let weight = index.weight(*id);
+        for &t in index.postings(*id) {
+            *acc.entry(t).or_default() += weight;
+        }
+    }
+
+    let mut candidates = Vec::new();
+    for (t, matched_weight) in acc {
+        let term = &index.terms[t as usize];
+        if term.required_weight <= 0.0 {
+            continue;
+        }
+        let strength = matched_weight / term.required_weight;
+        if strength < MIN_STRENGTH {
+            continue;
+        }
+        let matched: Vec<usize> =
+            term.required.iter().filter_map(|id| positions.get(id)).flat_map(|p| p.iter().copied()).collect();
+        let real_weight: f32 =
+            term.required.iter().filter(|id| positions.contains_key(id)).map(|&id| index.weight(id)).sum();
+        let direct_weight: f32 = term
+            .required
+            .iter()
+            .filter(|id| positions.get(id).is_some_and(|p| p.iter().any(|&i| !clause.words[i].token.aside)))
+            .map(|&id| index.weight(id))
+            .sum();
+        // Parenthetical asides support a match but cannot carry it alone; neither can the words of the
+        // context ("family history of", "long term use of").
+        let content_weight: f32 = term
+            .required
+            .iter()
+            .filter(|id| positions.contains_key(id) && !context_ids.contains(id))
+            .map(|&id| index.weight(id))
+            .sum();
+        if content_weight < 1.0 || direct_weight < 0.5 * real_weight {
+            continue;
+        }
+        let side_bonus = match (term.side, clause.laterality) {
+            (TermSide::Any, _) => 0.0,
+            (TermSide::Is(l), Some(c)) if l == c => 1.0,
+            (TermSide::One(l), Some(c)) if l == c => 1.0,
+            _ => continue,
+        };
+        let entry = &table.entries()[term.entry];
+        let code = if term.needs_seventh {
+            match choose_seventh(table, entry.code, clause) {
+                Some(code) => code,
+                None => continue,
+            }
+        } else {
+            entry.code
+        };
+        let z = code.get(..3).unwrap_or("");
+        let family_code = ("Z80".."Z85").contains(&z);
+        let history_code = ("Z85".."Z88").contains(&z) || z == "Z86" || z == "Z92";
+        if family_code && !clause.family || history_code && !history {
+            continue;
+        }
+        let optional: f32 = term
+            .optional
+            .iter()
+            .filter(|id| positions.contains_key(id))
+            .map(|&id| index.weight(id))
+            .sum::<f32>()
+            .min(2.0);
+        candidates.push(Candidate {
+            code,
+            matched,
+            matched_weight,
+            strength,
+            score: matched_weight + 0.3 * optional + side_bonus + strength,
+        });
+    }
+    candidates.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.code.cmp(b.code)));
+
+    // Greedy cover: each further code must rest mostly on words no better code has claimed.
+    let mut chosen: Vec<Candidate> = Vec::new();
+    let mut claimed: HashSet<String> = HashSet::new();
+    for c in candidates {
+        if chosen.iter().any(|k| same_category(k.code, c.code)) {
+            continue;
+        }
+        let fresh: f32 = c
+            .matched
+            .iter()
+            .map(|&i| clause.words[i].token.word.as_str())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .filter(|w| !claimed.contains(*w))
+            .filter_map(|w| index.word(w))
+            .map(|id| index.weight(id))
+            .sum();
+        if chosen.is_empty() || fresh >= 1.0 && fresh >= 0.5 * c.matched_weight {
+            claimed.extend(c.matched.iter().map(|&i| clause.words[i].token.word.clone()));
+            chosen.push(c);
+        }
+    }
+    chosen
+}
+
+/// Codes of one category compete within a clause: only the best of `B02.9`/`B02.39` is kept.
+fn same_category(a: &str, b: &str) -> bool {
+    a.get(..3) == b.get(..3)
+}
+
+/// The 7th character: laterality where it designates laterality, the encounter for injuries (initial
+/// unless subsequent care or a sequela is documented), otherwise the best-matching meaning.
+fn choose_seventh(table: &CodeTable, stem: &str, clause: &Clause) -> Option<&'static str> {
+    let mut ancestor = table.get(stem);
+    let mut options: Vec<(char, &'static str)> = Vec::new();
+    while let Some(entry) = ancestor {
+        options = entry.seventh_characters().collect();
+        if !options.is_empty() {
+            break;
+        }
+        ancestor = table.parent(entry.code);
+    }
+    let words: HashSet<&str> = clause.words.iter().map(|w| w.token.word.as_str()).collect();
+    let has = |w: &str| words.contains(w);
+    let pick = |wanted: &dyn Fn(&str) -> bool| options.iter().find(|(_, m)| wanted(m)).map(|(c, _)| *c);
+    let chosen = if options.iter().any(|(_, m)| m.contains("right") || m.contains("left")) {
+        match clause.laterality {
+            Some(Laterality::Right) => pick(&|m| m.starts_with("right")),
+            Some(Laterality::Left) => pick(&|m| m.starts_with("left")),
+            Some(Laterality::Bilateral) => pick(&|m| m.starts_with("bilateral")),
+            None => pick(&|m| m.starts_with("unspecified")),
+        }
+    } else if options.iter().any(|(_, m)| m.contains("initial encounter")) {
+        if has("sequela") || has("sequelae") {
+            pick(&|m| m == "sequela")
+        } else if has("subsequent") || has("followup") || has("healing") {
+            pick(&|m| m.starts_with("subsequent encounter") && (m.contains("routine") || !m.contains("fracture")))
+        } else if has("open") {
+            pick(&|m| m.starts_with("initial encounter for open"))
+                .or_else(|| pick(&|m| m.starts_with("initial encounter")))
+        } else {
+            pick(&|m| m.starts_with("initial encounter for closed"))
+                .or_else(|| pick(&|m| m.starts_with("initial encounter")))
+        }
+    } else {
+        pick(&|m| m.split_whitespace().all(|w| has(w)))
+            .or_else(|| pick(&|m| m.contains("unspecified") || m.contains("not applicable")))
+    }?;
+    seventh_code(table, stem, chosen)
+}
+
+/// Asserted, history or family — or why not coded. `Ok(None)`: a current condition worded as history.
+fn judge(clause: &Clause, c: &Candidate) -> Result<Option<Assertion>, SkipReason> {
+    let matched: HashSet<usize> = c.matched.iter().copied().collect();
+    let total = c.matched.len().max(1) as f32;
+    // A trigger the code's own wording contains ("without macular edema") negates nothing for that code.
+    let negated = c
+        .matched
+        .iter()
+        .filter(|&&i| clause.words[i].negated_by.is_some_and(|t| !matched.contains(&t)))
+        .count() as f32;
+    if negated / total > 0.5 {
+        return Err(SkipReason::Negated);
+    }
+    let uncertain = c.matched.iter().filter(|&&i| clause.words[i].uncertain).count() as f32;
+    if uncertain / total > 0.5 {
+        return Err(SkipReason::Uncertain);
+    }
+    let z = c.code.get(..3).unwrap_or("");
+    if ("Z80".."Z85").contains(&z) {
+        return Ok(Some(Assertion::FamilyHistory));
+    }
+    if ("Z85".."Z88").contains(&z) || z == "Z92" {
+        return Ok(Some(Assertion::PersonalHistory));
+    }
+    if clause.family {
+        return Ok(None);
+    }
+    let history = c.matched.iter().filter(|&&i| clause.words[i].history).count() as f32;
+    if history / total > 0.5 {
+        return Ok(None);
+    }
+    Ok(Some(Assertion::Present))
+}
+
+fn evidence_span(clause: &Clause, matched: &[usize]) -> Span {
+    let start = matched.iter().map(|&i| clause.words[i].token.span.start).min();
+    let end = matched.iter().map(|&i| clause.words[i].token.span.end).max();
+    match (start, end) {
+        (Some(start), Some(end)) => Span { start, end },
+        _ => clause.span,
+    }
+}
+
+/// Signs and symptoms routinely associated with a confirmed diagnosis in the same assessment item are not
+/// coded (I.B.5); with only an uncertain diagnosis they are (IV.D).
+fn drop_integral_symptoms(found: &mut Vec<Found>, skipped: &mut Vec<Skipped>) {
+    let confirmed: HashSet<usize> = found
+        .iter()
+        .filter(|f| f.proposal.assertion == Assertion::Present && !f.proposal.code.starts_with(['R', 'Z']))
+        .map(|f| f.item)
+        .collect();
+    found.retain(|f| {
+        let integral = f.proposal.code.starts_with('R') && confirmed.contains(&f.item);
+        if integral {
+            skipped.push(Skipped {
+                code: Some(f.proposal.code),
+                span: f.proposal.evidence[0],
+                reason: SkipReason::IntegralSymptom,
+            });
+        }
+        !integral
+    });
+}
+
+/// Combination codes the classification presumes ("with", I.A.15): diabetes with its complications,
+/// hypertension with chronic kidney disease or heart failure.
+fn combine(table: &CodeTable, found: &mut Vec<Found>) {
+    let present = |found: &[Found], prefix: &str| {
+        found.iter().position(|f| f.proposal.assertion == Assertion::Present && f.proposal.code.starts_with(prefix))
+    };
+    let replace = |found: &mut Vec<Found>, at: usize, code: &str, with: &[usize]| {
+        let Some(entry) = table.billable(code) else { return };
+        let extra: Vec<Span> = with.iter().flat_map(|&i| found[i].proposal.evidence.clone()).collect();
+        let f = &mut found[at];
+        f.proposal.code = entry.code;
+        f.proposal.description = entry.description;
+        f.proposal.basis = Basis::CombinationCode;
+        f.proposal.evidence.extend(extra);
+    };
+    for diabetes in ["E08", "E09", "E10", "E11", "E13"] {
+        let Some(d) = present(found, diabetes) else { continue };
+        if found[d].proposal.code != format!("{diabetes}.9") {
+            continue;
+        }
+        let complications = [("N18", "22"), ("R73.9", "65"), ("G62.9", "42"), ("G60.9", "42"), ("I73.9", "51")];
+        for (with, suffix) in complications {
+            if let Some(other) = present(found, with) {
+                replace(found, d, &format!("{diabetes}.{suffix}"), &[other]);
+                if !with.starts_with("N18") {
+                    found.remove(other);
+                }
+                break;
+            }
+        }
+    }
+    if let Some(htn) = found.iter().position(|f| f.proposal.code == "I10" && f.proposal.assertion == Assertion::Present)
+    {
+        let ckd = present(found, "N18");
+        let hf = present(found, "I50");
+        let end_stage = ckd.is_some_and(|i| matches!(found[i].proposal.code, "N18.5" | "N18.6"));
+        let with: Vec<usize> = ckd.into_iter().chain(hf).collect();
+        let code = match (ckd.is_some(), hf.is_some()) {
+            (true, true) if end_stage => Some("I13.2"),
+            (true, true) => Some("I13.0"),
+            (true, false) if end_stage => Some("I12.0"),
+            (true, false) => Some("I12.9"),
+            (false, true) => Some("I11.0"),
+            _ => None,
+        };
+        if let Some(code) = code {
+            replace(found, htn, code, &with);
+        }
+    }
+}
+
+/// Drugs whose long-term use has its own Z79 code (I.C.21.c.3). Others (statins, levothyroxine, PPIs,
+/// stimulants…) have none, and Z79.899 is not reported for them.
+const DRUGS: &[(&str, &str)] = &[
+    ("insulin", "Z79.4"),
+    ("glargine", "Z79.4"),
+    ("lispro", "Z79.4"),
+    ("aspart", "Z79.4"),
+    ("detemir", "Z79.4"),
+    ("degludec", "Z79.4"),
+    ("metformin", "Z79.84"),
+    ("glipizide", "Z79.84"),
+    ("glyburide", "Z79.84"),
+    ("glimepiride", "Z79.84"),
+    ("sitagliptin", "Z79.84"),
+    ("linagliptin", "Z79.84"),
+    ("saxagliptin", "Z79.84"),
+    ("pioglitazone", "Z79.84"),
+    ("empagliflozin", "Z79.84"),
+    ("dapagliflozin", "Z79.84"),
+    ("canagliflozin", "Z79.84"),
+    ("semaglutide", "Z79.85"),
+    ("liraglutide", "Z79.85"),
+    ("dulaglutide", "Z79.85"),
+    ("exenatide", "Z79.85"),
+    ("tirzepatide", "Z79.85"),
+    ("nsaid", "Z79.1"),
+    ("ibuprofen", "Z79.1"),
+    ("naproxen", "Z79.1"),
+    ("meloxicam", "Z79.1"),
+    ("diclofenac", "Z79.1"),
+    ("celecoxib", "Z79.1"),
+    ("indomethacin", "Z79.1"),
+    ("etodolac", "Z79.1"),
+    ("nabumetone", "Z79.1"),
+    ("aspirin", "Z79.82"),
+    ("clopidogrel", "Z79.02"),
+    ("prasugrel", "Z79.02"),
+    ("ticagrelor", "Z79.02"),
+    ("warfarin", "Z79.01"),
+    ("apixaban", "Z79.01"),
+    ("rivaroxaban", "Z79.01"),
+    ("dabigatran", "Z79.01"),
+    ("edoxaban", "Z79.01"),
+    ("enoxaparin", "Z79.01"),
+    ("alendronate", "Z79.83"),
+    ("risedronate", "Z79.83"),
+    ("ibandronate", "Z79.83"),
+    ("zoledronic", "Z79.83"),
+    ("bisphosphonate", "Z79.83"),
+    ("prednisone", "Z79.52"),
+    ("prednisolone", "Z79.52"),
+    ("methylprednisolone", "Z79.52"),
+    ("hydrocortisone", "Z79.52"),
+    ("fluticasone", "Z79.51"),
+    ("budesonide", "Z79.51"),
+    ("beclomethasone", "Z79.51"),
+    ("mometasone", "Z79.51"),
+    ("oxycodone", "Z79.891"),
+    ("hydrocodone", "Z79.891"),
+    ("morphine", "Z79.891"),
+    ("hydromorphone", "Z79.891"),
+    ("fentanyl", "Z79.891"),
+    ("tramadol", "Z79.891"),
+    ("methadone", "Z79.891"),
+    ("buprenorphine", "Z79.891"),
+    ("tamoxifen", "Z79.810"),
+    ("raloxifene", "Z79.810"),
+    ("anastrozole", "Z79.811"),
+    ("letrozole", "Z79.811"),
+    ("exemestane", "Z79.811"),
+    ("methotrexate", "Z79.631"),
+];
+/// Drugs clinicians name often that have no specific Z79 code.
+const NO_SPECIFIC_CODE: &[&str] = &[
+    "atorvastatin",
+    "rosuvastatin",
+    "simvastatin",
+    "pravastatin",
+    "statin",
+    "levothyroxine",
+    "omeprazole",
+    "pantoprazole",
+    "esomeprazole",
+    "lansoprazole",
+    "methylphenidate",
+    "amphetamine",
+    "lisdexamfetamine",
+    "lisinopril",
+    "losartan",
+    "amlodipine",
+    "sertraline",
+    "fluoxetine",
+    "escitalopram",
+    "gabapentin",
+];
+const ONGOING: &[&str] =
+    &["on", "taking", "takes", "taken", "continue", "continues", "continuing", "since", "longterm", "long", "chronic", "maintained", "remains"];
+const STARTING: &[&str] =
+    &["start", "starting", "started", "initiate", "initiated", "begin", "add", "prescribe", "prescribed", "given", "prn", "trial", "switch"];
+
+fn long_term_drugs(table: &CodeTable, analysis: &Analysis, found: &mut Vec<Found>, skipped: &mut Vec<Skipped>) {
+    for clause in &analysis.clauses {
+        let words: Vec<&str> = clause.words.iter().filter(|w| !w.expanded).map(|w| w.token.word.as_str()).collect();
+        for (i, word) in words.iter().enumerate() {
+            let code = DRUGS.iter().find(|(d, _)| word == d).map(|(_, c)| *c);
+            let unspecific = NO_SPECIFIC_CODE.contains(word);
+            if code.is_none() && !unspecific {
+                continue;
+            }
+            let w = &clause.words[i];
+            if w.negated_by.is_some() || w.uncertain || clause.family {
+                continue;
+            }
+            let before = &words[..i];
+            let ongoing = before.iter().any(|b| ONGOING.contains(b))
+                || words.iter().any(|b| matches!(*b, "longterm" | "since"))
+                || words.windows(2).any(|p| p[0] == "long" && p[1] == "term")
+                || duration_of_months(&words);
+            let starting = before.iter().any(|b| STARTING.contains(b)) || words[i..].contains(&"prn");
+            if !ongoing || starting {
+                continue;
+            }
+            match code.and_then(|c| table.billable(c)) {
+                Some(entry) => found.push(Found {
+                    proposal: Proposal {
+                        code: entry.code,
+                        description: entry.description,
+                        evidence: vec![w.token.span],
+                        assertion: Assertion::Present,
+                        basis: Basis::LongTermDrugTherapy,
+                        match_strength: 1.0,
+                    },
+                    item: clause.item,
+                    score: 1.0,
+                }),
+                None => skipped.push(Skipped { code: None, span: w.token.span, reason: SkipReason::NoSpecificDrugCode }),
+            }
+        }
+    }
+}
+
+/// "for 18 months", "for 2 years": use long enough to be long-term.
+fn duration_of_months(words: &[&str]) -> bool {
+    words.windows(3).any(|w| w[0] == "for" && w[1].parse::<u32>().is_ok() && matches!(w[2], "month" | "year"))
+}
+
+/// BMI is reported only with a documented weight diagnosis (I.C.21.c.3, BMI); adults only.
+fn body_mass_index(table: &CodeTable, note: &str, found: &mut Vec<Found>) {
+    let Some(weight_dx) = found
+        .iter()
+        .position(|f| f.proposal.assertion == Assertion::Present && f.proposal.code.starts_with("E66"))
+    else {
+        return;
+    };
+    let lower = note.to_lowercase();
+    if lower.contains("percentile") {
+        return;
+    }
+    let Some(at) = lower.find("bmi") else { return };
+    let rest = &note[at + 3..];
+    let digits_at = rest.find(|c: char| c.is_ascii_digit()).filter(|&i| i <= 4);
+    let Some(start) = digits_at else { return };
+    let number: String = rest[start..].chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+    let Ok(bmi) = number.trim_end_matches('.').parse::<f32>() else { return };
+    let code = match bmi {
+        b if b < 20.0 => "Z68.1".to_owned(),
+        b if b < 40.0 => format!("Z68.{}", b.floor() as u32),
+        b if b < 45.0 => "Z68.41".to_owned(),
+        b if b < 50.0 => "Z68.42".to_owned(),
+        b if b < 60.0 => "Z68.43".to_owned(),
+        b if b < 70.0 => "Z68.44".to_owned(),
+        _ => "Z68.45".to_owned(),
+    };
+    let Some(entry) = table.billable(&code) else { return };
+    let span = Span { start: at, end: at + 3 + start + number.len() };
+    let item = found[weight_dx].item;
+    found.push(Found {
+        proposal: Proposal {
+            code: entry.code,
+            description: entry.description,
+            evidence: vec![span],
+            assertion: Assertion::Present,
+            basis: Basis::DiagnosisMatch,
+            match_strength: 1.0,
+        },
+        item,
+        score: 1.0,
+    });
+}
+
+/// Two codes in an Excludes1 relation are never reported together: the better-documented one stays.
+fn resolve_excludes1(table: &CodeTable, found: &mut Vec<Found>, skipped: &mut Vec<Skipped>) {
+    let excludes = |a: &str, b: &str| {
+        let mut entry = table.get(a);
+        while let Some(e) = entry {
+            if e.excludes1().any(|r| CodeTable::reference_covers(r, b)) {
+                return true;
+            }
+            entry = table.parent(e.code);
+        }
+        false
+    };
+    let mut drop = HashSet::new();
+    for i in 0..found.len() {
+        for j in 0..found.len() {
+            let (a, b) = (&found[i], &found[j]);
+            if i == j || a.proposal.code == b.proposal.code || drop.contains(&i) || drop.contains(&j) {
+                continue;
+            }
+            if excludes(a.proposal.code, b.proposal.code) || excludes(b.proposal.code, a.proposal.code) {
+                drop.insert(if a.score >= b.score { j } else { i });
+            }
+        }
+    }
+    let mut k = 0;
+    found.retain(|f| {
+        let keep = !drop.contains(&k);
+        if !keep {
+            skipped.push(Skipped {
+                code: Some(f.proposal.code),
+                span: f.proposal.evidence[0],
+                reason: SkipReason::Excludes1,
+            });
+        }
+        k += 1;
+        keep
+    });
+}
+
+pub fn assess_span(note: &str, span: Span) -> Option<SkipReason> {
+    let analysis = analyse(note);
+    if analysis.not_documentation.iter().any(|s| s.start <= span.start && span.end <= s.end) {
+        return Some(SkipReason::NotDocumentation);
+    }
+    let words: Vec<_> = analysis
+        .clauses
+        .iter()
+        .flat_map(|c| c.words.iter().map(move |w| (c, w)))
+        .filter(|(_, w)| !w.expanded && w.token.span.start >= span.start && w.token.span.end <= span.end)
+        .collect();
+    if words.is_empty() {
+        return None;
+    }
+    let n = words.len() as f32;
+    let inside = |t: usize, c: &Clause| c.words.get(t).is_some_and(|w| w.token.span.start >= span.start && w.token.span.end <= span.end);
+    if words.iter().filter(|(c, w)| w.negated_by.is_some_and(|t| !inside(t, c))).count() as f32 / n > 0.5 {
+        return Some(SkipReason::Negated);
+    }
+    if words.iter().filter(|(_, w)| w.uncertain).count() as f32 / n > 0.5 {
+        return Some(SkipReason::Uncertain);
+    }
+    None
+}
