@@ -58,13 +58,25 @@ impl Index {
             } else {
                 (false, false)
             };
-            if !indexed {
+            // Manifestation codes are reported after their etiology, never found by wording alone.
+            if !indexed || entry.description.contains("in diseases classified elsewhere") {
                 continue;
             }
-            let (req, opt, side) = term_words(entry.description);
+            // The category's bracketed synonyms ("Zoster [herpes zoster]") describe every code in it.
+            let synonyms: Vec<String> = entry
+                .code
+                .get(..3)
+                .and_then(|c| table.get(c))
+                .map(|category| tokenize(category.description, 0).into_iter().filter(|t| t.aside).map(|t| t.word))
+                .into_iter()
+                .flatten()
+                .collect();
+            let (req, mut opt, side) = term_words(entry.description);
+            opt.extend(synonyms.iter().cloned());
             raw.push((i, req, opt, side, needs_seventh, false));
             for inclusion in entry.inclusion_terms() {
-                let (req, opt, side) = term_words(inclusion);
+                let (req, mut opt, side) = term_words(inclusion);
+                opt.extend(synonyms.iter().cloned());
                 raw.push((i, req, opt, side, needs_seventh, true));
             }
         }
@@ -88,15 +100,7 @@ impl Index {
             for &id in &required {
                 df[id as usize] += 1;
             }
-            terms.push(Term {
-                entry,
-                required,
-                optional,
-                required_weight: 0.0,
-                side,
-                needs_seventh,
-                inclusion,
-            });
+            terms.push(Term { entry, required, optional, required_weight: 0.0, side, needs_seventh, inclusion });
         }
         let n = terms.len().max(1) as f32;
         let weights: Vec<f32> = df.iter().map(|&d| (n / (d.max(1) as f32)).ln().max(0.5)).collect();
@@ -157,8 +161,15 @@ fn term_words(text: &str) -> (Vec<String>, Vec<String>, TermSide) {
     let tokens = tokenize(text, 0);
     for (i, token) in tokens.iter().enumerate() {
         let word = token.word.clone();
+        // "unspecified organism", "unspecified ligament": what is unspecified need not be documented; nor
+        // need "without complications", the default when none is documented.
+        let after_unspecified = i > 1
+            && tokens[i - 1].word == "unspecified"
+            && matches!(word.as_str(), "organism" | "ligament" | "cause" | "agent" | "joint" | "muscle" | "tendon");
+        let no_complications = (word == "without" || word == "complication")
+            && tokens.windows(2).any(|w| w[0].word == "without" && w[1].word == "complication");
         // "X and other diseases of Y": what follows names a residual group, not something to document.
-        if word == "and" && tokens.get(i + 1).is_some_and(|n| n.word == "other") {
+        if word == "and" && required.len() >= 2 && tokens.get(i + 1).is_some_and(|n| n.word == "other") {
             alternatives = true;
         }
         if word == "unilateral" {
@@ -169,10 +180,10 @@ fn term_words(text: &str) -> (Vec<String>, Vec<String>, TermSide) {
             side = Some(l);
             continue;
         }
-        if is_stopword(&word) {
+        if is_stopword(&word) || word == "secondary" && tokens.get(i + 1).is_some_and(|n| n.word == "to") {
             continue;
         }
-        if token.aside || alternatives || is_filler(&word) {
+        if token.aside || alternatives || after_unspecified || no_complications || is_filler(&word) {
             optional.push(word);
         } else {
             required.push(word);
@@ -199,6 +210,11 @@ mod tests {
         let (req, _, side) = term_words("Unilateral primary osteoarthritis, right hip");
         assert_eq!(req, ["primary", "osteoarthritis", "hip"]);
         assert_eq!(side, TermSide::One(Laterality::Right));
+        let (req, opt, _) = term_words("Sprain of unspecified ligament of right ankle");
+        assert_eq!(req, ["sprain", "ankle"]);
+        assert!(opt.contains(&"ligament".to_owned()));
+        let (req, _, _) = term_words("Type 2 diabetes mellitus without complications");
+        assert_eq!(req, ["2", "diabetes", "mellitus"]);
     }
 
     #[test]

@@ -6,6 +6,8 @@
 mod context;
 mod index;
 mod rules;
+#[cfg(test)]
+mod tests;
 mod text;
 
 use serde::Serialize;

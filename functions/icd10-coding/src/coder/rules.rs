@@ -42,13 +42,16 @@ pub fn code(table: &CodeTable, index: &Index, note: &str) -> Coding {
     for clause in coded_clauses(&analysis) {
         for candidate in select(index, table, clause) {
             let span = evidence_span(clause, &candidate.matched);
-            match judge(clause, &candidate) {
+            let description = table.get(candidate.code).map_or("", |e| e.description);
+            match judge(clause, &candidate, description) {
                 Err(reason) => skipped.push(Skipped { code: Some(candidate.code), span, reason }),
                 Ok(None) => {}
                 Ok(Some(assertion)) => {
                     let Some(entry) = table.billable(candidate.code) else { continue };
                     let basis = match assertion {
-                        Assertion::Present if entry.code.starts_with('R') => Basis::SymptomWithoutDiagnosis,
+                        Assertion::Present if is_symptom(entry.code, entry.description) => {
+                            Basis::SymptomWithoutDiagnosis
+                        }
                         Assertion::Present => Basis::DiagnosisMatch,
                         _ => Basis::History,
                     };
@@ -117,12 +120,15 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause) -> Vec<Candidate> {
         virtual_words.extend(["family", "history"]);
     }
     if history {
-        virtual_words.extend(["personal", "history"]);
+        virtual_words.extend(["personal", "history", "old"]);
     }
     let virtual_ids: HashSet<u32> = virtual_words.iter().filter_map(|w| index.word(w)).collect();
 
     let context_ids: HashSet<u32> =
         ["family", "history", "personal", "long", "term", "use"].iter().filter_map(|w| index.word(w)).collect();
+    // "Other X" is a specified form the classification does not list; the unspecified code is the default.
+    let other_id = index.word("other");
+    let unspecified_id = index.word("unspecified");
     let mut acc: HashMap<u32, f32> = HashMap::new();
     for id in positions.keys().chain(virtual_ids.iter()).collect::<HashSet<_>>() {
         let weight = index.weight(*id);
@@ -183,19 +189,42 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause) -> Vec<Candidate> {
         if family_code && !clause.family || history_code && !history {
             continue;
         }
-        let optional: f32 = term
-            .optional
+        let optional: f32 =
+            term.optional.iter().filter(|id| positions.contains_key(id)).map(|&id| index.weight(id)).sum::<f32>();
+        // A required word left undocumented costs at least as much as a fairly specific word: common
+        // anatomical words ("eye", "hand") still distinguish codes.
+        let missing: f32 = term
+            .required
             .iter()
-            .filter(|id| positions.contains_key(id))
+            .filter(|id| !positions.contains_key(id) && !virtual_ids.contains(id))
+            .map(|&id| index.weight(id).max(3.0))
+            .sum();
+        // Documented words a trigger outside the code's wording negates contradict the code.
+        let term_words: HashSet<u32> = term.required.iter().chain(&term.optional).copied().collect();
+        let contradicted: f32 = term
+            .required
+            .iter()
+            .filter(|id| {
+                positions.get(id).is_some_and(|p| {
+                    p.iter().all(|&i| {
+                        clause.words[i].negated_by.is_some_and(|t| {
+                            index.word(&clause.words[t].token.word).is_none_or(|tid| !term_words.contains(&tid))
+                        })
+                    })
+                })
+            })
             .map(|&id| index.weight(id))
-            .sum::<f32>()
-            .min(2.0);
+            .sum();
         candidates.push(Candidate {
             code,
             matched,
             matched_weight,
             strength,
-            score: matched_weight + 0.3 * optional + side_bonus + strength,
+            // Every documented word counts for a code, every required word left undocumented against it.
+            score: matched_weight - 2.0 * missing - 2.0 * contradicted + 0.8 * optional
+                - 0.05 * (term.optional.iter().filter(|&&id| Some(id) != unspecified_id).count() as f32)
+                - 0.05 * (term.optional.iter().any(|&id| Some(id) == other_id) as u8 as f32)
+                + side_bonus,
         });
     }
     candidates.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.code.cmp(b.code)));
@@ -217,7 +246,7 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause) -> Vec<Candidate> {
             .filter_map(|w| index.word(w))
             .map(|id| index.weight(id))
             .sum();
-        if chosen.is_empty() || fresh >= 1.0 && fresh >= 0.5 * c.matched_weight {
+        if chosen.is_empty() || fresh >= 2.5 && fresh >= 0.5 * c.matched_weight {
             claimed.extend(c.matched.iter().map(|&i| clause.words[i].token.word.clone()));
             chosen.push(c);
         }
@@ -272,15 +301,12 @@ fn choose_seventh(table: &CodeTable, stem: &str, clause: &Clause) -> Option<&'st
 }
 
 /// Asserted, history or family — or why not coded. `Ok(None)`: a current condition worded as history.
-fn judge(clause: &Clause, c: &Candidate) -> Result<Option<Assertion>, SkipReason> {
+fn judge(clause: &Clause, c: &Candidate, description: &str) -> Result<Option<Assertion>, SkipReason> {
     let matched: HashSet<usize> = c.matched.iter().copied().collect();
     let total = c.matched.len().max(1) as f32;
     // A trigger the code's own wording contains ("without macular edema") negates nothing for that code.
-    let negated = c
-        .matched
-        .iter()
-        .filter(|&&i| clause.words[i].negated_by.is_some_and(|t| !matched.contains(&t)))
-        .count() as f32;
+    let negated =
+        c.matched.iter().filter(|&&i| clause.words[i].negated_by.is_some_and(|t| !matched.contains(&t))).count() as f32;
     if negated / total > 0.5 {
         return Err(SkipReason::Negated);
     }
@@ -300,7 +326,8 @@ fn judge(clause: &Clause, c: &Candidate) -> Result<Option<Assertion>, SkipReason
     }
     let history = c.matched.iter().filter(|&&i| clause.words[i].history).count() as f32;
     if history / total > 0.5 {
-        return Ok(None);
+        // The classification codes some histories itself (old myocardial infarction, I25.2).
+        return Ok(description.to_lowercase().starts_with("old ").then_some(Assertion::PersonalHistory));
     }
     Ok(Some(Assertion::Present))
 }
@@ -317,13 +344,14 @@ fn evidence_span(clause: &Clause, matched: &[usize]) -> Span {
 /// Signs and symptoms routinely associated with a confirmed diagnosis in the same assessment item are not
 /// coded (I.B.5); with only an uncertain diagnosis they are (IV.D).
 fn drop_integral_symptoms(found: &mut Vec<Found>, skipped: &mut Vec<Skipped>) {
+    let symptom = |f: &Found| is_symptom(f.proposal.code, f.proposal.description);
     let confirmed: HashSet<usize> = found
         .iter()
-        .filter(|f| f.proposal.assertion == Assertion::Present && !f.proposal.code.starts_with(['R', 'Z']))
+        .filter(|f| f.proposal.assertion == Assertion::Present && !f.proposal.code.starts_with('Z') && !symptom(f))
         .map(|f| f.item)
         .collect();
     found.retain(|f| {
-        let integral = f.proposal.code.starts_with('R') && confirmed.contains(&f.item);
+        let integral = symptom(f) && confirmed.contains(&f.item);
         if integral {
             skipped.push(Skipped {
                 code: Some(f.proposal.code),
@@ -333,6 +361,12 @@ fn drop_integral_symptoms(found: &mut Vec<Found>, skipped: &mut Vec<Skipped>) {
         }
         !integral
     });
+}
+
+/// Chapter 18 and the pain codes of other chapters ("Pain in left arm", "Otalgia").
+fn is_symptom(code: &str, description: &str) -> bool {
+    let d = description.to_lowercase();
+    code.starts_with('R') || d.starts_with("pain") || d.starts_with("otalgia") || d.contains(" pain, ")
 }
 
 /// Combination codes the classification presumes ("with", I.A.15): diabetes with its complications,
@@ -481,10 +515,36 @@ const NO_SPECIFIC_CODE: &[&str] = &[
     "escitalopram",
     "gabapentin",
 ];
-const ONGOING: &[&str] =
-    &["on", "taking", "takes", "taken", "continue", "continues", "continuing", "since", "longterm", "long", "chronic", "maintained", "remains"];
-const STARTING: &[&str] =
-    &["start", "starting", "started", "initiate", "initiated", "begin", "add", "prescribe", "prescribed", "given", "prn", "trial", "switch"];
+const ONGOING: &[&str] = &[
+    "on",
+    "taking",
+    "take",
+    "taken",
+    "continue",
+    "continuing",
+    "since",
+    "longterm",
+    "long",
+    "chronic",
+    "maintained",
+    "remain",
+];
+const STARTING: &[&str] = &[
+    "start",
+    "starting",
+    "started",
+    "initiate",
+    "initiated",
+    "begin",
+    "add",
+    "prescribe",
+    "prescribed",
+    "given",
+    "prn",
+    "trial",
+    "switch",
+    "new",
+];
 
 fn long_term_drugs(table: &CodeTable, analysis: &Analysis, found: &mut Vec<Found>, skipped: &mut Vec<Skipped>) {
     for clause in &analysis.clauses {
@@ -521,7 +581,9 @@ fn long_term_drugs(table: &CodeTable, analysis: &Analysis, found: &mut Vec<Found
                     item: clause.item,
                     score: 1.0,
                 }),
-                None => skipped.push(Skipped { code: None, span: w.token.span, reason: SkipReason::NoSpecificDrugCode }),
+                None => {
+                    skipped.push(Skipped { code: None, span: w.token.span, reason: SkipReason::NoSpecificDrugCode })
+                }
             }
         }
     }
@@ -534,9 +596,8 @@ fn duration_of_months(words: &[&str]) -> bool {
 
 /// BMI is reported only with a documented weight diagnosis (I.C.21.c.3, BMI); adults only.
 fn body_mass_index(table: &CodeTable, note: &str, found: &mut Vec<Found>) {
-    let Some(weight_dx) = found
-        .iter()
-        .position(|f| f.proposal.assertion == Assertion::Present && f.proposal.code.starts_with("E66"))
+    let Some(weight_dx) =
+        found.iter().position(|f| f.proposal.assertion == Assertion::Present && f.proposal.code.starts_with("E66"))
     else {
         return;
     };
@@ -549,7 +610,8 @@ fn body_mass_index(table: &CodeTable, note: &str, found: &mut Vec<Found>) {
     let digits_at = rest.find(|c: char| c.is_ascii_digit()).filter(|&i| i <= 4);
     let Some(start) = digits_at else { return };
     let number: String = rest[start..].chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
-    let Ok(bmi) = number.trim_end_matches('.').parse::<f32>() else { return };
+    let number = number.trim_end_matches('.');
+    let Ok(bmi) = number.parse::<f32>() else { return };
     let code = match bmi {
         b if b < 20.0 => "Z68.1".to_owned(),
         b if b < 40.0 => format!("Z68.{}", b.floor() as u32),
@@ -630,7 +692,9 @@ pub fn assess_span(note: &str, span: Span) -> Option<SkipReason> {
         return None;
     }
     let n = words.len() as f32;
-    let inside = |t: usize, c: &Clause| c.words.get(t).is_some_and(|w| w.token.span.start >= span.start && w.token.span.end <= span.end);
+    let inside = |t: usize, c: &Clause| {
+        c.words.get(t).is_some_and(|w| w.token.span.start >= span.start && w.token.span.end <= span.end)
+    };
     if words.iter().filter(|(c, w)| w.negated_by.is_some_and(|t| !inside(t, c))).count() as f32 / n > 0.5 {
         return Some(SkipReason::Negated);
     }

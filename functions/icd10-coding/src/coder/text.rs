@@ -15,8 +15,7 @@ pub struct Token {
 /// Lowercase, hyphens and apostrophes joined (`light-headedness` = `lightheadedness`, `swimmer's` =
 /// `swimmer`), plurals folded, so the note and the tabular meet on the same forms.
 pub fn normalize_word(raw: &str) -> String {
-    let mut word: String =
-        raw.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect::<String>();
+    let mut word: String = raw.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect::<String>();
     if let Some(stripped) = raw.to_lowercase().strip_suffix("'s") {
         word = stripped.chars().filter(|c| c.is_alphanumeric()).collect();
     }
@@ -181,6 +180,7 @@ pub const EXPANSIONS: &[(&str, &str)] = &[
     ("light-headed", "light-headedness"),
     ("lightheaded", "light-headedness"),
     ("dizzy", "dizziness"),
+    ("wheeze", "wheezing"),
     ("obese", "obesity"),
     ("overweight", "overweight"),
     ("w/", "with"),
@@ -198,9 +198,6 @@ pub const EXPANSIONS: &[(&str, &str)] = &[
     ("ou", "bilateral eye"),
     ("od", "right eye"),
     ("os", "left eye"),
-    ("as", "left ear"),
-    ("ad", "right ear"),
-    ("au", "bilateral ear"),
 ];
 
 /// Words that follow a procedure to say a condition is its consequence (`hypothyroidism after thyroidectomy`).
@@ -224,7 +221,6 @@ pub fn is_stopword(word: &str) -> bool {
             | "as"
             | "with"
             | "due"
-            | "secondary"
             | "from"
             | "nos"
             | "is"
@@ -274,6 +270,8 @@ pub fn is_filler(word: &str) -> bool {
             | "condition"
             | "encounter"
             | "unilateral"
+            | "organism"
+            | "essential"
     )
 }
 
