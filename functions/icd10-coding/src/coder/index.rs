@@ -50,6 +50,7 @@ impl Index {
 
     pub fn build(table: &CodeTable) -> Self {
         let mut raw: Vec<(usize, Vec<String>, Vec<String>, TermSide, bool, bool)> = Vec::new();
+        let mut category_synonyms: HashMap<&str, Vec<String>> = HashMap::new();
         for (i, entry) in table.entries().iter().enumerate() {
             let (indexed, needs_seventh) = if entry.billable && compact_len(entry.code) < 7 {
                 (true, false)
@@ -63,14 +64,13 @@ impl Index {
                 continue;
             }
             // The category's bracketed synonyms ("Zoster [herpes zoster]") describe every code in it.
-            let synonyms: Vec<String> = entry
-                .code
-                .get(..3)
-                .and_then(|c| table.get(c))
-                .map(|category| tokenize(category.description, 0).into_iter().filter(|t| t.aside).map(|t| t.word))
-                .into_iter()
-                .flatten()
-                .collect();
+            let category = entry.code.get(..3).unwrap_or(entry.code);
+            let synonyms = category_synonyms.entry(category).or_insert_with(|| {
+                table
+                    .get(category)
+                    .map(|c| tokenize(c.description, 0).into_iter().filter(|t| t.aside).map(|t| t.word).collect())
+                    .unwrap_or_default()
+            });
             let (req, mut opt, side) = term_words(entry.description);
             opt.extend(synonyms.iter().cloned());
             raw.push((i, req, opt, side, needs_seventh, false));

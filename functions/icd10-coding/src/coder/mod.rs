@@ -103,6 +103,14 @@ pub fn code_note(table: &CodeTable, note: &str) -> Coding {
     }
 }
 
+/// Builds the lexical index on a background thread, so the function answers its first poll with only the
+/// code table loaded; a note that arrives before the index is ready waits for it.
+pub fn warm_up() {
+    let _ = std::thread::Builder::new().name("icd10-index".to_owned()).spawn(|| {
+        let _ = Index::embedded();
+    });
+}
+
 /// Codes a note with a given index (tests and benches build their own).
 pub fn code_note_with(table: &CodeTable, index: &Index, note: &str) -> Coding {
     rules::code(table, index, note)

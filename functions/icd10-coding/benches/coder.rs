@@ -1,0 +1,91 @@
+//! Coder latency per note and the cold-start cost of the embedded code table.
+//!
+//! Prints p50/p95 per note over the dev cases in `../shared/icd10` (and per KB of note), then criterion
+//! figures for parsing the table and building the lexical index, each from scratch as at cold start.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use icd10_coding::coder::{Index, code_note_with};
+use icd10_coding::table::{CodeTable, DATA};
+
+fn dev_notes() -> Vec<String> {
+    let path = std::env::var("DEV_CASES")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/icd10/dev_cases.jsonl").to_owned());
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["note"].as_str().map(str::to_owned))
+        .collect()
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn latency_report(table: &CodeTable, index: &Index, notes: &[String]) {
+    let mut per_note = Vec::new();
+    let mut per_kb = Vec::new();
+    for _ in 0..50 {
+        for note in notes {
+            let t = Instant::now();
+            black_box(code_note_with(table, index, black_box(note)));
+            let us = t.elapsed().as_secs_f64() * 1e6;
+            per_note.push(us);
+            per_kb.push(us / (note.len() as f64 / 1024.0));
+        }
+    }
+    per_note.sort_by(f64::total_cmp);
+    per_kb.sort_by(f64::total_cmp);
+    println!(
+        "coder latency over {} notes x50: per note p50 {:.0} us, p95 {:.0} us; per KB p50 {:.0} us, p95 {:.0} us \
+         (goal p50 <= 2000 us/KB)",
+        notes.len(),
+        percentile(&per_note, 0.5),
+        percentile(&per_note, 0.95),
+        percentile(&per_kb, 0.5),
+        percentile(&per_kb, 0.95)
+    );
+}
+
+fn cold_start_report() {
+    let mut parse = Vec::new();
+    let mut build = Vec::new();
+    for _ in 0..15 {
+        let t = Instant::now();
+        let table = CodeTable::parse(DATA).ok();
+        parse.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        if let Some(table) = &table {
+            black_box(Index::build(table));
+        }
+        build.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    parse.sort_by(f64::total_cmp);
+    build.sort_by(f64::total_cmp);
+    println!(
+        "cold start: code table ready (parse) median {:.1} ms (goal <= 30 ms); lexical index build median {:.1} ms",
+        percentile(&parse, 0.5),
+        percentile(&build, 0.5)
+    );
+}
+
+fn benches(c: &mut Criterion) {
+    let Ok(table) = CodeTable::parse(DATA) else { return };
+    let index = Index::build(&table);
+    let notes = dev_notes();
+    cold_start_report();
+    if let Some(note) = notes.get(5) {
+        latency_report(&table, &index, &notes);
+        c.bench_function("code one dev note (d06)", |b| b.iter(|| code_note_with(&table, &index, black_box(note))));
+    }
+    let mut group = c.benchmark_group("cold start");
+    group.sample_size(10).measurement_time(Duration::from_secs(5));
+    group.bench_function("parse code table", |b| b.iter(|| CodeTable::parse(black_box(DATA))));
+    group.finish();
+}
+
+criterion_group!(coder, benches);
+criterion_main!(coder);
