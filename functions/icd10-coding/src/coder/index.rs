@@ -14,6 +14,8 @@ use crate::table::{CodeEntry, CodeTable};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TermSide {
     Any,
+    /// "unspecified eye": for notes that do not name the side.
+    Unspecified,
     Is(Laterality),
     /// `unilateral … right hip`: one named side.
     One(Laterality),
@@ -151,6 +153,13 @@ pub fn seventh_code(table: &CodeTable, stem: &str, seventh: char) -> Option<&'st
     table.billable(&compact).map(|e| e.code)
 }
 
+/// Paired body parts: "unspecified eye" means the side was not documented.
+const SIDED: &[&str] = &[
+    "eye", "ear", "side", "limb", "arm", "leg", "hand", "foot", "knee", "hip", "shoulder", "elbow", "wrist", "ankle",
+    "finger", "toe", "thumb", "lung", "kidney", "breast", "ovary", "testis", "forearm", "thigh", "upper", "lower",
+    "eyelid", "orbit", "femur", "tibia", "fibula", "humerus", "radius", "ulna", "buttock",
+];
+
 /// Required words, optional words and the side a description or inclusion term names.
 fn term_words(text: &str) -> (Vec<String>, Vec<String>, TermSide) {
     let mut required = Vec::new();
@@ -158,6 +167,7 @@ fn term_words(text: &str) -> (Vec<String>, Vec<String>, TermSide) {
     let mut side = None;
     let mut unilateral = false;
     let mut alternatives = false;
+    let mut side_unspecified = false;
     let tokens = tokenize(text, 0);
     for (i, token) in tokens.iter().enumerate() {
         let word = token.word.clone();
@@ -168,6 +178,13 @@ fn term_words(text: &str) -> (Vec<String>, Vec<String>, TermSide) {
             && matches!(word.as_str(), "organism" | "ligament" | "cause" | "agent" | "joint" | "muscle" | "tendon");
         let no_complications = (word == "without" || word == "complication")
             && tokens.windows(2).any(|w| w[0].word == "without" && w[1].word == "complication");
+        // "without foreign body" is the default of an open wound; it is rarely written.
+        let no_foreign_body = matches!(word.as_str(), "without" | "foreign" | "body")
+            && tokens.windows(3).any(|w| w[0].word == "without" && w[1].word == "foreign" && w[2].word == "body");
+        let unspecified_side = i > 0 && tokens[i - 1].word == "unspecified" && SIDED.contains(&word.as_str());
+        if unspecified_side {
+            side_unspecified = true;
+        }
         // "X and other diseases of Y": what follows names a residual group, not something to document.
         if word == "and" && required.len() >= 2 && tokens.get(i + 1).is_some_and(|n| n.word == "other") {
             alternatives = true;
@@ -183,7 +200,14 @@ fn term_words(text: &str) -> (Vec<String>, Vec<String>, TermSide) {
         if is_stopword(&word) || word == "secondary" && tokens.get(i + 1).is_some_and(|n| n.word == "to") {
             continue;
         }
-        if token.aside || alternatives || after_unspecified || no_complications || is_filler(&word) {
+        if token.aside
+            || alternatives
+            || after_unspecified
+            || no_complications
+            || no_foreign_body
+            || unspecified_side
+            || is_filler(&word)
+        {
             optional.push(word);
         } else {
             required.push(word);
@@ -192,6 +216,7 @@ fn term_words(text: &str) -> (Vec<String>, Vec<String>, TermSide) {
     let side = match side {
         Some(l) if unilateral => TermSide::One(l),
         Some(l) => TermSide::Is(l),
+        None if side_unspecified => TermSide::Unspecified,
         None => TermSide::Any,
     };
     (required, optional, side)

@@ -169,7 +169,7 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause) -> Vec<Candidate> {
             continue;
         }
         let side_bonus = match (term.side, clause.laterality) {
-            (TermSide::Any, _) => 0.0,
+            (TermSide::Any, _) | (TermSide::Unspecified, None) => 0.0,
             (TermSide::Is(l), Some(c)) if l == c => 1.0,
             (TermSide::One(l), Some(c)) if l == c => 1.0,
             _ => continue,
