@@ -20,6 +20,9 @@ NODE="${NODE:-node}"
 export FHIR_PORT="${FHIR_PORT:-8103}"
 export ISSUER_PORT="${ISSUER_PORT:-8104}"
 LAMBDA_PORT="${LAMBDA_PORT:-9000}"
+# moto's server (KMS, Secrets Manager, STS) for the shared-aws integration tests, on loopback only.
+MOTO_PORT="${MOTO_PORT:-8105}"
+MOTO_VERSION="5.2.5"
 FHIR_BASE_URL="http://127.0.0.1:$FHIR_PORT/fhir"
 ISSUER_URL="http://127.0.0.1:$ISSUER_PORT"
 
@@ -144,6 +147,30 @@ cmd_install() {
     "$VENV/bin/pip" install --quiet --disable-pip-version-check "cargo-lambda==$CARGO_LAMBDA_VERSION"
     say "cargo-lambda: installed in $((SECONDS - t0))s"
   fi
+
+  local moto_have=""
+  if [[ -x "$VENV/bin/python" ]]; then
+    moto_have="$("$VENV/bin/python" -c 'import moto; print(moto.__version__)' 2>/dev/null || true)"
+  fi
+  if [[ "$moto_have" == "$MOTO_VERSION" && -x "$VENV/bin/moto_server" ]]; then
+    say "moto: $moto_have present in .venv"
+  else
+    say "moto: installing moto[server] $MOTO_VERSION into $VENV (found: ${moto_have:-none})"
+    local t0=$SECONDS
+    [[ -x "$VENV/bin/pip" ]] || python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+    say "moto: installed in $((SECONDS - t0))s"
+  fi
+}
+
+# The shared-aws adapters (KMS, Secrets Manager, STS) against moto's server on loopback; stopped on any exit.
+run_moto_tests() {
+  start moto "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT"
+  trap 'stop moto' EXIT
+  wait_for moto 30 http_ok "http://127.0.0.1:$MOTO_PORT/moto-api/"
+  MOTO_ENDPOINT="http://127.0.0.1:$MOTO_PORT" cargo test -p shared-aws --test moto -- --ignored
+  trap - EXIT
+  stop moto
 }
 
 # ------------------------------------------------------------------ up/down
@@ -333,6 +360,8 @@ cmd_test() {
   bash "$REPO_ROOT/deploy/scan.sh"
   say "cargo test (unit, integration, policy and PHI-canary tests)"
   cargo test --workspace
+  say "shared-aws integration tests against moto (KMS, Secrets Manager, STS)"
+  run_moto_tests
   # Built before the emulator starts, so the first invoke does not compile under a timeout.
   cargo build -p patient-summary --quiet
   local started_here=0
