@@ -98,7 +98,11 @@ impl Index {
             let mut required: Vec<u32> = req.iter().map(|w| intern(w, &mut words, &mut df)).collect();
             required.sort_unstable();
             required.dedup();
-            let optional: Vec<u32> = opt.iter().map(|w| intern(w, &mut words, &mut df)).collect();
+            // A word counts once: as required if it is, else as optional.
+            let mut optional: Vec<u32> = opt.iter().map(|w| intern(w, &mut words, &mut df)).collect();
+            optional.sort_unstable();
+            optional.dedup();
+            optional.retain(|id| required.binary_search(id).is_err());
             for &id in &required {
                 df[id as usize] += 1;
             }
