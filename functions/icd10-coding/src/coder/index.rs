@@ -95,6 +95,10 @@ impl Index {
         };
         let mut terms = Vec::with_capacity(raw.len());
         for (entry, req, opt, side, needs_seventh, inclusion) in raw {
+            // "Other specified viral diseases": a residual code is never found by one word.
+            if req.len() < 2 && opt.iter().any(|w| w == "other") {
+                continue;
+            }
             let mut required: Vec<u32> = req.iter().map(|w| intern(w, &mut words, &mut df)).collect();
             required.sort_unstable();
             required.dedup();

@@ -246,7 +246,14 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause) -> Vec<Candidate> {
             .filter_map(|w| index.word(w))
             .map(|id| index.weight(id))
             .sum();
-        if chosen.is_empty() || fresh >= 2.5 && fresh >= 0.5 * c.matched_weight {
+        // A lone fresh word that modifies a claimed one ("viral pharyngitis") is part of that concept.
+        let fresh_positions: Vec<usize> =
+            c.matched.iter().copied().filter(|&i| !claimed.contains(&clause.words[i].token.word)).collect();
+        let modifier_only = fresh_positions.len() == 1
+            && fresh_positions
+                .iter()
+                .all(|&i| clause.words.get(i + 1).is_some_and(|n| !n.expanded && claimed.contains(&n.token.word)));
+        if chosen.is_empty() || fresh >= 2.5 && fresh >= 0.7 * c.matched_weight && !modifier_only {
             claimed.extend(c.matched.iter().map(|&i| clause.words[i].token.word.clone()));
             chosen.push(c);
         }
@@ -556,7 +563,9 @@ fn long_term_drugs(table: &CodeTable, analysis: &Analysis, found: &mut Vec<Found
                 continue;
             }
             let w = &clause.words[i];
-            if w.negated_by.is_some() || w.uncertain || clause.family {
+            // "without complications, on insulin": only a trigger about the drug itself stops it.
+            let stopped = w.negated_by.is_some_and(|t| clause.words.get(t).is_none_or(|t| t.token.word != "without"));
+            if stopped || w.uncertain || clause.family {
                 continue;
             }
             let before = &words[..i];

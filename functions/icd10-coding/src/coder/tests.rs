@@ -110,3 +110,20 @@ fn every_proposal_is_billable() {
         assert!(table.billable(p.code).is_some(), "{} is not billable", p.code);
     }
 }
+
+#[test]
+fn negation_forms_in_the_assessment() {
+    let cases: &[(&str, &[&str])] = &[
+        ("Assessment: No evidence of pneumonia. Viral upper respiratory infection.", &["J06.9"]),
+        ("Denies chest pain.\nAssessment: Hypertension.", &["I10"]),
+        ("Assessment: Pneumonia ruled out. Acute bronchitis.", &["J20.9"]),
+        ("Assessment: Headache, not a migraine.", &["R51.9"]),
+        ("Assessment: Fatigue - no anemia on CBC, thyroid normal.", &["R53.83"]),
+        ("Assessment: Sinusitis unlikely; allergic rhinitis.", &["J30.9"]),
+        ("Assessment: Depression screen negative. Insomnia.", &["G47.00"]),
+        ("Assessment: Type 2 diabetes without complications, on insulin for 5 years.", &["E11.9", "Z79.4"]),
+    ];
+    for (note, want) in cases {
+        assert_eq!(codes(note), *want, "{note}");
+    }
+}
