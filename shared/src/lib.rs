@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod model;
 pub mod phi;
 pub mod runtime;
+pub mod schema;
 pub mod secrets;
 pub mod session;
 pub mod telemetry;

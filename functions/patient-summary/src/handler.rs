@@ -3,6 +3,8 @@
 
 use std::time::Instant;
 
+use schemars::JsonSchema;
+use serde::Deserialize;
 use serde_json::{Value, json};
 use shared::ToolError;
 use shared::audit::{AuditRecord, AuditSink, Outcome};
@@ -40,7 +42,21 @@ pub struct SummaryTool<S, W, A> {
     pub as_of: Option<Date>,
 }
 
-/// The tool's arguments, from whichever envelope.
+// The tool's arguments, from whichever envelope. The agent-facing schemas (`schemas/`) are generated from this
+// type, so what the model is told and what the handler accepts cannot drift apart; doc comments here are read
+// by the model.
+/// Which patient to summarise.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SummaryInput {
+    /// FHIR id of the Patient resource to summarise (the id in `Patient/<id>`, not an MRN or a name).
+    pub patient_id: String,
+}
+
+/// The argument names `SummaryInput` accepts, for the unknown-argument check (which names the field).
+const ARGUMENTS: &[&str] = &["patient_id"];
+
+/// The validated arguments.
 #[derive(Debug)]
 struct SummaryArgs {
     patient: FhirId,
@@ -48,16 +64,14 @@ struct SummaryArgs {
 
 impl SummaryArgs {
     fn from_call(call: &ToolCall) -> Result<Self, ToolError> {
-        if let Some(unknown) = call.arguments.keys().find(|k| k.as_str() != "patient_id") {
+        if let Some(unknown) = call.arguments.keys().find(|k| !ARGUMENTS.contains(&k.as_str())) {
             // Field names are ours to echo; values never are.
             return Err(ToolError::invalid(format!("unknown argument `{}`", sanitize_name(unknown))));
         }
-        let raw = call
-            .arguments
-            .get("patient_id")
-            .and_then(Value::as_str)
-            .ok_or_else(|| ToolError::invalid("`patient_id` is missing"))?;
-        Ok(Self { patient: FhirId::parse(raw)? })
+        // serde's message could quote the value; ours names the field only.
+        let input: SummaryInput = serde_json::from_value(Value::Object(call.arguments.clone()))
+            .map_err(|_| ToolError::invalid("`patient_id` is missing"))?;
+        Ok(Self { patient: FhirId::parse(&input.patient_id)? })
     }
 }
 
@@ -209,4 +223,20 @@ fn envelope_name(envelope: &Envelope) -> &'static str {
 
 fn elapsed_ms(started: Instant) -> u64 {
     u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_unknown_argument_check_knows_exactly_the_schema_fields() {
+        let schema = shared::schema::schema_of::<SummaryInput>();
+        let fields: Vec<&str> = schema
+            .get("properties")
+            .and_then(Value::as_object)
+            .map(|p| p.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        assert_eq!(fields, ARGUMENTS);
+    }
 }
