@@ -44,6 +44,12 @@ pub struct AuditRecord {
     /// The writer or model that produced prose, and what the guardrail did (`none` when no model ran).
     pub model: Option<String>,
     pub guardrail_action: Option<String>,
+    /// A stored draft (prior-auth request) the call created or acted on.
+    pub draft_id: Option<String>,
+    /// Set when a clinician attested (finalised) a draft: the subject above is who attested.
+    pub attested: bool,
+    /// The attesting clinician's reason for finalising despite unmet criteria.
+    pub override_reason: Option<String>,
     /// `ok`, or the error kind the caller saw.
     pub outcome: Outcome,
     pub latency_ms: u64,
@@ -83,6 +89,9 @@ impl AuditRecord {
             break_glass_reason: None,
             model: None,
             guardrail_action: None,
+            draft_id: None,
+            attested: false,
+            override_reason: None,
             outcome: Outcome::Error(ErrorKind::Internal),
             latency_ms: 0,
             prev_hash: String::new(),

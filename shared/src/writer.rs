@@ -22,6 +22,8 @@ pub struct Statement {
 #[serde(rename_all = "snake_case")]
 pub enum Purpose {
     PreVisitSummary,
+    /// A prior-authorization letter of medical necessity, from evaluated criteria only.
+    PriorAuthLetter,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -3,56 +3,13 @@
 
 use fhir_sdk::r4b::resources::Patient;
 use shared::ToolError;
+pub use shared::fhir::relationship::{CareRelationship, care_relationship};
 use shared::fhir::{FhirId, FhirStore, Parsed, SearchQuery, SearchSet};
 use shared::session::SessionContext;
-use time::Date;
 
 use crate::summary::{COLORECTAL_SCREENING_CODES, ChartExtract, LAB_CODES, VITAL_CODES};
 
 const LOINC: &str = "http://loinc.org";
-
-/// Whether the caller's practitioner record is linked to the patient, and what was read to find out.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CareRelationship {
-    pub established: bool,
-    /// `Type/id` of the resources that established it (reference elements only were requested).
-    pub reads: Vec<String>,
-}
-
-/// Relationship facts, minimally: the server is asked to match, and returns ids only.
-///
-/// Two links count: the practitioner is the patient's `generalPractitioner`, or took part in one of the
-/// patient's encounters since `since`. `CareTeam` is not consulted: the Synthea data carries none, and a
-/// care team without a recent encounter is weaker evidence than either link above.
-pub async fn care_relationship(
-    store: &impl FhirStore,
-    session: &SessionContext,
-    patient: &FhirId,
-    practitioner: Option<&FhirId>,
-    since: Date,
-) -> Result<CareRelationship, ToolError> {
-    let Some(practitioner) = practitioner else {
-        return Ok(CareRelationship { established: false, reads: Vec::new() });
-    };
-    let practitioner_ref = format!("Practitioner/{practitioner}");
-    let general_practitioner = SearchQuery::new("Patient")
-        .param("_id", patient.as_str())
-        .param("general-practitioner", practitioner_ref.as_str())
-        .elements(&["id"])
-        .count(1)
-        .pages(1);
-    let encounter = SearchQuery::new("Encounter")
-        .patient(patient)
-        .param("participant", practitioner_ref.as_str())
-        .param("date", format!("ge{since}"))
-        .elements(&["id"])
-        .count(1)
-        .pages(1);
-    let (gp, encounters) =
-        tokio::try_join!(store.search(session, &general_practitioner), store.search(session, &encounter))?;
-    let reads: Vec<String> = gp.references().into_iter().chain(encounters.references()).collect();
-    Ok(CareRelationship { established: !reads.is_empty(), reads })
-}
 
 /// The summary's searches. Each asks only for what the summary shows: `_elements`, `_count`, `_sort`,
 /// and codes restricted to the panels, vitals and screenings it reports.

@@ -2,5 +2,7 @@
 
 pub mod chart;
 pub mod evaluate;
+pub mod letter;
 pub mod logic;
+pub mod pas;
 pub mod policy;

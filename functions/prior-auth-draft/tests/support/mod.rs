@@ -62,3 +62,177 @@ pub fn load_resources(name: &str) -> Vec<Value> {
 pub fn patient_id(resources: &[Value]) -> String {
     resources.iter().find(|r| r["resourceType"] == "Patient").unwrap()["id"].as_str().unwrap().to_owned()
 }
+
+// ---- the handler harness ---------------------------------------------------------------------------------
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use prior_auth_draft::PriorAuthTool;
+use prior_auth_draft::policies::PolicyFiles;
+use prior_auth_draft::store::MemoryDraftStore;
+use serde_json::json;
+use shared::audit::MemoryAuditSink;
+use shared::authz::Authorizer;
+use shared::fhir::{FhirEndpoint, HttpFhirStore, Signing};
+use shared::keys::{EncryptionContext, KeyError, Keys, LocalKeys, Sealed};
+use shared::runtime::Invocation;
+use shared::session::SessionContext;
+use shared::writer::{ClinicalWriter, LocalWriter, Narrative, WriterError, WritingRequest};
+use wiremock::{MockServer, Request, Respond, ResponseTemplate};
+
+pub const SESSION: &str = "test-session-0123456789abcdef0123456789abcdef";
+pub const TENANT: &str = "org-synthea-ma";
+
+/// Local keys that count their calls: the proof that a denied call made no key-service call.
+pub struct CountingKeys {
+    pub inner: LocalKeys,
+    pub calls: AtomicUsize,
+}
+
+impl Keys for CountingKeys {
+    async fn seal(&self, s: &SessionContext, c: &EncryptionContext, p: &[u8]) -> Result<Sealed, KeyError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.seal(s, c, p).await
+    }
+    async fn open(&self, s: &SessionContext, sealed: &Sealed, c: &EncryptionContext) -> Result<Vec<u8>, KeyError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.open(s, sealed, c).await
+    }
+    async fn pseudonym(&self, s: &SessionContext, v: &str) -> Result<String, KeyError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.pseudonym(s, v).await
+    }
+}
+
+/// The deterministic writer, counting calls and keeping the last request it was given.
+#[derive(Default)]
+pub struct CountingWriter {
+    pub calls: AtomicUsize,
+    pub last: Mutex<Option<WritingRequest>>,
+}
+
+impl ClinicalWriter for CountingWriter {
+    async fn write(&self, s: &SessionContext, r: &WritingRequest) -> Result<Narrative, WriterError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        *self.last.lock().unwrap() = Some(r.clone());
+        LocalWriter.write(s, r).await
+    }
+}
+
+pub type Seen = Arc<Mutex<Vec<(String, String)>>>;
+
+/// Answers FHIR searches from a bundle, honouring `_id`, `patient`, token codes (`code`, `type`) and the
+/// relationship parameters, so the tool's own search restrictions are exercised.
+pub struct BundleFhir {
+    pub resources: Arc<Vec<Value>>,
+    pub general_practitioner: Option<String>,
+    pub seen: Seen,
+}
+
+fn has_token(concept: &Value, tokens: &str) -> bool {
+    tokens.split(',').any(|token| {
+        let (system, code) = token.split_once('|').unwrap_or(("", token));
+        concept["coding"].as_array().into_iter().flatten().any(|c| c["system"] == system && c["code"] == code)
+    })
+}
+
+impl Respond for BundleFhir {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let resource_type = request.url.path().trim_start_matches("/fhir/").to_owned();
+        let query: HashMap<String, String> = request.url.query_pairs().into_owned().collect();
+        self.seen.lock().unwrap().push((resource_type.clone(), request.url.query().unwrap_or_default().to_owned()));
+        let matches = |r: &&Value| -> bool {
+            let subject = r.get("subject").or_else(|| r.get("patient")).and_then(|s| s["reference"].as_str());
+            let concept =
+                if resource_type == "MedicationRequest" { &r["medicationCodeableConcept"] } else { &r["code"] };
+            r["resourceType"] == resource_type.as_str()
+                && query.get("_id").is_none_or(|id| r["id"] == id.as_str())
+                && query.get("patient").is_none_or(|p| subject == Some(p.as_str()))
+                && query.get("code").is_none_or(|t| has_token(concept, t))
+                && query
+                    .get("general-practitioner")
+                    .is_none_or(|gp| self.general_practitioner.as_deref() == Some(gp.as_str()))
+                && query.get("participant").is_none()
+        };
+        let entry: Vec<Value> = self.resources.iter().filter(matches).map(|r| json!({"resource": r})).collect();
+        ResponseTemplate::new(200).set_body_json(json!({"resourceType": "Bundle", "type": "searchset", "entry": entry}))
+    }
+}
+
+pub type Tool =
+    PriorAuthTool<HttpFhirStore, PolicyFiles, CountingWriter, MemoryDraftStore, CountingKeys, MemoryAuditSink>;
+
+pub struct Harness {
+    pub server: MockServer,
+    pub seen: Seen,
+    pub tool: Tool,
+}
+
+impl Harness {
+    /// `general_practitioner`: the `Practitioner/<id>` the server reports as the patient's GP.
+    pub async fn new(resources: Vec<Value>, general_practitioner: Option<&str>, as_of: time::Date) -> Self {
+        let server = MockServer::start().await;
+        let seen: Seen = Arc::new(Mutex::new(Vec::new()));
+        let responder = BundleFhir {
+            resources: Arc::new(resources),
+            general_practitioner: general_practitioner.map(str::to_owned),
+            seen: seen.clone(),
+        };
+        wiremock::Mock::given(wiremock::matchers::method("GET")).respond_with(responder).mount(&server).await;
+        let base = format!("{}/fhir/", server.uri());
+        let endpoint = FhirEndpoint::parse(&base).unwrap();
+        let store = HttpFhirStore::new(reqwest::Client::new(), endpoint, Signing::None);
+        let tool = PriorAuthTool {
+            store,
+            knowledge: PolicyFiles::from_dir(std::path::Path::new(&format!("{SHARED}/payer-policies"))).unwrap(),
+            writer: CountingWriter::default(),
+            drafts: MemoryDraftStore::default(),
+            keys: CountingKeys { inner: LocalKeys::generate().unwrap(), calls: AtomicUsize::new(0) },
+            audit: MemoryAuditSink::default(),
+            verifier: shared::testing::verifier(),
+            authorizer: Authorizer::embedded().unwrap(),
+            function_name: "prior-auth-draft-test".into(),
+            tenant: TENANT.into(),
+            care_lookback_days: 730,
+            fhir_base: base,
+            as_of: Some(as_of),
+        };
+        Self { server, seen, tool }
+    }
+
+    pub fn requests(&self) -> Vec<(String, String)> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    pub fn audit(&self) -> Vec<Value> {
+        self.tool.audit.lines().iter().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
+    pub fn key_calls(&self) -> usize {
+        self.tool.keys.calls.load(Ordering::SeqCst)
+    }
+
+    pub fn writer_calls(&self) -> usize {
+        self.tool.writer.calls.load(Ordering::SeqCst)
+    }
+
+    pub async fn call(&self, event: Value) -> Value {
+        use shared::runtime::Handler;
+        self.tool.call(invocation(&event)).await
+    }
+}
+
+pub fn invocation(event: &Value) -> Invocation {
+    Invocation {
+        request_id: "req-test-1".into(),
+        deadline: Instant::now() + Duration::from_secs(20),
+        payload: bytes::Bytes::from(serde_json::to_vec(event).unwrap()),
+        client_context: None,
+    }
+}
+
+pub fn direct(tool: &str, token: &str, arguments: Value) -> Value {
+    json!({"tool": tool, "session_id": SESSION, "identity_token": token, "arguments": arguments})
+}

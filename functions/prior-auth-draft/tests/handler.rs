@@ -1,0 +1,304 @@
+//! The handler end to end over a FHIR server on wiremock answering from Synthea bundles: who may draft and
+//! finalise, what a deny leaves untouched (no FHIR read, no writer or key call, no write), the PAS shape of
+//! the stored draft, and the errors a caller sees.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a failed step is a failed test")]
+
+mod support;
+
+use prior_auth_draft::store::DraftStatus;
+use serde_json::{Value, json};
+use shared::testing::TokenSpec;
+use support::{Harness, TENANT, direct, load_resources, patient_id};
+use time::macros::date;
+
+fn practitioner_of(resources: &[Value]) -> String {
+    resources.iter().find(|r| r["resourceType"] == "Practitioner").unwrap()["id"].as_str().unwrap().to_owned()
+}
+
+fn clinician(practitioner: &str) -> String {
+    TokenSpec { org: Some(TENANT.into()), ..TokenSpec::clinician(practitioner) }.mint()
+}
+
+fn with_roles(roles: &[&str]) -> String {
+    TokenSpec { org: Some(TENANT.into()), ..TokenSpec::with_roles(roles) }.mint()
+}
+
+struct Case {
+    harness: Harness,
+    patient: String,
+    practitioner: String,
+}
+
+/// Fletcher Hyatt as of 1993-08-02 meets EHP-SURG-004 (payer-policies README); the GP is his practitioner.
+async fn fletcher(gp: bool) -> Case {
+    let resources = load_resources("Fletcher_Hyatt");
+    let patient = patient_id(&resources);
+    let practitioner = practitioner_of(&resources);
+    let gp_ref = format!("Practitioner/{practitioner}");
+    let harness = Harness::new(resources, gp.then_some(gp_ref.as_str()), date!(1993 - 08 - 02)).await;
+    Case { harness, patient, practitioner }
+}
+
+fn knee(patient: &str) -> Value {
+    json!({"patient_id": patient, "service_code": "27447", "service_system": "http://www.ama-assn.org/go/cpt"})
+}
+
+fn references_in(bundle: &Value) -> Vec<String> {
+    bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!("{}/{}", e["resource"]["resourceType"].as_str().unwrap(), e["resource"]["id"].as_str().unwrap())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn clinician_drafts_a_pas_shaped_request_with_every_citation_resolving() {
+    let case = fletcher(true).await;
+    let reply =
+        case.harness.call(direct("prior_auth_draft", &clinician(&case.practitioner), knee(&case.patient))).await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    let result = &reply["result"];
+    assert_eq!(result["overall"], "met");
+    assert_eq!(result["policy_id"], "EHP-SURG-004");
+
+    // PAS required elements.
+    let bundle = &result["bundle"];
+    assert_eq!(bundle["resourceType"], "Bundle");
+    assert_eq!(bundle["type"], "collection");
+    assert!(bundle["identifier"]["value"].is_string() && bundle["timestamp"].is_string());
+    let claim = &bundle["entry"][0]["resource"];
+    assert_eq!(claim["resourceType"], "Claim", "Claim comes first");
+    assert_eq!(claim["use"], "preauthorization");
+    assert_eq!(claim["status"], "draft");
+    assert_eq!(claim["patient"]["reference"], format!("Patient/{}", case.patient));
+    assert_eq!(claim["provider"]["reference"], format!("Practitioner/{}", case.practitioner));
+    assert_eq!(claim["item"][0]["productOrService"]["coding"][0]["code"], "27447");
+    assert!(!claim["diagnosis"].as_array().unwrap().is_empty(), "knee OA is a diagnosis");
+    let entries = references_in(bundle);
+    for kind in ["Patient", "Practitioner", "Organization", "Coverage"] {
+        assert!(entries.iter().any(|r| r.starts_with(&format!("{kind}/"))), "{kind} is in the bundle");
+    }
+    for reference in [&claim["insurer"]["reference"], &claim["insurance"][0]["coverage"]["reference"]] {
+        assert!(entries.contains(&reference.as_str().unwrap().to_owned()), "{reference} resolves");
+    }
+    // Every supportingInfo and diagnosis reference and every letter citation resolves inside the Bundle.
+    let supporting = claim["supportingInfo"].as_array().unwrap();
+    assert!(supporting.len() >= 4, "C1, C2, C4 and C6 are each supported");
+    for info in supporting {
+        let reference = info["valueReference"]["reference"].as_str().unwrap();
+        assert!(entries.contains(&reference.to_owned()), "{reference} resolves");
+    }
+    for d in claim["diagnosis"].as_array().unwrap() {
+        assert!(entries.contains(&d["diagnosisReference"]["reference"].as_str().unwrap().to_owned()));
+    }
+    let sentences = result["letter"]["sentences"].as_array().unwrap();
+    let mut cited = 0;
+    for sentence in sentences {
+        for source in sentence["sources"].as_array().unwrap() {
+            cited += 1;
+            assert!(entries.contains(&source.as_str().unwrap().to_owned()), "{source} resolves");
+        }
+    }
+    assert!(cited >= 4);
+    // Each met criterion's sentence cites what the criterion rests on.
+    for criterion in result["criteria"].as_array().unwrap() {
+        let id = criterion["id"].as_str().unwrap();
+        let sentence =
+            sentences.iter().find(|s| s["text"].as_str().unwrap().contains(&format!("Criterion {id} "))).unwrap();
+        let evidence: Vec<&Value> = criterion["evidence"].as_array().unwrap().iter().map(|e| &e["reference"]).collect();
+        assert_eq!(sentence["sources"].as_array().unwrap().iter().collect::<Vec<_>>(), evidence, "{id}");
+    }
+
+    // Stored sealed, one write; one audit record naming the draft; the writer saw no patient identifier.
+    let draft_id = result["draft_id"].as_str().unwrap();
+    let stored = case.harness.tool.drafts.snapshot(draft_id).unwrap();
+    assert_eq!(stored.status, DraftStatus::Draft);
+    assert!(!stored.unmet_criteria);
+    let sealed_text = serde_json::to_string(&stored.sealed).unwrap();
+    assert!(!sealed_text.contains("preauthorization"), "the stored content is encrypted");
+    assert_eq!(case.harness.tool.drafts.writes(), 1);
+    let request = case.harness.tool.writer.last.lock().unwrap().clone().unwrap();
+    let sent = serde_json::to_string(&request).unwrap();
+    assert!(!sent.contains(&case.patient), "no patient id goes to the writer");
+    let audit = case.harness.audit();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0]["draft_id"], draft_id);
+    assert_eq!(audit[0]["outcome"], "ok");
+    assert!(audit[0]["resources_read"].as_array().unwrap().len() >= 5);
+
+    // The evidence searches ask only for the policy's codes.
+    let condition_query = case.harness.requests().into_iter().find(|(t, _)| t == "Condition").unwrap().1;
+    assert!(condition_query.contains("239873007") && condition_query.contains("_elements"), "{condition_query}");
+}
+
+#[tokio::test]
+async fn rcm_coder_and_another_organisation_are_denied_with_zero_side_effects() {
+    let case = fletcher(true).await;
+    let other_org = TokenSpec { org: Some("org-elsewhere".into()), ..TokenSpec::clinician(&case.practitioner) }.mint();
+    for token in [with_roles(&["rcm_coder"]), with_roles(&["rcm_coder", "clinician"]), other_org] {
+        let reply = case.harness.call(direct("prior_auth_draft", &token, knee(&case.patient))).await;
+        assert_eq!(reply["error"]["kind"], "denied", "{reply}");
+    }
+    assert!(case.harness.requests().is_empty(), "no FHIR read after a deny");
+    assert_eq!(case.harness.writer_calls(), 0);
+    assert_eq!(case.harness.key_calls(), 0);
+    assert_eq!(case.harness.tool.drafts.writes(), 0);
+    assert_eq!(case.harness.audit().len(), 3);
+}
+
+#[tokio::test]
+async fn specialist_drafts_for_a_named_ordering_practitioner() {
+    let case = fletcher(false).await;
+    let token = with_roles(&["prior_auth_specialist"]);
+    let reply = case.harness.call(direct("prior_auth_draft", &token, knee(&case.patient))).await;
+    assert_eq!(reply["error"]["kind"], "invalid_input", "the ordering practitioner is required: {reply}");
+    let mut args = knee(&case.patient);
+    args["ordering_practitioner_id"] = json!(case.practitioner);
+    let reply = case.harness.call(direct("prior_auth_draft", &token, args)).await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    let claim = &reply["result"]["bundle"]["entry"][0]["resource"];
+    assert_eq!(claim["provider"]["reference"], format!("Practitioner/{}", case.practitioner));
+}
+
+#[tokio::test]
+async fn unknown_policy_or_service_and_bad_arguments_are_clear_errors_without_clinical_reads() {
+    let case = fletcher(true).await;
+    let token = clinician(&case.practitioner);
+    let mut unknown_policy = knee(&case.patient);
+    unknown_policy["policy_id"] = json!("EHP-NOPE-999");
+    let reply = case.harness.call(direct("prior_auth_draft", &token, unknown_policy)).await;
+    assert_eq!(reply["error"]["kind"], "invalid_input");
+    assert!(reply["error"]["message"].as_str().unwrap().contains("`EHP-NOPE-999`"), "{reply}");
+
+    let unknown_service = json!({"patient_id": case.patient, "service_code": "99999"});
+    let reply = case.harness.call(direct("prior_auth_draft", &token, unknown_service)).await;
+    assert!(reply["error"]["message"].as_str().unwrap().contains("service `99999`"), "{reply}");
+
+    let mismatch = json!({"patient_id": case.patient, "service_code": "27447", "policy_id": "EHP-RX-002"});
+    let reply = case.harness.call(direct("prior_auth_draft", &token, mismatch)).await;
+    assert!(reply["error"]["message"].as_str().unwrap().contains("does not cover"), "{reply}");
+
+    let extra = json!({"patient_id": case.patient, "service_code": "27447", "caller_role": "clinician"});
+    let reply = case.harness.call(direct("prior_auth_draft", &token, extra)).await;
+    assert_eq!(reply["error"]["message"], "invalid input: unknown argument `caller_role`");
+    assert!(case.harness.requests().is_empty(), "no FHIR read for an invalid request");
+    assert_eq!(case.harness.tool.drafts.writes(), 0);
+}
+
+#[tokio::test]
+async fn missing_evidence_is_insufficient_not_met() {
+    let resources = load_resources("Giuseppe_Cremin");
+    let patient = patient_id(&resources);
+    let practitioner = practitioner_of(&resources);
+    let harness = Harness::new(resources, None, date!(2020 - 04 - 01)).await;
+    let args = json!({"patient_id": patient, "service_code": "E0601"});
+    let reply = harness.call(direct("prior_auth_draft", &clinician(&practitioner), args)).await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    let criteria = reply["result"]["criteria"].as_array().unwrap();
+    let status = |id: &str| criteria.iter().find(|c| c["id"] == id).unwrap()["status"].clone();
+    assert_eq!(status("C3"), "insufficient_evidence");
+    assert_eq!(status("C4"), "insufficient_evidence");
+    assert_eq!(reply["result"]["overall"], "not_met");
+    let letter = reply["result"]["letter"]["sentences"].to_string();
+    assert!(letter.contains("Criterion C3") && letter.contains("needs documentation"), "{letter}");
+}
+
+async fn drafted(case: &Case, args: Value) -> String {
+    let reply = case.harness.call(direct("prior_auth_draft", &clinician(&case.practitioner), args)).await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    reply["result"]["draft_id"].as_str().unwrap().to_owned()
+}
+
+fn attest(draft_id: &str, override_reason: Option<&str>) -> Value {
+    let mut args = json!({"draft_id": draft_id, "attestation": "I have reviewed this request and the cited record."});
+    if let Some(reason) = override_reason {
+        args["override_reason"] = json!(reason);
+    }
+    args
+}
+
+#[tokio::test]
+async fn treating_clinician_finalizes_and_the_claim_becomes_active() {
+    let case = fletcher(true).await;
+    let draft_id = drafted(&case, knee(&case.patient)).await;
+    let reply =
+        case.harness.call(direct("prior_auth_finalize", &clinician(&case.practitioner), attest(&draft_id, None))).await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(reply["result"]["bundle"]["entry"][0]["resource"]["status"], "active");
+    assert_eq!(reply["result"]["attestation"]["practitioner"], format!("Practitioner/{}", case.practitioner));
+    let stored = case.harness.tool.drafts.snapshot(&draft_id).unwrap();
+    assert_eq!(stored.status, DraftStatus::Final);
+    let audit = case.harness.audit();
+    let last = audit.last().unwrap();
+    assert_eq!(last["action"], "prior_auth.finalize");
+    assert_eq!(last["attested"], true);
+    assert_eq!(last["subject"], "dr-test");
+    assert_eq!(last["decision"]["policies"], json!(["prior-auth.treating-clinician-finalizes"]));
+    // A second attestation is refused.
+    let again =
+        case.harness.call(direct("prior_auth_finalize", &clinician(&case.practitioner), attest(&draft_id, None))).await;
+    assert_eq!(again["error"]["kind"], "invalid_input");
+}
+
+#[tokio::test]
+async fn finalize_denials_leave_the_draft_untouched() {
+    let case = fletcher(true).await;
+    let draft_id = drafted(&case, knee(&case.patient)).await;
+    let before = case.harness.tool.drafts.snapshot(&draft_id).unwrap();
+    let (writes, keys, requests) =
+        (case.harness.tool.drafts.writes(), case.harness.key_calls(), case.harness.requests().len());
+    let reads = case.harness.tool.drafts.reads();
+
+    // A specialist or a coder can never finalise: denied before even the draft is read.
+    for token in [with_roles(&["prior_auth_specialist"]), with_roles(&["rcm_coder"])] {
+        let reply = case.harness.call(direct("prior_auth_finalize", &token, attest(&draft_id, None))).await;
+        assert_eq!(reply["error"]["kind"], "denied");
+    }
+    assert_eq!(case.harness.tool.drafts.reads(), reads);
+    assert_eq!(case.harness.requests().len(), requests);
+
+    // A clinician without a relationship to the patient: only the relationship facts were read.
+    let stranger = clinician("someone-else");
+    let reply = case.harness.call(direct("prior_auth_finalize", &stranger, attest(&draft_id, None))).await;
+    assert_eq!(reply["error"]["kind"], "denied");
+    let after: Vec<String> = case.harness.requests()[requests..].iter().map(|(t, _)| t.clone()).collect();
+    assert!(after.iter().all(|t| t == "Patient" || t == "Encounter"), "{after:?}");
+    let audit = case.harness.audit();
+    assert_eq!(audit.last().unwrap()["attested"], false);
+
+    assert_eq!(case.harness.tool.drafts.writes(), writes, "zero writes after a deny");
+    assert_eq!(case.harness.key_calls(), keys, "no key call after a deny");
+    assert_eq!(case.harness.tool.drafts.snapshot(&draft_id).unwrap(), before);
+}
+
+#[tokio::test]
+async fn unmet_criteria_need_an_audited_override() {
+    // Rufus Kihn has hip, not knee, osteoarthritis: EHP-SURG-004 is not met.
+    let resources = load_resources("Rufus_Kihn");
+    let patient = patient_id(&resources);
+    let practitioner = practitioner_of(&resources);
+    let harness = Harness::new(resources, Some(&format!("Practitioner/{practitioner}")), date!(2020 - 09 - 24)).await;
+    let case = Case { harness, patient, practitioner };
+    let draft_id = drafted(&case, knee(&case.patient)).await;
+    assert!(case.harness.tool.drafts.snapshot(&draft_id).unwrap().unmet_criteria);
+    let writes = case.harness.tool.drafts.writes();
+    let token = clinician(&case.practitioner);
+
+    let reply = case.harness.call(direct("prior_auth_finalize", &token, attest(&draft_id, None))).await;
+    assert_eq!(reply["error"]["kind"], "denied", "{reply}");
+    assert_eq!(case.harness.tool.drafts.writes(), writes);
+    assert_eq!(case.harness.tool.drafts.snapshot(&draft_id).unwrap().status, DraftStatus::Draft);
+
+    let reason = "Surgeon documented knee involvement on exam; radiographs attached.";
+    let reply = case.harness.call(direct("prior_auth_finalize", &token, attest(&draft_id, Some(reason)))).await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(reply["result"]["attestation"]["override_reason"], reason);
+    assert_eq!(case.harness.tool.drafts.writes(), writes + 1);
+    let audit = case.harness.audit();
+    assert_eq!(audit.last().unwrap()["override_reason"], reason);
+    assert_eq!(audit.last().unwrap()["attested"], true);
+}
