@@ -125,7 +125,8 @@ pub trait Keys: Send + Sync {
 
     /// A stable keyed pseudonym of `value` (hex HMAC-SHA256): the same patient gives the same token, and
     /// the token says nothing without the key.
-    fn pseudonym(&self, session: &SessionContext, value: &str) -> impl Future<Output = Result<String, KeyError>> + Send;
+    fn pseudonym(&self, session: &SessionContext, value: &str)
+    -> impl Future<Output = Result<String, KeyError>> + Send;
 }
 
 /// A fresh random 256-bit data key, wiped from memory when dropped.

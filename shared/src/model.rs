@@ -111,7 +111,8 @@ mod tests {
 
     #[tokio::test]
     async fn scripted_model_records_requests_and_replays_the_outcome() {
-        let session = SessionContext::new(SessionId::parse("s-1").unwrap(), "r", Instant::now() + Duration::from_secs(5));
+        let session =
+            SessionContext::new(SessionId::parse("s-1").unwrap(), "r", Instant::now() + Duration::from_secs(5));
         let model = ScriptedModel::new(Ok(ModelOutcome::GuardrailIntervened { model: "m".into() }));
         let request = ModelRequest { guarded_text: "note".into(), max_tokens: 10, ..ModelRequest::default() };
         let outcome = model.converse(&session, &request).await.unwrap();

@@ -57,7 +57,11 @@ impl From<SecretsError> for ToolError {
 }
 
 pub trait Secrets: Send + Sync {
-    fn get(&self, session: &SessionContext, name: &str) -> impl Future<Output = Result<SecretValue, SecretsError>> + Send;
+    fn get(
+        &self,
+        session: &SessionContext,
+        name: &str,
+    ) -> impl Future<Output = Result<SecretValue, SecretsError>> + Send;
 }
 
 /// Secrets from the environment, for the local stack: the secret `payer/acme-api` is read from

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use aws_credential_types::Credentials;
 use serde_json::json;
-use shared::fhir::{CredentialSource, FhirEndpoint, FhirError, FhirId, FhirStore, HttpFhirStore, RetryPolicy, SearchQuery, Signing};
+use shared::fhir::{
+    CredentialSource, FhirEndpoint, FhirError, FhirId, FhirStore, HttpFhirStore, RetryPolicy, SearchQuery, Signing,
+};
 use shared::session::{SessionContext, SessionId};
 use wiremock::matchers::{header, header_exists, method, path, query_param};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};

@@ -64,7 +64,8 @@ const CROSS_REGION_PREFIXES: &[&str] = &["us", "us-gov", "eu", "apac", "global",
 
 impl ModelId {
     pub fn parse(raw: &str, region: &str) -> Result<Self, AwsError> {
-        let charset_ok = raw.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'/' | b'_'));
+        let charset_ok =
+            raw.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'/' | b'_'));
         if raw.is_empty() || raw.len() > 2048 || !charset_ok {
             return Err(AwsError::Invalid("BEDROCK_MODEL_ID"));
         }
@@ -76,7 +77,11 @@ impl ModelId {
                 .get(4)
                 .and_then(|resource| resource.strip_prefix("inference-profile/"))
                 .is_some_and(has_geo_prefix);
-            return if in_region && !cross_region { Ok(Self(raw.to_owned())) } else { Err(AwsError::Invalid("BEDROCK_MODEL_ID")) };
+            return if in_region && !cross_region {
+                Ok(Self(raw.to_owned()))
+            } else {
+                Err(AwsError::Invalid("BEDROCK_MODEL_ID"))
+            };
         }
         if has_geo_prefix(raw) {
             return Err(AwsError::Invalid("BEDROCK_MODEL_ID"));
@@ -189,7 +194,11 @@ impl BedrockModel {
         if content.is_empty() {
             return Err(ModelError::Rejected);
         }
-        Message::builder().role(ConversationRole::User).set_content(Some(content)).build().map_err(|_| ModelError::Rejected)
+        Message::builder()
+            .role(ConversationRole::User)
+            .set_content(Some(content))
+            .build()
+            .map_err(|_| ModelError::Rejected)
     }
 
     fn outcome(&self, output: ConverseOutput) -> Result<ModelOutcome, ModelError> {
@@ -300,8 +309,11 @@ mod tests {
     fn model_ids_must_stay_in_region() {
         assert!(ModelId::parse("anthropic.claude-3-5-sonnet-20240620-v1:0", "us-east-1").is_ok());
         assert!(
-            ModelId::parse("arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-haiku-20240307-v1:0", "us-east-1")
-                .is_ok()
+            ModelId::parse(
+                "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-haiku-20240307-v1:0",
+                "us-east-1"
+            )
+            .is_ok()
         );
         for bad in [
             "us.anthropic.claude-3-5-sonnet-20240620-v1:0",

@@ -20,8 +20,8 @@ use tracing::info;
 use crate::AwsError;
 use crate::bedrock::{BedrockModel, Guardrail, ModelId};
 use crate::healthlake::check_datastore;
-use crate::knowledge::BedrockKnowledgeBase;
 use crate::kms::KmsKeys;
+use crate::knowledge::BedrockKnowledgeBase;
 use crate::secrets::SecretsManagerSecrets;
 use crate::sts::SessionCredentials;
 use crate::writer::BedrockWriter;
@@ -51,8 +51,13 @@ pub enum Provider {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeysSetting {
     /// 64 hex digits, or a key generated at start (sealed objects then die with the process).
-    Local { master_hex: Option<String> },
-    Kms { key_id: String, mac_key_id: Option<String> },
+    Local {
+        master_hex: Option<String>,
+    },
+    Kms {
+        key_id: String,
+        mac_key_id: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,7 +82,8 @@ impl Settings {
         let bedrock = if model_provider == Provider::Aws || clinical_writer == Provider::Aws {
             let region = region.clone().ok_or(AwsError::Missing("AWS_REGION"))?;
             let model_id = ModelId::parse(&required("BEDROCK_MODEL_ID")?, &region)?;
-            let guardrail = Guardrail::new(&required("BEDROCK_GUARDRAIL_ID")?, &required("BEDROCK_GUARDRAIL_VERSION")?)?;
+            let guardrail =
+                Guardrail::new(&required("BEDROCK_GUARDRAIL_ID")?, &required("BEDROCK_GUARDRAIL_VERSION")?)?;
             Some((model_id, guardrail))
         } else {
             None

@@ -29,7 +29,8 @@ pub async fn check_datastore(client: &Client, datastore_id: &str) -> Result<Chec
         AwsError::from(classify(&e))
     })?;
     let properties = output.datastore_properties.ok_or(AwsError::Rejected)?;
-    let cmk_type = properties.sse_configuration.as_ref().and_then(|s| s.kms_encryption_config.as_ref()).map(|k| &k.cmk_type);
+    let cmk_type =
+        properties.sse_configuration.as_ref().and_then(|s| s.kms_encryption_config.as_ref()).map(|k| &k.cmk_type);
     let status = properties.datastore_status.as_str().to_owned();
     let key_type = cmk_type.map_or("none", CmkType::as_str).to_owned();
     if properties.datastore_status != DatastoreStatus::Active {
@@ -37,7 +38,10 @@ pub async fn check_datastore(client: &Client, datastore_id: &str) -> Result<Chec
         return Err(AwsError::DatastoreNotActive);
     }
     if cmk_type != Some(&CmkType::CmCmk) {
-        error!(datastore_id, key_type, "healthlake datastore is not encrypted with a customer-managed key; refusing to serve");
+        error!(
+            datastore_id,
+            key_type, "healthlake datastore is not encrypted with a customer-managed key; refusing to serve"
+        );
         return Err(AwsError::DatastoreNotCustomerManaged);
     }
     let endpoint = FhirEndpoint::parse(&properties.datastore_endpoint).map_err(|_| AwsError::Rejected)?;

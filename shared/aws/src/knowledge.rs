@@ -33,7 +33,9 @@ pub struct BedrockKnowledgeBase {
 
 impl fmt::Debug for BedrockKnowledgeBase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BedrockKnowledgeBase").field("knowledge_base_id", &self.knowledge_base_id).finish_non_exhaustive()
+        f.debug_struct("BedrockKnowledgeBase")
+            .field("knowledge_base_id", &self.knowledge_base_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -104,11 +106,8 @@ fn filter(pairs: &[(String, String)]) -> Result<Option<RetrievalFilter>, Knowled
 
 fn passage(result: KnowledgeBaseRetrievalResult) -> Option<Passage> {
     let text = result.content?.text;
-    let source = result
-        .location
-        .and_then(|l| l.s3_location.and_then(|s3| s3.uri))
-        .or(result.document_id)
-        .unwrap_or_default();
+    let source =
+        result.location.and_then(|l| l.s3_location.and_then(|s3| s3.uri)).or(result.document_id).unwrap_or_default();
     let metadata: BTreeMap<String, String> = result
         .metadata
         .unwrap_or_default()

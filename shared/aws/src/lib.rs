@@ -32,11 +32,16 @@
 //! let ports = shared_aws::config::Ports::from_env().await.map_err(|e| e.to_string())?;
 //! // Refuses to serve unless the datastore is ACTIVE and encrypted with a customer-managed key.
 //! ports.apply_to_fhir(&mut config).await.map_err(|e| e.to_string())?;
-//! let model = ports.model()?;                 // Option<BedrockModel>: None = deterministic path only
+//! let model = OptionalModel(ports.model()?);   // None inside = deterministic path only
 //! let kb = ports.knowledge_base(MyLocalKb::load()?)?;   // KnowledgeAdapter<MyLocalKb>
 //! let keys = ports.keys()?;                   // KeysAdapter (LocalKeys or KmsKeys)
-//! let secrets = ports.secrets();              // SecretsAdapter (EnvSecrets or Secrets Manager)
+//! let secrets = ports.secrets()?;             // SecretsAdapter (EnvSecrets or Secrets Manager)
 //! ```
+//!
+//! `Ports::from_env` is async (it loads the SDK configuration only when a port is on AWS), so `build()` in
+//! `main.rs` becomes `async fn` and is awaited inside the runtime, as in `functions/patient-summary`. Add
+//! `shared-aws.workspace = true` to the tool's dependencies; tests of the tool keep using the local adapters
+//! (`LocalKeys`, `EnvSecrets`, `shared::model::ScriptedModel`, the tool's own knowledge base).
 //!
 //! Then make the tool generic over `LanguageModel`, `KnowledgeBase`, `Keys` and `Secrets` and store these
 //! values. When the model answers [`shared::model::ModelOutcome::GuardrailIntervened`], use the tool's
@@ -48,8 +53,8 @@
 pub mod bedrock;
 pub mod config;
 pub mod healthlake;
-pub mod knowledge;
 pub mod kms;
+pub mod knowledge;
 pub mod secrets;
 pub mod sts;
 pub mod writer;
@@ -189,7 +194,12 @@ pub fn error_code<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) ->
         SdkError::ServiceError(context) => {
             let code = context.err().code().unwrap_or("unknown");
             // Only known codes are logged: an unknown code string is not trusted to be free of request data.
-            TRANSIENT_CODES.iter().chain(KNOWN_REJECTIONS).find(|known| **known == code).copied().unwrap_or("service_error")
+            TRANSIENT_CODES
+                .iter()
+                .chain(KNOWN_REJECTIONS)
+                .find(|known| **known == code)
+                .copied()
+                .unwrap_or("service_error")
         }
         _ => "unknown",
     }

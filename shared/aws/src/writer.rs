@@ -137,7 +137,13 @@ fn prompt(statements: &[Statement]) -> ModelRequest {
         n = facts.len()
     );
     let max_tokens = TOKENS_PER_FACT.saturating_mul(u32::try_from(facts.len()).unwrap_or(u32::MAX));
-    ModelRequest { system: SYSTEM.to_owned(), guarded_text: String::new(), instructions, grounding_sources: facts, max_tokens }
+    ModelRequest {
+        system: SYSTEM.to_owned(),
+        guarded_text: String::new(),
+        instructions,
+        grounding_sources: facts,
+        max_tokens,
+    }
 }
 
 /// The model's numbered lines back as sentences, each with the citations of its fact; `None` when the

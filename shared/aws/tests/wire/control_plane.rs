@@ -39,7 +39,9 @@ fn datastore(status: DatastoreStatus, cmk: Option<CmkType>) -> DescribeFhirDatas
         .datastore_arn("arn:aws:healthlake:us-east-1:111122223333:datastore/fhir/a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6")
         .datastore_status(status)
         .datastore_type_version(FhirVersion::R4)
-        .datastore_endpoint("https://healthlake.us-east-1.amazonaws.com/datastore/a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6/r4/");
+        .datastore_endpoint(
+            "https://healthlake.us-east-1.amazonaws.com/datastore/a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6/r4/",
+        );
     if let Some(cmk) = cmk {
         properties = properties.sse_configuration(
             SseConfiguration::builder()
@@ -83,7 +85,10 @@ async fn a_datastore_not_active_or_not_under_a_customer_managed_key_is_refused()
         check(datastore(DatastoreStatus::Active, Some(CmkType::AoCmk))).await.unwrap_err(),
         AwsError::DatastoreNotCustomerManaged
     );
-    assert_eq!(check(datastore(DatastoreStatus::Active, None)).await.unwrap_err(), AwsError::DatastoreNotCustomerManaged);
+    assert_eq!(
+        check(datastore(DatastoreStatus::Active, None)).await.unwrap_err(),
+        AwsError::DatastoreNotCustomerManaged
+    );
 }
 
 #[tokio::test]
@@ -171,9 +176,6 @@ async fn a_missing_secret_is_not_found_and_not_retried() {
         Duration::from_secs(60),
     )
     .with_policy(fast());
-    assert_eq!(
-        secrets.get(&session(), "payer/acme").await.unwrap_err(),
-        SecretsError::NotFound("payer/acme".into())
-    );
+    assert_eq!(secrets.get(&session(), "payer/acme").await.unwrap_err(), SecretsError::NotFound("payer/acme".into()));
     assert_eq!(rule.num_calls(), 1);
 }

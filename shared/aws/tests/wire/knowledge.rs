@@ -37,7 +37,11 @@ fn kb(client: Client) -> BedrockKnowledgeBase {
 
 fn one_result() -> RetrieveOutput {
     let result = KnowledgeBaseRetrievalResult::builder()
-        .content(RetrievalResultContent::builder().text("MRI lumbar spine requires 6 weeks of conservative therapy.").build())
+        .content(
+            RetrievalResultContent::builder()
+                .text("MRI lumbar spine requires 6 weeks of conservative therapy.")
+                .build(),
+        )
         .location(
             RetrievalResultLocation::builder()
                 .r#type(RetrievalResultLocationType::S3)
@@ -127,14 +131,16 @@ async fn throttled_retrieve_is_retried_then_unavailable() {
     let rule = mock!(Client::retrieve)
         .sequence()
         .http_response(|| {
-            let mut response = HttpResponse::new(StatusCode::try_from(429).unwrap(), SdkBody::from(r#"{"message":"slow down"}"#));
+            let mut response =
+                HttpResponse::new(StatusCode::try_from(429).unwrap(), SdkBody::from(r#"{"message":"slow down"}"#));
             response.headers_mut().insert("x-amzn-errortype", "ThrottlingException");
             response
         })
         .times(4)
         .build();
     let client = mock_client!(aws_sdk_bedrockagentruntime, RuleMode::Sequential, &[&rule]);
-    let result = kb(client).retrieve(&session(), &RetrievalQuery { text: "q".into(), max_results: 3, filters: vec![] }).await;
+    let result =
+        kb(client).retrieve(&session(), &RetrievalQuery { text: "q".into(), max_results: 3, filters: vec![] }).await;
     assert_eq!(result, Err(KnowledgeError::Unavailable));
     assert_eq!(rule.num_calls(), 3);
 }
