@@ -347,7 +347,8 @@ cmd_demo() {
   "$NODE" "$LOCAL_DIR/demo.mjs"
 }
 
-# The README's test command: lints, template scanners, every unit and integration test, then the end-to-end tests through
+# The README's test command: lints, template scanners, every unit and integration test, the deployable sam build, then
+# the end-to-end tests through
 # the emulator against a stack started (and stopped) here.
 cmd_test() {
   cmd_install
@@ -362,6 +363,8 @@ cmd_test() {
   cargo test --workspace
   say "shared-aws integration tests against moto (KMS, Secrets Manager, STS)"
   run_moto_tests
+  say "sam build of the tool functions (rust-cargolambda, release, arm64 — or a plainly reported x86_64 fallback)"
+  bash "$REPO_ROOT/deploy/build.sh"
   # Built before the emulator starts, so the first invoke does not compile under a timeout.
   cargo build -p patient-summary --quiet
   local started_here=0
