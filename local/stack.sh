@@ -23,6 +23,8 @@ LAMBDA_PORT="${LAMBDA_PORT:-9000}"
 # moto's server (KMS, Secrets Manager, STS) for the shared-aws integration tests, on loopback only.
 MOTO_PORT="${MOTO_PORT:-8105}"
 MOTO_VERSION="5.2.5"
+# Validates the prior-auth PAS Bundles (R4B models) in the prior-auth-draft tests.
+FHIR_RESOURCES_VERSION="7.1.0"
 FHIR_BASE_URL="http://127.0.0.1:$FHIR_PORT/fhir"
 ISSUER_URL="http://127.0.0.1:$ISSUER_PORT"
 
@@ -160,6 +162,13 @@ cmd_install() {
     [[ -x "$VENV/bin/pip" ]] || python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
     say "moto: installed in $((SECONDS - t0))s"
+  fi
+
+  if "$VENV/bin/pip" show fhir.resources 2>/dev/null | grep -qx "Version: $FHIR_RESOURCES_VERSION"; then
+    say "fhir.resources: $FHIR_RESOURCES_VERSION present in .venv"
+  else
+    say "fhir.resources: installing $FHIR_RESOURCES_VERSION into $VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "fhir.resources==$FHIR_RESOURCES_VERSION"
   fi
 }
 

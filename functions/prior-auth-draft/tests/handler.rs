@@ -302,3 +302,43 @@ async fn unmet_criteria_need_an_audited_override() {
     assert_eq!(audit.last().unwrap()["override_reason"], reason);
     assert_eq!(audit.last().unwrap()["attested"], true);
 }
+
+/// Bundles for a met, an unmet and an incomplete request, each validated by `local/validate_pas.py`
+/// (fhir.resources R4B models, pinned by `local/stack.sh install` into `.venv`).
+#[tokio::test]
+async fn bundles_validate_with_fhir_resources_r4b() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let python = format!("{root}/.venv/bin/python");
+    assert!(std::path::Path::new(&python).exists(), "run `bash local/stack.sh install` first (.venv with fhir.resources)");
+    let out = std::env::temp_dir().join(format!("pas-bundles-{}", std::process::id()));
+    std::fs::create_dir_all(&out).unwrap();
+    let cases = [
+        ("Fletcher_Hyatt", date!(1993 - 08 - 02), json!({"service_code": "27447"})),
+        ("Rufus_Kihn", date!(2020 - 09 - 24), json!({"service_code": "27447"})),
+        ("Giuseppe_Cremin", date!(2020 - 04 - 01), json!({"service_code": "E0601"})),
+        ("Estrella_Daugherty", date!(2020 - 06 - 20), json!({"service_code": "1991302"})),
+    ];
+    let mut files = Vec::new();
+    for (name, as_of, mut args) in cases {
+        let resources = load_resources(name);
+        let patient = patient_id(&resources);
+        let practitioner = practitioner_of(&resources);
+        let harness = Harness::new(resources, None, as_of).await;
+        args["patient_id"] = json!(patient);
+        let reply = harness.call(direct("prior_auth_draft", &clinician(&practitioner), args)).await;
+        assert_eq!(reply["ok"], true, "{name}: {reply}");
+        let file = out.join(format!("{name}.json"));
+        std::fs::write(&file, serde_json::to_vec(&reply["result"]["bundle"]).unwrap()).unwrap();
+        files.push(file);
+    }
+    let output = std::process::Command::new(&python)
+        .arg(format!("{root}/local/validate_pas.py"))
+        .args(&files)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&output.stdout);
+    println!("{report}");
+    assert!(output.status.success(), "{report}{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(report.matches("ok ").count(), 4, "{report}");
+    std::fs::remove_dir_all(&out).unwrap();
+}
