@@ -186,7 +186,8 @@ fn split_words(s: &str) -> impl Iterator<Item = (usize, &str)> {
 
 /// Replaces the identifiers in `text` by tokens.
 pub fn pseudonymise(text: &str) -> Pseudonymised {
-    let mut found: Vec<(Range<usize>, PhiKind)> = Vec::new();
+    // (where, what, the value whose token it takes when it is part of an identifier found elsewhere)
+    let mut found: Vec<(Range<usize>, PhiKind, Option<String>)> = Vec::new();
     for rule in RULES.iter() {
         for captures in rule.regex.captures_iter(text) {
             let Some(m) = captures.get(rule.group) else { continue };
@@ -195,35 +196,39 @@ pub fn pseudonymise(text: &str) -> Pseudonymised {
                 range = trim_name(text, range);
             }
             if !range.is_empty() {
-                found.push((range, rule.kind));
+                found.push((range, rule.kind, None));
             }
         }
     }
     // A name found once (a header, a title) is hidden wherever its words recur in the note.
-    let name_words: Vec<String> = found
+    // A part of a name takes the whole name's token: "Rosamund" later in the note is the same [NAME-1].
+    let name_words: Vec<(String, String)> = found
         .iter()
-        .filter(|(_, kind)| *kind == PhiKind::Name)
-        .flat_map(|(range, _)| split_words(&text[range.clone()]).map(|(_, w)| w.trim_end_matches('.').to_owned()))
-        .filter(|w| w.chars().count() >= 3)
+        .filter(|(_, kind, _)| *kind == PhiKind::Name)
+        .flat_map(|(range, _, _)| {
+            let whole = normalise_value(&text[range.clone()]);
+            split_words(&text[range.clone()]).map(move |(_, w)| (w.trim_end_matches('.').to_owned(), whole.clone()))
+        })
+        .filter(|(w, _)| w.chars().count() >= 3)
         .collect();
-    for word in name_words {
+    for (word, whole) in name_words {
         for (at, _) in text.match_indices(word.as_str()) {
             let end = at + word.len();
             let before = text[..at].chars().next_back().is_none_or(|c| !c.is_alphanumeric());
             let after = text[end..].chars().next().is_none_or(|c| !c.is_alphanumeric());
             if before && after {
-                found.push((at..end, PhiKind::Name));
+                found.push((at..end, PhiKind::Name, Some(whole.clone())));
             }
         }
     }
     // Earlier rules are the more specific ones: on overlap, the earlier start wins, then the longer match,
     // then the earlier rule (the sort is stable).
     found.sort_by(|a, b| a.0.start.cmp(&b.0.start).then(b.0.end.cmp(&a.0.end)));
-    let mut chosen: Vec<(Range<usize>, PhiKind)> = Vec::new();
-    for (range, kind) in found {
+    let mut chosen: Vec<(Range<usize>, PhiKind, Option<String>)> = Vec::new();
+    for (range, kind, alias) in found {
         match chosen.last_mut() {
-            Some((last, _)) if range.start < last.end => last.end = last.end.max(range.end),
-            _ => chosen.push((range, kind)),
+            Some((last, _, _)) if range.start < last.end => last.end = last.end.max(range.end),
+            _ => chosen.push((range, kind, alias)),
         }
     }
 
@@ -232,9 +237,9 @@ pub fn pseudonymise(text: &str) -> Pseudonymised {
     let mut out = String::with_capacity(text.len());
     let mut replacements = Vec::with_capacity(chosen.len());
     let mut cursor = 0;
-    for (range, kind) in chosen {
+    for (range, kind, alias) in chosen {
         out.push_str(&text[cursor..range.start]);
-        let value = normalise_value(&text[range.clone()]);
+        let value = alias.unwrap_or_else(|| normalise_value(&text[range.clone()]));
         let n = *numbering.entry((kind, value)).or_insert_with(|| {
             let next = per_kind.entry(kind).or_insert(0);
             *next += 1;
@@ -282,6 +287,8 @@ mod tests {
     fn the_same_value_gets_the_same_token() {
         let p = pseudonymise("Call 617-555-0101 or (617) 555-0101; fax 617-555-0199.");
         assert_eq!(p.text, "Call [PHONE-1] or [PHONE-1]; fax [PHONE-2].");
+        let p = pseudonymise("Patient: Ann Marie Lee\nAnn reports pain. Mr. Bo Stone drove her.");
+        assert_eq!(p.text, "Patient: [NAME-1]\n[NAME-1] reports pain. Mr. [NAME-2] drove her.");
     }
 
     #[test]

@@ -1,0 +1,189 @@
+//! Test doubles for the coding tool: a FHIR endpoint on wiremock that answers from given resources and keeps a
+//! journal, a knowledge base that counts its calls, a scripted model, and a tool wired to them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a failed step is a failed test")]
+#![allow(dead_code, reason = "each test binary uses a different part of this module")]
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use icd10_coding::CodingTool;
+use icd10_coding::index::LexicalIndex;
+use icd10_coding::table::CodeTable;
+use serde_json::{Value, json};
+use shared::audit::MemoryAuditSink;
+use shared::authz::Authorizer;
+use shared::fhir::{FhirEndpoint, HttpFhirStore, Signing};
+use shared::knowledge::{KnowledgeBase, KnowledgeError, Passage, RetrievalQuery};
+use shared::model::{ModelError, ModelOutcome, ScriptedModel};
+use shared::runtime::{Handler, Invocation};
+use shared::session::SessionContext;
+use shared::testing::TokenSpec;
+use wiremock::{MockServer, Request, Respond, ResponseTemplate};
+
+pub const SESSION: &str = "test-session-icd10-0123456789abcdef";
+/// The organisation of the test tokens (`TokenSpec::default().org`).
+pub const TENANT: &str = "org-test";
+pub const PATIENT: &str = "p-123";
+pub const DEV_CASES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/icd10/dev_cases.jsonl");
+
+/// One FHIR request the fake server saw: resource type, raw query, `x-session-id` header.
+pub type Seen = (String, String, Option<String>);
+
+pub struct Fhir {
+    resources: Arc<Vec<Value>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Respond for Fhir {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let resource_type = request.url.path().trim_start_matches("/fhir/").to_owned();
+        let session = request.headers.get("x-session-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        self.seen.lock().unwrap().push((resource_type.clone(), request.url.query().unwrap_or_default().to_owned(), session));
+        let entry: Vec<Value> = self
+            .resources
+            .iter()
+            .filter(|r| r["resourceType"] == resource_type.as_str())
+            .map(|r| json!({"resource": r}))
+            .collect();
+        ResponseTemplate::new(200).set_body_json(json!({"resourceType": "Bundle", "type": "searchset", "entry": entry}))
+    }
+}
+
+/// A knowledge base that counts retrievals and answers from the embedded lexical index.
+pub struct CountingKb {
+    pub inner: LexicalIndex,
+    pub calls: AtomicUsize,
+}
+
+impl KnowledgeBase for CountingKb {
+    async fn retrieve(&self, session: &SessionContext, query: &RetrievalQuery) -> Result<Vec<Passage>, KnowledgeError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.retrieve(session, query).await
+    }
+}
+
+pub type Tool = CodingTool<HttpFhirStore, ScriptedModel, CountingKb, MemoryAuditSink>;
+
+pub struct Harness {
+    pub server: MockServer,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+    pub tool: Tool,
+}
+
+impl Harness {
+    /// `model`: `None` is the local default (deterministic coder only).
+    pub async fn new(resources: Vec<Value>, model: Option<Result<ModelOutcome, ModelError>>) -> Self {
+        let server = MockServer::start().await;
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let responder = Fhir { resources: Arc::new(resources), seen: seen.clone() };
+        wiremock::Mock::given(wiremock::matchers::method("GET")).respond_with(responder).mount(&server).await;
+        let endpoint = FhirEndpoint::parse(&format!("{}/fhir", server.uri())).unwrap();
+        let table = CodeTable::embedded().unwrap();
+        let tool = CodingTool {
+            store: HttpFhirStore::new(reqwest::Client::new(), endpoint, Signing::None),
+            model: model.map(ScriptedModel::new),
+            knowledge: CountingKb { inner: LexicalIndex::new(table), calls: AtomicUsize::new(0) },
+            audit: MemoryAuditSink::default(),
+            verifier: shared::testing::verifier(),
+            authorizer: Authorizer::embedded().unwrap(),
+            table,
+            function_name: "icd10-coding-test".into(),
+            tenant: TENANT.into(),
+        };
+        Self { server, seen, tool }
+    }
+
+    pub fn requests(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    pub fn model_requests(&self) -> usize {
+        self.tool.model.as_ref().map_or(0, |m| m.requests().len())
+    }
+
+    pub fn kb_calls(&self) -> usize {
+        self.tool.knowledge.calls.load(Ordering::SeqCst)
+    }
+
+    pub fn audit(&self) -> Vec<Value> {
+        self.tool.audit.lines().iter().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
+    pub async fn call(&self, event: &Value) -> Value {
+        self.tool.call(invocation(event)).await
+    }
+}
+
+pub fn coder_token() -> String {
+    TokenSpec::with_roles(&["rcm_coder"]).mint()
+}
+
+pub fn direct(token: &str, arguments: Value) -> Value {
+    json!({"tool": "icd10_coding", "session_id": SESSION, "identity_token": token, "arguments": arguments})
+}
+
+pub fn invocation(event: &Value) -> Invocation {
+    Invocation {
+        request_id: "req-test-1".into(),
+        deadline: Instant::now() + Duration::from_secs(10),
+        payload: Bytes::from(serde_json::to_vec(event).unwrap()),
+        client_context: None,
+    }
+}
+
+pub fn model_answer(codes: &[(&str, &str)]) -> Result<ModelOutcome, ModelError> {
+    let codes: Vec<Value> = codes.iter().map(|(c, q)| json!({"code": c, "quote": q})).collect();
+    Ok(ModelOutcome::Text { text: json!({"codes": codes}).to_string(), model: "test-model".into() })
+}
+
+pub fn condition(id: &str, snomed: &str, status: &str) -> Value {
+    json!({"resourceType": "Condition", "id": id,
+           "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": status}]},
+           "verificationStatus": {"coding": [{"code": "confirmed"}]},
+           "code": {"coding": [{"system": "http://snomed.info/sct", "code": snomed}]},
+           "subject": {"reference": format!("Patient/{PATIENT}")}})
+}
+
+pub fn medication(id: &str, display: &str) -> Value {
+    json!({"resourceType": "MedicationRequest", "id": id, "status": "active",
+           "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "1", "display": display}]},
+           "subject": {"reference": format!("Patient/{PATIENT}")}})
+}
+
+/// The dev cases: (id, note, not_codes).
+pub fn dev_cases() -> Vec<Value> {
+    std::fs::read_to_string(DEV_CASES)
+        .expect("../shared/icd10/dev_cases.jsonl beside the repository")
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The substring of `note` between two character offsets.
+pub fn chars(note: &str, start: usize, end: usize) -> String {
+    note.chars().skip(start).take(end.saturating_sub(start)).collect()
+}
+
+pub fn proposal_codes(reply: &Value) -> Vec<String> {
+    let mut codes: Vec<String> = reply["result"]["proposals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["code"].as_str().unwrap().to_owned())
+        .collect();
+    codes.sort();
+    codes
+}
+
+pub fn counts_by_type(seen: &[Seen]) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for (t, _, _) in seen {
+        *counts.entry(t.clone()).or_insert(0) += 1;
+    }
+    counts
+}
