@@ -153,7 +153,9 @@ impl<S: FhirStore, W: ClinicalWriter, A: AuditSink> SummaryTool<S, W, A> {
             return Err(ToolError::Denied);
         }
 
-        let session = SessionContext::new(session_id, invocation.request_id.clone(), invocation.deadline);
+        // The verified subject travels with the session: per-session AWS credentials carry it as source identity.
+        let session = SessionContext::new(session_id, invocation.request_id.clone(), invocation.deadline)
+            .with_caller(principal.subject.clone());
         let as_of = self.as_of.unwrap_or_else(|| OffsetDateTime::now_utc().date());
         let since = as_of - Duration::days(i64::from(self.care_lookback_days));
         let relationship =
@@ -190,7 +192,7 @@ impl<S: FhirStore, W: ClinicalWriter, A: AuditSink> SummaryTool<S, W, A> {
         let request = WritingRequest { purpose: Purpose::PreVisitSummary, statements: summary::statements(&summary) };
         let narrative = self.writer.write(&session, &request).await.map_err(|_| ToolError::UpstreamUnavailable)?;
         audit.model = Some(narrative.writer.clone());
-        audit.guardrail_action = Some("none".to_owned());
+        audit.guardrail_action = Some(narrative.guardrail_action.clone().unwrap_or_else(|| "none".to_owned()));
 
         let text = format!("{}\n\n{}", summary::render_text(&summary), narrative.paragraph());
         let result = json!({ "summary": summary, "narrative": narrative, "unparsed_resources": fetched.unparsed });

@@ -10,7 +10,7 @@ use shared::config::Config;
 use shared::fhir::HttpFhirStore;
 use shared::identity::JwtVerifier;
 use shared::runtime;
-use shared::writer::LocalWriter;
+use shared_aws::config::{Ports, WriterAdapter};
 use tracing::error;
 
 fn main() -> ExitCode {
@@ -26,7 +26,7 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let tool = match build() {
+        let tool = match build().await {
             Ok(tool) => tool,
             Err(message) => {
                 // Refuse to start: a function without valid policies or configuration must not serve.
@@ -45,8 +45,13 @@ fn main() -> ExitCode {
     })
 }
 
-fn build() -> Result<SummaryTool<HttpFhirStore, LocalWriter, StdoutAuditSink>, String> {
-    let config = Config::from_env().map_err(|e| e.to_string())?;
+/// `CLINICAL_WRITER=local|bedrock` picks the writer; `HEALTHLAKE_DATASTORE_ID` runs the datastore self-check and
+/// `SESSION_CREDENTIALS=sts` signs FHIR requests with per-session credentials (see `shared-aws`).
+async fn build() -> Result<SummaryTool<HttpFhirStore, WriterAdapter, StdoutAuditSink>, String> {
+    let mut config = Config::from_env().map_err(|e| e.to_string())?;
+    let ports = Ports::from_env().await.map_err(|e| e.to_string())?;
+    ports.apply_to_fhir(&mut config).await.map_err(|e| e.to_string())?;
+    let writer = ports.writer().map_err(|e| e.to_string())?;
     let authorizer = Authorizer::embedded().map_err(|e| e.to_string())?;
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(2))
@@ -56,7 +61,7 @@ fn build() -> Result<SummaryTool<HttpFhirStore, LocalWriter, StdoutAuditSink>, S
     let verifier = JwtVerifier::from_jwks_url(&config.jwt_issuer, &config.jwt_audience, &config.jwks_url, http.clone());
     Ok(SummaryTool {
         store: HttpFhirStore::new(http, config.fhir_endpoint, config.fhir_signing),
-        writer: LocalWriter,
+        writer,
         audit: StdoutAuditSink::default(),
         verifier,
         authorizer,
