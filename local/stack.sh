@@ -370,6 +370,8 @@ cmd_test() {
   bash "$REPO_ROOT/deploy/scan.sh"
   say "cargo test (unit, integration, policy and PHI-canary tests)"
   cargo test --workspace
+  say "ICD-10 coding: dev cases through the tool, scored by ../shared/icd10/score_icd10.py"
+  bash "$REPO_ROOT/functions/icd10-coding/scripts/score_dev_cases.sh"
   say "shared-aws integration tests against moto (KMS, Secrets Manager, STS)"
   run_moto_tests
   say "sam build of the tool functions (rust-cargolambda, release, arm64 — or a plainly reported x86_64 fallback)"
