@@ -117,15 +117,47 @@ fn rule(kind: PhiKind, pattern: &str, group: usize) -> Option<Rule> {
 
 /// Words that end a name in a header line (`Patient: Ann Lee DOB …`).
 const NAME_STOP: &[&str] = &[
-    "DOB", "D.O.B.", "MRN", "Age", "Sex", "Gender", "Date", "Born", "Phone", "Cell", "Tel", "Home", "SSN", "ID",
-    "Female", "Male", "F", "M", "Visit", "Encounter", "Room", "Acct", "Account", "Dr", "Dr.", "Mr", "Mr.", "Mrs",
-    "Mrs.", "Ms", "Ms.", "Patient", "Pt",
+    "DOB",
+    "D.O.B.",
+    "MRN",
+    "Age",
+    "Sex",
+    "Gender",
+    "Date",
+    "Born",
+    "Phone",
+    "Cell",
+    "Tel",
+    "Home",
+    "SSN",
+    "ID",
+    "Female",
+    "Male",
+    "F",
+    "M",
+    "Visit",
+    "Encounter",
+    "Room",
+    "Acct",
+    "Account",
+    "Dr",
+    "Dr.",
+    "Mr",
+    "Mr.",
+    "Mrs",
+    "Mrs.",
+    "Ms",
+    "Ms.",
+    "Patient",
+    "Pt",
 ];
 
 const MONTH: &str = r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)";
 
 static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
-    let date = format!(r"(?:\d{{1,2}}[/.-]\d{{1,2}}[/.-]\d{{2,4}}|\d{{4}}-\d{{2}}-\d{{2}}|{MONTH}\.? \d{{1,2}},? \d{{4}}|\d{{1,2}} {MONTH} \d{{4}})");
+    let date = format!(
+        r"(?:\d{{1,2}}[/.-]\d{{1,2}}[/.-]\d{{2,4}}|\d{{4}}-\d{{2}}-\d{{2}}|{MONTH}\.? \d{{1,2}},? \d{{4}}|\d{{1,2}} {MONTH} \d{{4}})"
+    );
     [
         rule(PhiKind::Email, r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b", 0),
         rule(PhiKind::Ssn, r"(?i:\bSSN\b|\bsocial security(?: number| no\.?)?)\s*[:#]?\s*(\d{3}-?\d{2}-?\d{4})\b", 1),
@@ -176,12 +208,13 @@ fn trim_name(text: &str, range: Range<usize>) -> Range<usize> {
 }
 
 fn split_words(s: &str) -> impl Iterator<Item = (usize, &str)> {
-    s.split([' ', '\t']).scan(0, |pos, word| {
-        let at = *pos;
-        *pos += word.len() + 1;
-        Some((at, word))
-    })
-    .filter(|(_, w)| !w.is_empty())
+    s.split([' ', '\t'])
+        .scan(0, |pos, word| {
+            let at = *pos;
+            *pos += word.len() + 1;
+            Some((at, word))
+        })
+        .filter(|(_, w)| !w.is_empty())
 }
 
 /// Replaces the identifiers in `text` by tokens.
@@ -269,9 +302,9 @@ mod tests {
     #[test]
     fn every_kind_in_a_header_is_replaced() {
         let p = pseudonymise(HEADER);
-        for leaked in [
-            "Rosamund", "Keever", "02/11/1985", "38815207", "555-0148", "rosa.k@", "Elm Street", "123-45-6789",
-        ] {
+        for leaked in
+            ["Rosamund", "Keever", "02/11/1985", "38815207", "555-0148", "rosa.k@", "Elm Street", "123-45-6789"]
+        {
             assert!(!p.text.contains(leaked), "`{leaked}` survived: {}", p.text);
         }
         for token in ["[NAME-1]", "[DOB-1]", "[MRN-1]", "[PHONE-1]", "[EMAIL-1]", "[ADDRESS-1]", "[SSN-1]"] {

@@ -97,7 +97,8 @@ impl CodingArgs {
         if input.note.contains('\0') {
             return Err(ToolError::invalid("`note` must be plain text"));
         }
-        let id = |raw: Option<String>| raw.filter(|s| !s.trim().is_empty()).map(|s| FhirId::parse(s.trim())).transpose();
+        let id =
+            |raw: Option<String>| raw.filter(|s| !s.trim().is_empty()).map(|s| FhirId::parse(s.trim())).transpose();
         Ok(Self { note: input.note, patient: id(input.patient_id)?, encounter: id(input.encounter_id)? })
     }
 }
@@ -149,7 +150,12 @@ struct ModelPath {
 }
 
 impl<S: FhirStore, M: LanguageModel, K: KnowledgeBase, A: AuditSink> CodingTool<S, M, K, A> {
-    async fn code(&self, call: &ToolCall, invocation: &Invocation, audit: &mut AuditRecord) -> Result<ToolReply, ToolError> {
+    async fn code(
+        &self,
+        call: &ToolCall,
+        invocation: &Invocation,
+        audit: &mut AuditRecord,
+    ) -> Result<ToolReply, ToolError> {
         if !TOOL_NAMES.contains(&call.tool.as_str()) {
             return Err(ToolError::invalid("this function serves only the `icd10_coding` tool"));
         }
@@ -190,7 +196,8 @@ impl<S: FhirStore, M: LanguageModel, K: KnowledgeBase, A: AuditSink> CodingTool<
         let coding = coder::code_note(self.table, note);
         let pseudo = phi::pseudonymise(note);
 
-        let (history, model_path) = tokio::join!(self.read_history(&session, args.patient.as_ref()), self.model_path(&session, &pseudo));
+        let (history, model_path) =
+            tokio::join!(self.read_history(&session, args.patient.as_ref()), self.model_path(&session, &pseudo));
         let history = history?;
         if let Some(h) = &history {
             audit.resources_read.clone_from(&h.reads);
@@ -247,7 +254,11 @@ impl<S: FhirStore, M: LanguageModel, K: KnowledgeBase, A: AuditSink> CodingTool<
         Ok(ToolReply { result, text })
     }
 
-    async fn read_history(&self, session: &SessionContext, patient: Option<&FhirId>) -> Result<Option<History>, ToolError> {
+    async fn read_history(
+        &self,
+        session: &SessionContext,
+        patient: Option<&FhirId>,
+    ) -> Result<Option<History>, ToolError> {
         match patient {
             None => Ok(None),
             Some(patient) => history::read(&self.store, session, patient).await.map(Some),
@@ -362,9 +373,7 @@ fn merge(
     out
 }
 
-fn split(
-    status: Option<(history::HistoryStatus, Vec<String>)>,
-) -> (Option<history::HistoryStatus>, Vec<String>) {
+fn split(status: Option<(history::HistoryStatus, Vec<String>)>) -> (Option<history::HistoryStatus>, Vec<String>) {
     match status {
         Some((s, refs)) => (Some(s), refs),
         None => (None, Vec::new()),

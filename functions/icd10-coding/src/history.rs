@@ -18,7 +18,8 @@ pub const MAP_NAME: &str = "icd10-coding/data/history_map.tsv (hand-made SNOMED 
 const MAP: &str = include_str!("../data/history_map.tsv");
 const SNOMED: &str = "http://snomed.info/sct";
 /// Families a patient cannot have together: a proposal in one, a history in the other, is a conflict.
-const EXCLUSIVE: &[(&str, &str)] = &[("E10", "E11"), ("E10", "E13"), ("E11", "E13"), ("R73.0", "E10"), ("R73.0", "E11")];
+const EXCLUSIVE: &[(&str, &str)] =
+    &[("E10", "E11"), ("E10", "E13"), ("E11", "E13"), ("R73.0", "E10"), ("R73.0", "E11")];
 const CONDITION_COUNT: u32 = 100;
 const MEDICATION_COUNT: u32 = 100;
 
@@ -144,8 +145,10 @@ pub async fn read(store: &impl FhirStore, session: &SessionContext, patient: &Fh
     let medications = medications.parse::<MedicationRequestLite>();
     history.unparsed = conditions.unparsed.len() + medications.unparsed.len();
     for condition in conditions.items {
-        let active = condition.clinical_status.as_ref().is_some_and(|s| s.has_code(&["active", "recurrence", "relapse"]));
-        let refuted = condition.verification_status.as_ref().is_some_and(|s| s.has_code(&["refuted", "entered-in-error"]));
+        let active =
+            condition.clinical_status.as_ref().is_some_and(|s| s.has_code(&["active", "recurrence", "relapse"]));
+        let refuted =
+            condition.verification_status.as_ref().is_some_and(|s| s.has_code(&["refuted", "entered-in-error"]));
         if !active || refuted {
             history.inactive_conditions += 1;
             continue;
@@ -279,7 +282,11 @@ pub fn unaddressed(history: &History, note: &str, proposed: &[&str]) -> Vec<Unad
         let mentioned = fact.terms.iter().any(|t| contains_word(&lower, t));
         let covered = proposed.iter().any(|code| fact.families.iter().any(|f| code.starts_with(f.as_str())));
         if mentioned && !covered && !out.iter().any(|u| u.icd10 == fact.icd10) {
-            out.push(Unaddressed { reference: fact.reference.clone(), label: fact.label.clone(), icd10: fact.icd10.clone() });
+            out.push(Unaddressed {
+                reference: fact.reference.clone(),
+                label: fact.label.clone(),
+                icd10: fact.icd10.clone(),
+            });
         }
     }
     out
@@ -321,7 +328,11 @@ mod tests {
                 assert!(table.get(family).is_some(), "{}: family {family} not in the table", row.key);
             }
             if !row.drug {
-                assert!(row.families.iter().any(|f| row.icd10.starts_with(f)), "{}: own code outside its families", row.key);
+                assert!(
+                    row.families.iter().any(|f| row.icd10.starts_with(f)),
+                    "{}: own code outside its families",
+                    row.key
+                );
             }
         }
     }
@@ -329,7 +340,10 @@ mod tests {
     #[test]
     fn statuses_follow_families_and_exclusions() {
         let history = History {
-            facts: vec![fact("Condition/dm2", &["E11"], true, &["diabetes"]), fact("Condition/htn", &["I10"], true, &["hypertension"])],
+            facts: vec![
+                fact("Condition/dm2", &["E11"], true, &["diabetes"]),
+                fact("Condition/htn", &["I10"], true, &["hypertension"]),
+            ],
             ..History::default()
         };
         assert_eq!(status_of(&history, "E11.3293").0, HistoryStatus::SupportedByHistory);
@@ -344,7 +358,10 @@ mod tests {
     #[test]
     fn mentioned_chronic_conditions_without_a_proposal_are_listed() {
         let history = History {
-            facts: vec![fact("Condition/htn", &["I10"], true, &["hypertension"]), fact("Condition/sin", &["J01"], false, &["sinusitis"])],
+            facts: vec![
+                fact("Condition/htn", &["I10"], true, &["hypertension"]),
+                fact("Condition/sin", &["J01"], false, &["sinusitis"]),
+            ],
             ..History::default()
         };
         let note = "Hypertension, well controlled on HCTZ. Past sinusitis.";
@@ -357,12 +374,17 @@ mod tests {
 
     #[test]
     fn snomed_and_icd10_codings_map() {
-        let snomed: Concept = serde_json::from_value(serde_json::json!({"coding": [{"system": SNOMED, "code": "44054006"}]})).unwrap();
+        let snomed: Concept =
+            serde_json::from_value(serde_json::json!({"coding": [{"system": SNOMED, "code": "44054006"}]})).unwrap();
         assert_eq!(map_condition(&snomed).unwrap().icd10, "E11.9");
-        let icd: Concept = serde_json::from_value(serde_json::json!({"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "e1010"}]})).unwrap();
+        let icd: Concept = serde_json::from_value(
+            serde_json::json!({"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "e1010"}]}),
+        )
+        .unwrap();
         let fact = map_condition(&icd).unwrap();
         assert_eq!((fact.icd10.as_str(), fact.families[0].as_str()), ("E10.10", "E10"));
-        let unknown: Concept = serde_json::from_value(serde_json::json!({"coding": [{"system": SNOMED, "code": "1"}]})).unwrap();
+        let unknown: Concept =
+            serde_json::from_value(serde_json::json!({"coding": [{"system": SNOMED, "code": "1"}]})).unwrap();
         assert!(map_condition(&unknown).is_none());
     }
 }

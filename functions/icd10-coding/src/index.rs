@@ -112,7 +112,11 @@ impl LexicalIndex {
 }
 
 impl KnowledgeBase for LexicalIndex {
-    async fn retrieve(&self, _session: &SessionContext, query: &RetrievalQuery) -> Result<Vec<Passage>, KnowledgeError> {
+    async fn retrieve(
+        &self,
+        _session: &SessionContext,
+        query: &RetrievalQuery,
+    ) -> Result<Vec<Passage>, KnowledgeError> {
         let limit = usize::try_from(query.max_results).unwrap_or(MAX_RESULTS).clamp(1, MAX_RESULTS);
         Ok(self
             .search(&query.text, limit)

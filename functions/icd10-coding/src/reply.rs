@@ -124,7 +124,12 @@ pub fn history_component(status: Option<HistoryStatus>) -> f64 {
     }
 }
 
-pub fn grounding(evidence_match: f64, source: Source, status: Option<HistoryStatus>, references: &[String]) -> Grounding {
+pub fn grounding(
+    evidence_match: f64,
+    source: Source,
+    status: Option<HistoryStatus>,
+    references: &[String],
+) -> Grounding {
     let evidence_match = round(evidence_match.clamp(0.0, 1.0));
     let context = if source == Source::Model { MODEL_ONLY_CONTEXT } else { 1.0 };
     let history_support = history_component(status);
@@ -168,7 +173,13 @@ pub fn skipped_summary(skipped: &[crate::coder::Skipped]) -> SkippedSummary {
 }
 
 /// From a deterministic proposal: evidence spans are byte ranges of the original note.
-pub fn from_deterministic(note: &str, p: &Proposal, source: Source, status: Option<HistoryStatus>, refs: Vec<String>) -> ProposalOut {
+pub fn from_deterministic(
+    note: &str,
+    p: &Proposal,
+    source: Source,
+    status: Option<HistoryStatus>,
+    refs: Vec<String>,
+) -> ProposalOut {
     ProposalOut {
         code: p.code,
         description: p.description,
@@ -194,7 +205,8 @@ pub fn cross_check_label(status: Option<HistoryStatus>) -> String {
 
 /// The short text card for the agent.
 pub fn card(proposals: &[ProposalOut], cross_check: &str, unaddressed: &[Unaddressed], model: &ModelStats) -> String {
-    let mut out = format!("ICD-10-CM proposals for coder review ({}); nothing was written to the record.\n", proposals.len());
+    let mut out =
+        format!("ICD-10-CM proposals for coder review ({}); nothing was written to the record.\n", proposals.len());
     for p in proposals {
         let quote = p.evidence.first().map(|e| e.quote.as_str()).unwrap_or_default();
         out.push_str(&format!(
@@ -236,7 +248,8 @@ mod tests {
 
     #[test]
     fn the_score_follows_its_formula_and_orders_sensibly() {
-        let supported = grounding(1.0, Source::Deterministic, Some(HistoryStatus::SupportedByHistory), &["Condition/1".into()]);
+        let supported =
+            grounding(1.0, Source::Deterministic, Some(HistoryStatus::SupportedByHistory), &["Condition/1".into()]);
         assert!((supported.score - 1.0).abs() < 1e-6);
         assert!(supported.explanation.contains("Condition/1"));
         let new = grounding(0.8, Source::Deterministic, Some(HistoryStatus::NewInNote), &[]);

@@ -54,7 +54,10 @@ async fn every_dev_case_runs_through_the_handler_with_sound_evidence() {
             assert!(!evidence.is_empty(), "{id}: {code} without evidence");
             for e in evidence {
                 let (start, end) = (e["start"].as_u64().unwrap() as usize, e["end"].as_u64().unwrap() as usize);
-                assert!(start < end && end <= note.chars().count(), "{id}: {code} span {start}..{end} outside the note");
+                assert!(
+                    start < end && end <= note.chars().count(),
+                    "{id}: {code} span {start}..{end} outside the note"
+                );
                 assert_eq!(chars(note, start, end), e["quote"].as_str().unwrap(), "{id}: {code} quote");
             }
             let score = p["grounding"]["score"].as_f64().unwrap();

@@ -42,7 +42,11 @@ impl Respond for Fhir {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         let resource_type = request.url.path().trim_start_matches("/fhir/").to_owned();
         let session = request.headers.get("x-session-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
-        self.seen.lock().unwrap().push((resource_type.clone(), request.url.query().unwrap_or_default().to_owned(), session));
+        self.seen.lock().unwrap().push((
+            resource_type.clone(),
+            request.url.query().unwrap_or_default().to_owned(),
+            session,
+        ));
         let entry: Vec<Value> = self
             .resources
             .iter()
