@@ -309,7 +309,10 @@ async fn unmet_criteria_need_an_audited_override() {
 async fn bundles_validate_with_fhir_resources_r4b() {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
     let python = format!("{root}/.venv/bin/python");
-    assert!(std::path::Path::new(&python).exists(), "run `bash local/stack.sh install` first (.venv with fhir.resources)");
+    assert!(
+        std::path::Path::new(&python).exists(),
+        "run `bash local/stack.sh install` first (.venv with fhir.resources)"
+    );
     let out = std::env::temp_dir().join(format!("pas-bundles-{}", std::process::id()));
     std::fs::create_dir_all(&out).unwrap();
     let cases = [
@@ -331,11 +334,8 @@ async fn bundles_validate_with_fhir_resources_r4b() {
         std::fs::write(&file, serde_json::to_vec(&reply["result"]["bundle"]).unwrap()).unwrap();
         files.push(file);
     }
-    let output = std::process::Command::new(&python)
-        .arg(format!("{root}/local/validate_pas.py"))
-        .args(&files)
-        .output()
-        .unwrap();
+    let output =
+        std::process::Command::new(&python).arg(format!("{root}/local/validate_pas.py")).args(&files).output().unwrap();
     let report = String::from_utf8_lossy(&output.stdout);
     println!("{report}");
     assert!(output.status.success(), "{report}{}", String::from_utf8_lossy(&output.stderr));

@@ -83,11 +83,11 @@ fn read_criterion(evidence: &Value, resources: &[Value], as_of: Date) -> Reading
         "exists" if resource == "Condition" => {
             let met = matching.filter(|r| date_of(r).is_some_and(|d| d <= as_of)).any(|r| {
                 let abated = r["abatementDateTime"].as_str().and_then(day);
-                !(abated.is_some_and(|a| start.is_some_and(|s| a < s)))
+                abated.is_none_or(|a| start.is_none_or(|s| a >= s))
             });
             Reading { met, value_in_window: false }
         }
-        "exists" => Reading { met: matching.filter_map(|r| date_of(r)).any(in_window), value_in_window: false },
+        "exists" => Reading { met: matching.filter_map(&date_of).any(in_window), value_in_window: false },
         ">=" | "<" => {
             let threshold = evidence["value"].as_f64().unwrap();
             let latest = matching
@@ -104,7 +104,7 @@ fn read_criterion(evidence: &Value, resources: &[Value], as_of: Date) -> Reading
         }
         "duration_days>=" => {
             let earliest =
-                matching.filter(|r| r["status"] == "active").filter_map(|r| date_of(r)).filter(|d| *d <= as_of).min();
+                matching.filter(|r| r["status"] == "active").filter_map(&date_of).filter(|d| *d <= as_of).min();
             let days = earliest.map_or(0, |d| (as_of - d).whole_days());
             Reading { met: days as f64 >= evidence["value"].as_f64().unwrap(), value_in_window: false }
         }

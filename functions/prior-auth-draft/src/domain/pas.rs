@@ -135,13 +135,9 @@ pub fn bundle(
         "beneficiary": {"reference": patient_ref},
         "payor": [{"reference": format!("Organization/{payer_id}")}],
     });
-    let mut practitioner = parties.practitioner.clone();
-    if practitioner.get("resourceType").is_some() && parties.provider_organization != "" {
-        // The practitioner acts for the provider organisation; PractitionerRole would say so in full PAS.
-        practitioner["active"] = json!(true);
-    }
-
-    let mut resources = vec![claim, parties.patient.clone(), practitioner, provider_org, payer, coverage];
+    // Full PAS would add a PractitionerRole tying the practitioner to the provider organisation.
+    let mut resources =
+        vec![claim, parties.patient.clone(), parties.practitioner.clone(), provider_org, payer, coverage];
     for resource in evidence {
         let reference = reference_of(resource);
         if !resources.iter().any(|r| reference_of(r) == reference) {

@@ -33,7 +33,7 @@ pub fn patient_names() -> Vec<String> {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|f| f.ends_with(".json"))
-        .map(|f| f.rsplitn(2, '_').nth(1).unwrap().to_owned())
+        .map(|f| f.rsplit_once('_').unwrap().0.to_owned())
         .collect();
     names.sort();
     names
@@ -154,7 +154,7 @@ impl Respond for BundleFhir {
                 && query
                     .get("general-practitioner")
                     .is_none_or(|gp| self.general_practitioner.as_deref() == Some(gp.as_str()))
-                && query.get("participant").is_none()
+                && !query.contains_key("participant")
         };
         let entry: Vec<Value> = self.resources.iter().filter(matches).map(|r| json!({"resource": r})).collect();
         ResponseTemplate::new(200).set_body_json(json!({"resourceType": "Bundle", "type": "searchset", "entry": entry}))
