@@ -20,7 +20,7 @@ type Schemas = fn() -> Vec<ToolSchema>;
 /// group per Lambda function).
 const TOOLS: &[(&str, Schemas)] = &[
     ("patient-summary", patient_summary::tool_schemas),
-    // ("icd10-coding", icd10_coding::tool_schemas),
+    ("icd10-coding", icd10_coding::tool_schemas),
     // ("prior-auth-draft", prior_auth_draft::tool_schemas),
 ];
 

@@ -396,3 +396,22 @@ fn envelope_name(envelope: &Envelope) -> &'static str {
 fn elapsed_ms(started: Instant) -> u64 {
     u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_unknown_argument_check_knows_exactly_the_schema_fields() {
+        let schema = shared::schema::schema_of::<CodingInput>();
+        let mut fields: Vec<&str> = schema
+            .get("properties")
+            .and_then(Value::as_object)
+            .map(|p| p.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        fields.sort_unstable();
+        let mut expected = ARGUMENTS.to_vec();
+        expected.sort_unstable();
+        assert_eq!(fields, expected);
+    }
+}
