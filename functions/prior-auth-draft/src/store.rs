@@ -123,3 +123,28 @@ impl DraftStore for MemoryDraftStore {
         Ok(drafts.get(id).cloned())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draft(id: &str, status: DraftStatus) -> StoredDraft {
+        let sealed =
+            Sealed { key_id: "local".into(), wrapped_key: vec![1, 2], nonce: vec![3], ciphertext: vec![4, 5, 6] };
+        StoredDraft { id: id.into(), tenant: "t".into(), patient: "p".into(), status, unmet_criteria: true, sealed }
+    }
+
+    #[tokio::test]
+    async fn file_store_round_trips_and_overwrites_a_draft() {
+        let dir = std::env::temp_dir().join(format!("draft-store-test-{}", std::process::id()));
+        let store = FileDraftStore::new(&dir);
+        assert_eq!(store.get("0123456789abcdef0123456789abcdef").await.unwrap(), None);
+        let first = draft("0123456789abcdef0123456789abcdef", DraftStatus::Draft);
+        store.put(&first).await.unwrap();
+        assert_eq!(store.get(&first.id).await.unwrap(), Some(first.clone()));
+        let finalised = StoredDraft { status: DraftStatus::Final, ..first.clone() };
+        store.put(&finalised).await.unwrap();
+        assert_eq!(store.get(&first.id).await.unwrap().map(|d| d.status), Some(DraftStatus::Final));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
