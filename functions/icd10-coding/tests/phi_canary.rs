@@ -1,0 +1,81 @@
+//! PHI canary: identifiers and clinical words of a note never appear in any log line (every level, dependencies
+//! included), audit record or model request while coding it, on the allowed, model, denied and invalid paths.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a failed step is a failed test")]
+
+mod support;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use serde_json::json;
+use shared::testing::TokenSpec;
+use support::{Harness, PATIENT, coder_token, condition, direct, model_answer};
+use tracing_subscriber::fmt::MakeWriter;
+
+const CANARY: &str = "Zqxcanary";
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn the_note_never_reaches_a_log_line_an_audit_record_or_a_model_in_clear() {
+    let logs = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter("trace")
+        .with_current_span(true)
+        .with_writer(logs.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let note = format!(
+        "Patient: {CANARY} Vexmoor   DOB 03/09/1955   MRN 7712{}\nCell (617) 555-0163, {}@example.org\n\
+         Assessment: Essential hypertension. Plan: continue lisinopril.",
+        "0044", CANARY
+    );
+    let h = Harness::new(
+        vec![condition("c-htn", "38341003", "active")],
+        Some(model_answer(&[("I10", "Essential hypertension")])),
+    )
+    .await;
+    let ok = h.call(&direct(&coder_token(), json!({"note": note, "patient_id": PATIENT}))).await;
+    assert_eq!(ok["ok"], true, "{ok}");
+    let denied =
+        h.call(&direct(&TokenSpec::with_roles(&["prior_auth_specialist"]).mint(), json!({"note": note}))).await;
+    assert_eq!(denied["error"]["kind"], "denied");
+    let invalid = h.call(&direct(&coder_token(), json!({"note": note, "extra": CANARY}))).await;
+    assert_eq!(invalid["error"]["kind"], "invalid_input");
+
+    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.lines().count() > 5, "logging was captured");
+    for secret in [CANARY, "Vexmoor", "77120044", "555-0163", "Essential hypertension", "lisinopril"] {
+        assert!(!logs.contains(secret), "`{secret}` in a log line");
+        for line in h.tool.audit.lines() {
+            assert!(!line.contains(secret), "`{secret}` in an audit record");
+        }
+    }
+    for request in h.tool.model.as_ref().unwrap().requests() {
+        for secret in [CANARY, "Vexmoor", "77120044", "555-0163", "03/09/1955"] {
+            assert!(!request.guarded_text.contains(secret), "`{secret}` sent to the model");
+        }
+    }
+    assert!(!denied.to_string().contains(CANARY) && !invalid.to_string().contains(CANARY));
+}
