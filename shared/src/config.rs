@@ -4,6 +4,9 @@ use aws_credential_types::Credentials;
 
 use crate::fhir::{FhirEndpoint, Signing};
 
+/// The organisation of the local stack's demo users, served when `TENANT_ORGANIZATION` is not set.
+pub const LOCAL_TENANT: &str = "org-synthea-ma";
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("environment variable `{0}` is missing")]
@@ -22,6 +25,9 @@ pub struct Config {
     pub jwt_audience: String,
     /// How far back an encounter counts as a care relationship.
     pub care_lookback_days: u32,
+    /// The organisation whose datastore this deployment serves (`TENANT_ORGANIZATION`); Cedar checks callers
+    /// against `Organization::"<this>"`.
+    pub tenant_organization: String,
 }
 
 impl Config {
@@ -65,6 +71,9 @@ impl Config {
             jwt_issuer: required("JWT_ISSUER")?,
             jwt_audience: required("JWT_AUDIENCE")?,
             care_lookback_days,
+            tenant_organization: get("TENANT_ORGANIZATION")
+                .filter(|t| !t.trim().is_empty())
+                .unwrap_or_else(|| LOCAL_TENANT.to_owned()),
         })
     }
 }

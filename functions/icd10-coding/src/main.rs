@@ -17,9 +17,6 @@ use shared_aws::bedrock::BedrockModel;
 use shared_aws::config::{KnowledgeAdapter, Ports};
 use tracing::error;
 
-/// The organisation served when `TENANT_ORGANIZATION` is not set (the local stack's demo users).
-const LOCAL_TENANT: &str = "org-synthea-ma";
-
 type Tool = CodingTool<HttpFhirStore, BedrockModel, KnowledgeAdapter<LexicalIndex>, StdoutAuditSink>;
 
 fn main() -> ExitCode {
@@ -61,10 +58,6 @@ async fn build() -> Result<Tool, String> {
     ports.apply_to_fhir(&mut config).await.map_err(|e| e.to_string())?;
     let authorizer = Authorizer::embedded().map_err(|e| e.to_string())?;
     let table = CodeTable::embedded().map_err(|e| e.to_string())?;
-    let tenant = std::env::var("TENANT_ORGANIZATION")
-        .ok()
-        .filter(|t| !t.trim().is_empty())
-        .unwrap_or_else(|| LOCAL_TENANT.to_owned());
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(2))
         .pool_idle_timeout(Duration::from_secs(50))
@@ -80,6 +73,6 @@ async fn build() -> Result<Tool, String> {
         authorizer,
         table,
         function_name: config.function_name,
-        tenant,
+        tenant: config.tenant_organization,
     })
 }
