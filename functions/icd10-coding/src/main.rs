@@ -58,6 +58,8 @@ async fn build() -> Result<Tool, String> {
     ports.apply_to_fhir(&mut config).await.map_err(|e| e.to_string())?;
     let authorizer = Authorizer::embedded().map_err(|e| e.to_string())?;
     let table = CodeTable::embedded().map_err(|e| e.to_string())?;
+    // The coder's lexical index (~0.2 s) builds beside the first poll instead of before it.
+    icd10_coding::coder::warm_up();
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(2))
         .pool_idle_timeout(Duration::from_secs(50))

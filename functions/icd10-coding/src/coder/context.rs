@@ -323,15 +323,14 @@ fn build_clause(text: &str, start: usize, item: usize, section: Section) -> Opti
             continue;
         }
         if let Some(len) = longest(&words_only, i, NEG_PRE) {
-            for j in i + len..n {
+            for (j, w) in words.iter_mut().enumerate().skip(i + len) {
                 if terminates(j) {
                     break;
                 }
-                words[j].negated_by.get_or_insert(i);
+                w.negated_by.get_or_insert(i);
             }
         }
-        if let Some(len) = longest(&words_only, i, NEG_POST) {
-            let _ = len;
+        if longest(&words_only, i, NEG_POST).is_some() {
             for j in (0..i).rev() {
                 if terminates(j) {
                     break;
@@ -350,11 +349,11 @@ fn build_clause(text: &str, start: usize, item: usize, section: Section) -> Opti
             }
         }
         if let Some(len) = longest(&words_only, i, HISTORY_PRE) {
-            for j in i + len..n {
+            for (j, w) in words.iter_mut().enumerate().skip(i + len) {
                 if terminates(j) {
                     break;
                 }
-                words[j].history = true;
+                w.history = true;
             }
         }
     }

@@ -35,6 +35,9 @@ pub struct Term {
     pub inclusion: bool,
 }
 
+/// A term before interning: entry, required words, optional words, side, needs a 7th character, inclusion.
+type RawTerm = (usize, Vec<String>, Vec<String>, TermSide, bool, bool);
+
 pub struct Index {
     pub terms: Vec<Term>,
     words: HashMap<String, u32>,
@@ -51,7 +54,7 @@ impl Index {
     }
 
     pub fn build(table: &CodeTable) -> Self {
-        let mut raw: Vec<(usize, Vec<String>, Vec<String>, TermSide, bool, bool)> = Vec::new();
+        let mut raw: Vec<RawTerm> = Vec::new();
         let mut category_synonyms: HashMap<&str, Vec<String>> = HashMap::new();
         for (i, entry) in table.entries().iter().enumerate() {
             let (indexed, needs_seventh) = if entry.billable && compact_len(entry.code) < 7 {

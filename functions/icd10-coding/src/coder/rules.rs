@@ -301,7 +301,7 @@ fn choose_seventh(table: &CodeTable, stem: &str, clause: &Clause) -> Option<&'st
                 .or_else(|| pick(&|m| m.starts_with("initial encounter")))
         }
     } else {
-        pick(&|m| m.split_whitespace().all(|w| has(w)))
+        pick(&|m| m.split_whitespace().all(has))
             .or_else(|| pick(&|m| m.contains("unspecified") || m.contains("not applicable")))
     }?;
     seventh_code(table, stem, chosen)
