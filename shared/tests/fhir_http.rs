@@ -248,3 +248,192 @@ fn fhir_ids_are_checked_before_any_request() {
         assert!(FhirId::parse(bad).is_err(), "{bad}");
     }
 }
+
+// --- create / read / update (the prior-auth draft store's Binary resources) ---
+
+fn sigv4() -> Signing {
+    Signing::SigV4 {
+        region: "us-east-1".into(),
+        credentials: Credentials::new("AKIDEXAMPLE", "secret", Some("session-token".into()), None, "test"),
+    }
+}
+
+fn binary() -> serde_json::Value {
+    json!({"resourceType": "Binary", "contentType": "application/octet-stream", "data": "AAEC"})
+}
+
+#[tokio::test]
+async fn create_posts_signed_with_ids_and_returns_the_server_id() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/fhir/Binary"))
+        .and(header("x-session-id", "sess-abc.123"))
+        .and(header("x-request-id", "req-1"))
+        .and(header("content-type", "application/fhir+json"))
+        .respond_with(
+            ResponseTemplate::new(201)
+                .set_body_json(json!({"resourceType": "Binary", "id": "b-1", "meta": {"versionId": "1"}})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let written = store(&server, sigv4()).create(&session(Duration::from_secs(5)), "Binary", &binary()).await.unwrap();
+    assert_eq!(written.id.as_str(), "b-1");
+    assert_eq!(written.version.as_deref(), Some("1"));
+    let requests: Vec<Request> = server.received_requests().await.unwrap();
+    let auth = requests[0].headers.get("authorization").unwrap().to_str().unwrap().to_owned();
+    assert!(auth.contains("/us-east-1/healthlake/aws4_request"), "{auth}");
+    assert!(auth.contains("x-session-id"), "{auth}");
+    let sent: serde_json::Value = serde_json::from_slice(&requests[0].body).unwrap();
+    assert_eq!(sent, binary());
+}
+
+#[tokio::test]
+async fn create_takes_the_id_from_location_when_the_body_is_empty() {
+    let server = MockServer::start().await;
+    let location = format!("{}/fhir/Binary/b-9/_history/3", server.uri());
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201).insert_header("location", location.as_str()))
+        .mount(&server)
+        .await;
+    let written =
+        store(&server, Signing::None).create(&session(Duration::from_secs(5)), "Binary", &binary()).await.unwrap();
+    assert_eq!((written.id.as_str(), written.version.as_deref()), ("b-9", Some("3")));
+}
+
+#[tokio::test]
+async fn create_is_not_retried_after_a_server_error() {
+    // The server may have created the resource before failing; a retry would leave a second draft behind.
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503).set_body_string("Patient Jane Doe"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let err =
+        store(&server, Signing::None).create(&session(Duration::from_secs(5)), "Binary", &binary()).await.unwrap_err();
+    assert_eq!(err, FhirError::Unavailable);
+    assert!(!err.to_string().contains("Jane"));
+}
+
+#[tokio::test]
+async fn create_is_retried_after_throttling() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(429))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"resourceType": "Binary", "id": "b-2"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let written =
+        store(&server, Signing::None).create(&session(Duration::from_secs(5)), "Binary", &binary()).await.unwrap();
+    assert_eq!(written.id.as_str(), "b-2");
+}
+
+#[tokio::test]
+async fn read_returns_the_resource_and_its_version() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/fhir/Binary/b-1"))
+        .and(header("x-session-id", "sess-abc.123"))
+        .and(header("x-request-id", "req-1"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("etag", "W/\"7\"")
+                .set_body_json(json!({"resourceType": "Binary", "id": "b-1", "data": "AAEC"})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let id = FhirId::parse("b-1").unwrap();
+    let (resource, version) =
+        store(&server, sigv4()).read(&session(Duration::from_secs(5)), "Binary", &id).await.unwrap();
+    assert_eq!(resource["data"], "AAEC");
+    assert_eq!(version.as_deref(), Some("7"));
+    let requests: Vec<Request> = server.received_requests().await.unwrap();
+    let auth = requests[0].headers.get("authorization").unwrap().to_str().unwrap().to_owned();
+    assert!(auth.contains("/healthlake/aws4_request"), "{auth}");
+}
+
+#[tokio::test]
+async fn read_of_a_missing_resource_is_not_found() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET")).respond_with(ResponseTemplate::new(404)).expect(1).mount(&server).await;
+    let id = FhirId::parse("gone").unwrap();
+    let err = store(&server, Signing::None).read(&session(Duration::from_secs(5)), "Binary", &id).await.unwrap_err();
+    assert_eq!(err, FhirError::NotFound);
+}
+
+#[tokio::test]
+async fn read_of_another_resource_type_is_a_decode_error() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"resourceType": "Patient", "id": "b-1"})))
+        .mount(&server)
+        .await;
+    let id = FhirId::parse("b-1").unwrap();
+    let err = store(&server, Signing::None).read(&session(Duration::from_secs(5)), "Binary", &id).await.unwrap_err();
+    assert_eq!(err, FhirError::Decode);
+}
+
+#[tokio::test]
+async fn update_puts_with_if_match_on_the_version() {
+    let server = MockServer::start().await;
+    Mock::given(method("PUT"))
+        .and(path("/fhir/Binary/b-1"))
+        .and(header("if-match", "W/\"1\""))
+        .and(header("x-session-id", "sess-abc.123"))
+        .and(header_exists("authorization"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"resourceType": "Binary", "id": "b-1", "meta": {"versionId": "2"}})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let id = FhirId::parse("b-1").unwrap();
+    let written = store(&server, sigv4())
+        .update(&session(Duration::from_secs(5)), "Binary", &id, &binary(), Some("1"))
+        .await
+        .unwrap();
+    assert_eq!(written.version.as_deref(), Some("2"));
+}
+
+#[tokio::test]
+async fn update_on_a_stale_version_is_a_conflict_and_not_retried() {
+    let server = MockServer::start().await;
+    Mock::given(method("PUT"))
+        .respond_with(ResponseTemplate::new(412).set_body_string("version 2 is current"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let id = FhirId::parse("b-1").unwrap();
+    let err = store(&server, Signing::None)
+        .update(&session(Duration::from_secs(5)), "Binary", &id, &binary(), Some("1"))
+        .await
+        .unwrap_err();
+    assert_eq!(err, FhirError::Conflict);
+    assert!(!err.should_retry());
+}
+
+#[tokio::test]
+async fn update_is_retried_on_server_errors() {
+    let server = MockServer::start().await;
+    Mock::given(method("PUT")).respond_with(ResponseTemplate::new(500)).up_to_n_times(1).mount(&server).await;
+    Mock::given(method("PUT"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"resourceType": "Binary", "id": "b-1"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let id = FhirId::parse("b-1").unwrap();
+    store(&server, Signing::None)
+        .update(&session(Duration::from_secs(5)), "Binary", &id, &binary(), None)
+        .await
+        .unwrap();
+    assert_eq!(server.received_requests().await.unwrap().len(), 2);
+}

@@ -11,13 +11,13 @@ use std::time::{Duration, SystemTime};
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
-use reqwest::header::{ACCEPT, HeaderValue, RETRY_AFTER};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, ETAG, HeaderValue, IF_MATCH, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tracing::{Instrument, debug, info_span, warn};
 
-use super::{FhirError, FhirStore, SearchQuery, SearchSet};
+use super::{FhirError, FhirId, FhirStore, SearchQuery, SearchSet, Written};
 use crate::session::SessionContext;
 
 /// The header that carries the agent session id on every FHIR request.
@@ -128,17 +128,23 @@ impl HttpFhirStore {
     async fn build(
         &self,
         session: &SessionContext,
-        url: &Url,
+        call: &Call<'_>,
         timeout: Duration,
     ) -> Result<reqwest::Request, FhirError> {
-        let mut request = http::Request::builder()
-            .method(http::Method::GET)
-            .uri(url.as_str())
+        let mut builder = http::Request::builder()
+            .method(call.method.clone())
+            .uri(call.url.as_str())
             .header(ACCEPT, "application/fhir+json")
             .header(SESSION_HEADER, session.session_id.as_str())
-            .header(REQUEST_ID_HEADER, header_safe(&session.request_id))
-            .body(Vec::new())
-            .map_err(|_| FhirError::Rejected(0))?;
+            .header(REQUEST_ID_HEADER, header_safe(&session.request_id));
+        if !call.body.is_empty() {
+            builder = builder.header(CONTENT_TYPE, "application/fhir+json");
+        }
+        if let Some(version) = call.if_match {
+            // A weak ETag on the version id, as FHIR's version-aware update expects.
+            builder = builder.header(IF_MATCH, format!("W/\"{}\"", header_safe(version)));
+        }
+        let mut request = builder.body(call.body.to_vec()).map_err(|_| FhirError::Rejected(0))?;
         match &self.signing {
             Signing::None => {}
             Signing::SigV4 { region, credentials } => sign_request(&mut request, region, credentials)?,
@@ -153,6 +159,21 @@ impl HttpFhirStore {
     }
 
     async fn get(&self, session: &SessionContext, url: &Url, resource_type: &str) -> Result<bytes::Bytes, FhirError> {
+        let call = Call { method: http::Method::GET, url, body: &[], if_match: None, resource_type };
+        self.send(session, &call).await.map(|(_, body)| body)
+    }
+
+    /// One request with bounded retries. A POST is retried only when the server cannot have acted on it
+    /// (429, or no connection made): after a 5xx or a timeout the resource may exist already, and a retry would
+    /// create a second one. GET is safe to repeat; PUT replaces the same id, and with `If-Match` a repeat of an
+    /// update that did land fails as a conflict rather than applying twice.
+    async fn send(
+        &self,
+        session: &SessionContext,
+        call: &Call<'_>,
+    ) -> Result<(http::HeaderMap, bytes::Bytes), FhirError> {
+        let idempotent = call.method != http::Method::POST;
+        let resource_type = call.resource_type;
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -160,20 +181,28 @@ impl HttpFhirStore {
             if remaining.is_zero() {
                 return Err(FhirError::Unavailable);
             }
-            let request = self.build(session, url, remaining).await?;
+            let request = self.build(session, call, remaining).await?;
             let retry_hint = match self.http.execute(request).await {
                 Ok(response) if response.status().is_success() => {
-                    return response.bytes().await.map_err(|_| FhirError::Unavailable);
+                    let headers = response.headers().clone();
+                    let body = response.bytes().await.map_err(|_| FhirError::Unavailable)?;
+                    return Ok((headers, body));
                 }
                 Ok(response) => {
                     let status = response.status();
                     if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
                         return Err(FhirError::NotFound);
                     }
+                    if status == StatusCode::PRECONDITION_FAILED || status == StatusCode::CONFLICT {
+                        return Err(FhirError::Conflict);
+                    }
                     if status != StatusCode::TOO_MANY_REQUESTS && !status.is_server_error() {
                         return Err(FhirError::Rejected(status.as_u16()));
                     }
                     warn!(status = status.as_u16(), attempt, resource_type, "fhir request throttled or failed");
+                    if !idempotent && status != StatusCode::TOO_MANY_REQUESTS {
+                        return Err(FhirError::Unavailable);
+                    }
                     retry_after(response.headers().get(RETRY_AFTER))
                 }
                 Err(e) => {
@@ -184,6 +213,9 @@ impl HttpFhirStore {
                         connect = e.is_connect(),
                         "fhir request failed"
                     );
+                    if !idempotent && !e.is_connect() {
+                        return Err(FhirError::Unavailable);
+                    }
                     None
                 }
             };
@@ -197,6 +229,33 @@ impl HttpFhirStore {
             tokio::time::sleep(delay).await;
         }
     }
+
+    fn instance_url(&self, resource_type: &str, id: Option<&FhirId>) -> Result<Url, FhirError> {
+        let relative = match id {
+            Some(id) => format!("{resource_type}/{id}"),
+            None => resource_type.to_owned(),
+        };
+        self.endpoint.url().join(&relative).map_err(|_| FhirError::Rejected(0))
+    }
+}
+
+/// What one request is: kept together so a retry rebuilds (and re-signs) exactly the same request.
+struct Call<'a> {
+    method: http::Method,
+    url: &'a Url,
+    body: &'a [u8],
+    if_match: Option<&'a str>,
+    resource_type: &'a str,
+}
+
+/// The version id of a write or read: `meta.versionId` in the body, else the `ETag` header (`W/"3"`).
+fn version_of(headers: &http::HeaderMap, resource: &serde_json::Value) -> Option<String> {
+    if let Some(v) = resource.pointer("/meta/versionId").and_then(|v| v.as_str()) {
+        return Some(v.to_owned());
+    }
+    let etag = headers.get(ETAG)?.to_str().ok()?;
+    let bare = etag.trim().trim_start_matches("W/").trim_matches('"');
+    (!bare.is_empty()).then(|| bare.to_owned())
 }
 
 impl FhirStore for HttpFhirStore {
@@ -232,6 +291,87 @@ impl FhirStore for HttpFhirStore {
         .instrument(span)
         .await
     }
+    async fn create(
+        &self,
+        session: &SessionContext,
+        resource_type: &'static str,
+        resource: &serde_json::Value,
+    ) -> Result<Written, FhirError> {
+        let span = info_span!("fhir_create", resource_type);
+        async {
+            let url = self.instance_url(resource_type, None)?;
+            let body = serde_json::to_vec(resource).map_err(|_| FhirError::Rejected(0))?;
+            let call = Call { method: http::Method::POST, url: &url, body: &body, if_match: None, resource_type };
+            let (headers, body) = self.send(session, &call).await?;
+            written(&headers, &body, resource_type)
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn read(
+        &self,
+        session: &SessionContext,
+        resource_type: &'static str,
+        id: &FhirId,
+    ) -> Result<(serde_json::Value, Option<String>), FhirError> {
+        let span = info_span!("fhir_read", resource_type);
+        async {
+            let url = self.instance_url(resource_type, Some(id))?;
+            let call = Call { method: http::Method::GET, url: &url, body: &[], if_match: None, resource_type };
+            let (headers, body) = self.send(session, &call).await?;
+            let resource: serde_json::Value = serde_json::from_slice(&body).map_err(|_| FhirError::Decode)?;
+            if resource.get("resourceType").and_then(|t| t.as_str()) != Some(resource_type) {
+                return Err(FhirError::Decode);
+            }
+            let version = version_of(&headers, &resource);
+            Ok((resource, version))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn update(
+        &self,
+        session: &SessionContext,
+        resource_type: &'static str,
+        id: &FhirId,
+        resource: &serde_json::Value,
+        if_match: Option<&str>,
+    ) -> Result<Written, FhirError> {
+        let span = info_span!("fhir_update", resource_type);
+        async {
+            let url = self.instance_url(resource_type, Some(id))?;
+            let body = serde_json::to_vec(resource).map_err(|_| FhirError::Rejected(0))?;
+            let call = Call { method: http::Method::PUT, url: &url, body: &body, if_match, resource_type };
+            let (headers, body) = self.send(session, &call).await?;
+            written(&headers, &body, resource_type)
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+/// The id and version of what a POST or PUT wrote: from the returned resource, else from `Location`
+/// (`[base]/Type/id/_history/v`), since a server may answer `Prefer: return=minimal` with no body.
+fn written(headers: &http::HeaderMap, body: &[u8], resource_type: &str) -> Result<Written, FhirError> {
+    let resource: serde_json::Value = if body.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(body).map_err(|_| FhirError::Decode)?
+    };
+    let from_body = resource.get("id").and_then(|v| v.as_str()).map(str::to_owned);
+    let location = headers.get(http::header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let mut parts = location.split('/').skip_while(|p| *p != resource_type).skip(1);
+    let from_location = parts.next().map(str::to_owned);
+    let location_version = match (parts.next(), parts.next()) {
+        (Some("_history"), Some(v)) => Some(v.to_owned()),
+        _ => None,
+    };
+    let raw_id = from_body.or(from_location).ok_or(FhirError::Decode)?;
+    let id = FhirId::parse(&raw_id).map_err(|_| FhirError::Decode)?;
+    let version = version_of(headers, &resource).or(location_version);
+    Ok(Written { id, version })
 }
 
 #[derive(Deserialize)]

@@ -155,6 +155,9 @@ pub enum FhirError {
     Unavailable,
     #[error("fhir response could not be decoded")]
     Decode,
+    /// 412 (the `If-Match` version is no longer current) or 409: someone else wrote first. Never retried.
+    #[error("fhir resource was changed by another request")]
+    Conflict,
 }
 
 impl FhirError {
@@ -168,6 +171,7 @@ impl From<FhirError> for ToolError {
         match e {
             FhirError::NotFound => ToolError::NotFound,
             FhirError::Unavailable => ToolError::UpstreamUnavailable,
+            FhirError::Conflict => ToolError::invalid("the record was changed by another request; reload it"),
             FhirError::Rejected(_) | FhirError::Decode => ToolError::Internal,
         }
     }
@@ -180,4 +184,37 @@ pub trait FhirStore: Send + Sync {
         session: &SessionContext,
         query: &SearchQuery,
     ) -> impl Future<Output = Result<SearchSet, FhirError>> + Send;
+
+    /// `POST [base]/{type}`: the server assigns the id. Not retried once the server may have acted on it.
+    fn create(
+        &self,
+        session: &SessionContext,
+        resource_type: &'static str,
+        resource: &serde_json::Value,
+    ) -> impl Future<Output = Result<Written, FhirError>> + Send;
+
+    /// `GET [base]/{type}/{id}`: the resource and its version id (for a later `update`'s `If-Match`).
+    fn read(
+        &self,
+        session: &SessionContext,
+        resource_type: &'static str,
+        id: &FhirId,
+    ) -> impl Future<Output = Result<(serde_json::Value, Option<String>), FhirError>> + Send;
+
+    /// `PUT [base]/{type}/{id}`; with `if_match`, only if the version is still current (else `Conflict`).
+    fn update(
+        &self,
+        session: &SessionContext,
+        resource_type: &'static str,
+        id: &FhirId,
+        resource: &serde_json::Value,
+        if_match: Option<&str>,
+    ) -> impl Future<Output = Result<Written, FhirError>> + Send;
+}
+
+/// What a create or update wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub id: FhirId,
+    pub version: Option<String>,
 }
