@@ -20,3 +20,11 @@ if [[ "${VERBOSE:-0}" == "1" ]]; then
 else
   python3 "$shared_dir/icd10/score_icd10.py" "$predictions" --gold "$shared_dir/icd10/dev_cases.jsonl" | tail -n 1
 fi
+
+# A second set: 24 notes of our own with other conditions (tests/data/own_cases.jsonl), coded by the deterministic
+# coder alone through the `code_notes` example, scored the same way.
+own="$repo/functions/icd10-coding/tests/data/own_cases.jsonl"
+own_predictions="$target/icd10-dev/own_predictions.jsonl"
+(cd "$repo" && cargo run --quiet -p icd10-coding --example code_notes -- "$own" >"$own_predictions")
+printf 'own cases: '
+python3 "$shared_dir/icd10/score_icd10.py" "$own_predictions" --gold "$own" | tail -n 1
