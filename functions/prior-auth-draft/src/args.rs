@@ -70,7 +70,9 @@ pub fn check_policy_id(id: &str) -> Result<(), ToolError> {
 
 /// Draft ids are ours: 32 lowercase hex digits.
 pub fn check_draft_id(id: &str) -> Result<(), ToolError> {
-    let ok = id.len() == 32 && id.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase());
+    // A draft id is the store's handle: 32 hex characters from the file store, a FHIR id (a UUID on
+    // HealthLake) from the FHIR store; both fit the FHIR id syntax, which is safe in a URL path.
+    let ok = shared::fhir::FhirId::parse(id).is_ok();
     if ok { Ok(()) } else { Err(ToolError::invalid("`draft_id` is not a draft id")) }
 }
 

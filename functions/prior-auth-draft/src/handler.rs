@@ -29,7 +29,7 @@ use crate::domain::letter;
 use crate::domain::pas::{self, Parties};
 use crate::domain::policy::{CoveragePolicy, EvidenceResource};
 use crate::policies::find_policy;
-use crate::store::{DraftStatus, DraftStore, StoredDraft};
+use crate::store::{DraftStatus, DraftStore, StoredDraft, Versioned};
 
 pub const DRAFT_ACTION: &str = "prior_auth.draft";
 pub const FINALIZE_ACTION: &str = "prior_auth.finalize";
@@ -230,7 +230,8 @@ where
         let as_of = self.today();
         let evaluation = evaluate(&policy, &chart, as_of);
 
-        let draft_id = new_draft_id();
+        // The seal id binds the ciphertext to this draft; the store may hand out its own handle (a Binary id).
+        let seal_id = new_draft_id();
         let timestamp = OffsetDateTime::now_utc().format(&Rfc3339).map_err(|_| ToolError::Internal)?;
         let cited: Vec<String> = evaluation.references();
         let evidence: Vec<Value> = fetched
@@ -245,7 +246,7 @@ where
             practitioner: practitioner_resource,
             provider_organization: &self.tenant,
         };
-        let bundle = pas::bundle(&draft_id, &timestamp, &policy, &evaluation, &parties, &evidence);
+        let bundle = pas::bundle(&seal_id, &timestamp, &policy, &evaluation, &parties, &evidence);
 
         let request =
             WritingRequest { purpose: Purpose::PriorAuthLetter, statements: letter::statements(&policy, &evaluation) };
@@ -260,7 +261,8 @@ where
             letter: serde_json::to_value(&narrative).map_err(|_| ToolError::Internal)?,
             attestation: None,
         };
-        self.seal_and_store(&session, &draft_id, patient.as_str(), DraftStatus::Draft, unmet, &content).await?;
+        let stored = self.seal(&session, &seal_id, patient.as_str(), DraftStatus::Draft, unmet, &content).await?;
+        let draft_id = self.drafts.create(&session, &stored).await?;
         audit.draft_id = Some(draft_id.clone());
 
         let text = render_text(&draft_id, &policy, &evaluation, &narrative);
@@ -278,7 +280,7 @@ where
         Ok(ToolReply { result, text })
     }
 
-    async fn seal_and_store(
+    async fn seal(
         &self,
         session: &SessionContext,
         draft_id: &str,
@@ -286,7 +288,7 @@ where
         status: DraftStatus,
         unmet: bool,
         content: &DraftContent,
-    ) -> Result<(), ToolError> {
+    ) -> Result<StoredDraft, ToolError> {
         let plaintext = serde_json::to_vec(content).map_err(|_| ToolError::Internal)?;
         let context = EncryptionContext::draft(&self.tenant, patient, draft_id);
         let sealed = self.keys.seal(session, &context, &plaintext).await?;
@@ -298,8 +300,7 @@ where
             unmet_criteria: unmet,
             sealed,
         };
-        self.drafts.put(&stored).await?;
-        Ok(())
+        Ok(stored)
     }
 
     async fn finalize(
@@ -330,8 +331,12 @@ where
         }
 
         // The draft's clear metadata (patient, unmet flag) is what the decision needs; nothing is opened yet.
-        let stored =
-            self.drafts.get(&input.draft_id).await?.filter(|d| d.tenant == self.tenant).ok_or(ToolError::NotFound)?;
+        let Versioned { draft: stored, version } = self
+            .drafts
+            .get(&session, &input.draft_id)
+            .await?
+            .filter(|v| v.draft.tenant == self.tenant)
+            .ok_or(ToolError::NotFound)?;
         let patient = FhirId::parse(&stored.patient).map_err(|_| ToolError::Internal)?;
         audit.patient = Some(format!("Patient/{patient}"));
         let since = self.today() - Duration::days(i64::from(self.care_lookback_days));
@@ -380,22 +385,18 @@ where
         // An override is the clinician's, so only the reason is kept beside the attestation it qualifies.
         audit.attested = true;
         audit.override_reason = override_reason.clone();
-        self.seal_and_store(
-            &session,
-            &stored.id,
-            patient.as_str(),
-            DraftStatus::Final,
-            stored.unmet_criteria,
-            &content,
-        )
-        .await?;
+        let sealed = self
+            .seal(&session, &stored.id, patient.as_str(), DraftStatus::Final, stored.unmet_criteria, &content)
+            .await?;
+        // Only if nobody finalized (or changed) it since our read: of two concurrent finalizes, one wins.
+        self.drafts.replace(&session, &input.draft_id, &sealed, version.as_deref()).await?;
         let text = format!(
             "Prior-authorization request {} is finalized (Claim status active){}.",
-            stored.id,
+            input.draft_id,
             if override_reason.is_some() { ", with an override of unmet criteria" } else { "" }
         );
         Ok(ToolReply {
-            result: json!({"draft_id": stored.id, "status": "final", "bundle": content.bundle, "attestation": content.attestation}),
+            result: json!({"draft_id": input.draft_id, "status": "final", "bundle": content.bundle, "attestation": content.attestation}),
             text,
         })
     }

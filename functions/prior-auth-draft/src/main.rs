@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use prior_auth_draft::PriorAuthTool;
 use prior_auth_draft::policies::PolicyFiles;
-use prior_auth_draft::store::FileDraftStore;
+use prior_auth_draft::store::{ConfiguredDraftStore, FhirDraftStore, FileDraftStore};
 use shared::audit::StdoutAuditSink;
 use shared::authz::Authorizer;
 use shared::config::Config;
@@ -23,7 +23,7 @@ type Tool = PriorAuthTool<
     HttpFhirStore,
     KnowledgeAdapter<PolicyFiles>,
     WriterAdapter,
-    FileDraftStore,
+    ConfiguredDraftStore<HttpFhirStore>,
     KeysAdapter,
     StdoutAuditSink,
 >;
@@ -70,12 +70,20 @@ async fn build() -> Result<Tool, String> {
     ports.apply_to_fhir(&mut config).await.map_err(|e| e.to_string())?;
     let authorizer = Authorizer::embedded().map_err(|e| e.to_string())?;
     let tenant = env("TENANT_ORGANIZATION").unwrap_or_else(|| LOCAL_TENANT.to_owned());
-    // Locally the policies are the shared files; on AWS the Knowledge Base adapter serves them and this
-    // directory is only the local fallback the adapter wraps.
-    let policy_dir = env("PAYER_POLICIES_DIR").unwrap_or_else(|| "../shared/payer-policies".to_owned());
-    let policies = PolicyFiles::from_dir(&PathBuf::from(policy_dir)).unwrap_or_default();
-    let drafts =
-        FileDraftStore::new(env("PRIOR_AUTH_DRAFT_DIR").unwrap_or_else(|| "/tmp/prior-auth-drafts".to_owned()));
+    // On AWS the Knowledge Base serves the policies (its configuration is checked by `knowledge_base`); without
+    // one, the policy directory is the only source, and a tool with no policies must not serve: every request
+    // would fail as "no policy" while the function looked healthy.
+    let knowledge = match ports.knowledge_base(PolicyFiles::default()).map_err(|e| e.to_string())? {
+        KnowledgeAdapter::Local(_) => {
+            let policy_dir = env("PAYER_POLICIES_DIR").unwrap_or_else(|| "../shared/payer-policies".to_owned());
+            let policies = PolicyFiles::from_dir(&PathBuf::from(policy_dir))?;
+            if policies.is_empty() {
+                return Err("the payer policy directory holds no policies".to_owned());
+            }
+            KnowledgeAdapter::Local(policies)
+        }
+        configured => configured,
+    };
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(2))
         .pool_idle_timeout(Duration::from_secs(50))
@@ -83,9 +91,19 @@ async fn build() -> Result<Tool, String> {
         .map_err(|_| "http client could not be built".to_owned())?;
     let verifier = JwtVerifier::from_jwks_url(&config.jwt_issuer, &config.jwt_audience, &config.jwks_url, http.clone());
     let fhir_base = config.fhir_endpoint.url().to_string();
+    let store = HttpFhirStore::new(http, config.fhir_endpoint, config.fhir_signing);
+    // Drafts go to the FHIR store (HealthLake) by default: /tmp is one Lambda instance's, and a draft must be
+    // finalizable from any instance. The file store is for offline runs and tests.
+    let drafts = match env("DRAFT_STORE").as_deref().unwrap_or("fhir") {
+        "fhir" => ConfiguredDraftStore::Fhir(FhirDraftStore::new(store.clone())),
+        "file" => ConfiguredDraftStore::File(FileDraftStore::new(
+            env("PRIOR_AUTH_DRAFT_DIR").unwrap_or_else(|| "/tmp/prior-auth-drafts".to_owned()),
+        )),
+        _ => return Err("`DRAFT_STORE` must be `fhir` or `file`".to_owned()),
+    };
     Ok(PriorAuthTool {
-        store: HttpFhirStore::new(http, config.fhir_endpoint, config.fhir_signing),
-        knowledge: ports.knowledge_base(policies).map_err(|e| e.to_string())?,
+        store,
+        knowledge,
         writer: ports.writer().map_err(|e| e.to_string())?,
         drafts,
         keys: ports.keys().map_err(|e| e.to_string())?,
