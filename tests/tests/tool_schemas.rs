@@ -21,7 +21,7 @@ type Schemas = fn() -> Vec<ToolSchema>;
 const TOOLS: &[(&str, Schemas)] = &[
     ("patient-summary", patient_summary::tool_schemas),
     ("icd10-coding", icd10_coding::tool_schemas),
-    // ("prior-auth-draft", prior_auth_draft::tool_schemas),
+    ("prior-auth-draft", prior_auth_draft::tool_schemas),
 ];
 
 const API_VERSION: &str = "1.0.0";

@@ -68,7 +68,7 @@ pub fn check_policy_id(id: &str) -> Result<(), ToolError> {
     if ok { Ok(()) } else { Err(ToolError::invalid("`policy_id` is not a valid policy id")) }
 }
 
-/// Draft ids are ours: 32 lowercase hex digits.
+/// Draft ids are the draft store's handles, checked as FHIR ids before they reach a path or URL.
 pub fn check_draft_id(id: &str) -> Result<(), ToolError> {
     // A draft id is the store's handle: 32 hex characters from the file store, a FHIR id (a UUID on
     // HealthLake) from the FHIR store; both fit the FHIR id syntax, which is safe in a URL path.

@@ -1,0 +1,96 @@
+//! End to end: a prior-auth draft made and finalized through the emulator, stored as a FHIR `Binary` in the
+//! local FHIR server (`DRAFT_STORE=fhir`, the default), so nothing depends on one instance's `/tmp`.
+//!
+//! Needs the local stack, so `#[ignore]`d in a plain `cargo test`; run with `local/stack.sh test` (or
+//! `cargo test -p e2e --test prior_auth_local_stack -- --ignored` with the stack up).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a failed step is a failed test")]
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+fn repo() -> String {
+    format!("{}/..", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn lambda_url() -> String {
+    let port = std::env::var("LAMBDA_PORT").unwrap_or_else(|_| "9000".into());
+    format!("http://127.0.0.1:{port}/2015-03-31/functions/prior-auth-draft/invocations")
+}
+
+fn fhir_base() -> String {
+    let port = std::env::var("FHIR_PORT").unwrap_or_else(|_| "8103".into());
+    format!("http://127.0.0.1:{port}/fhir")
+}
+
+fn client() -> reqwest::blocking::Client {
+    // The first invocation may build the function.
+    reqwest::blocking::Client::builder().timeout(Duration::from_secs(1800)).build().unwrap()
+}
+
+fn token(user: &str) -> String {
+    let out = Command::new("node").arg(format!("{}/local/issuer.mjs", repo())).arg("mint").arg(user).output().unwrap();
+    assert!(out.status.success(), "mint failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn event(name: &str) -> Value {
+    let path = format!("{}/events/prior-auth-draft/{name}", repo());
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn invoke(event: &Value) -> Value {
+    let response = client().post(lambda_url()).json(event).send().unwrap();
+    assert!(response.status().is_success(), "emulator answered {}", response.status());
+    response.json().unwrap()
+}
+
+fn tag(binary: &Value, system: &str) -> String {
+    binary["meta"]["tag"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["system"] == system)
+        .and_then(|t| t["code"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+#[ignore = "needs the local stack: local/stack.sh test"]
+fn a_draft_is_a_sealed_binary_and_finalizes_once() {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let session_id = format!("e2e-prior-auth-{nanos}");
+    let token = token("dr-okafor");
+
+    let mut draft = event("direct.json");
+    draft["session_id"] = json!(session_id);
+    draft["identity_token"] = json!(token);
+    let reply = invoke(&draft);
+    assert_eq!(reply["ok"], true, "{reply}");
+    let draft_id = reply["result"]["draft_id"].as_str().unwrap().to_owned();
+    let patient = draft["arguments"]["patient_id"].as_str().unwrap();
+
+    // The draft is in the FHIR store: the patient only as securityContext, status in a tag, content sealed.
+    let binary: Value = client().get(format!("{}/Binary/{draft_id}", fhir_base())).send().unwrap().json().unwrap();
+    assert_eq!(binary["securityContext"]["reference"], format!("Patient/{patient}"));
+    assert_eq!(tag(&binary, "urn:agent-tools:prior-auth-draft:status"), "draft");
+    let stored = binary.to_string();
+    assert!(!stored.contains("27447") && !stored.contains("Claim"), "clear clinical content in the Binary");
+
+    let mut finalize = event("direct-finalize.json");
+    finalize["session_id"] = json!(session_id);
+    finalize["identity_token"] = json!(token);
+    finalize["arguments"]["draft_id"] = json!(draft_id);
+    let reply = invoke(&finalize);
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(reply["result"]["status"], "final");
+    let binary: Value = client().get(format!("{}/Binary/{draft_id}", fhir_base())).send().unwrap().json().unwrap();
+    assert_eq!(tag(&binary, "urn:agent-tools:prior-auth-draft:status"), "final");
+
+    // A second finalize is refused: the stored status is final.
+    let again = invoke(&finalize);
+    assert_eq!(again["ok"], false, "{again}");
+}
