@@ -377,7 +377,7 @@ cmd_test() {
   say "sam build of the tool functions (rust-cargolambda, release, arm64 — or a plainly reported x86_64 fallback)"
   bash "$REPO_ROOT/deploy/build.sh"
   # Built before the emulator starts, so the first invoke does not compile under a timeout.
-  cargo build -p patient-summary --quiet
+  cargo build -p patient-summary -p prior-auth-draft -p icd10-coding --quiet
   local started_here=0
   if ! is_running lambda; then
     started_here=1

@@ -91,6 +91,7 @@ where
                         AuditRecord::new(&self.function_name, "unknown", DRAFT_ACTION, "unknown", &invocation.request_id);
                     audit.outcome = Outcome::Error(error.kind());
                     audit.latency_ms = elapsed_ms(started);
+                    shared::metrics::emit(&audit);
                     self.audit.write(audit);
                     return envelope::render(&Envelope::Direct, &Err(error), &invocation.request_id);
                 }
@@ -119,6 +120,7 @@ where
             };
             audit.latency_ms = elapsed_ms(started);
             info!(outcome = ?audit.outcome, latency_ms = audit.latency_ms, reads = audit.resources_read.len(), "tool call finished");
+            shared::metrics::emit(&audit);
             self.audit.write(audit);
             envelope::render(&call.envelope, &outcome, &invocation.request_id)
         }
