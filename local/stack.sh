@@ -374,7 +374,7 @@ cmd_test() {
   bash "$REPO_ROOT/functions/icd10-coding/scripts/score_dev_cases.sh"
   say "shared-aws integration tests against moto (KMS, Secrets Manager, STS)"
   run_moto_tests
-  say "sam build of the tool functions (rust-cargolambda, release, arm64 — or a plainly reported x86_64 fallback)"
+  say "sam build of the three tool functions (rust-cargolambda, arm64 in SAM debug mode — or a plainly reported x86_64 fallback; release build: deploy/build.sh --release)"
   bash "$REPO_ROOT/deploy/build.sh"
   # Built before the emulator starts, so the first invoke does not compile under a timeout.
   cargo build -p patient-summary -p prior-auth-draft -p icd10-coding --quiet
