@@ -20,6 +20,8 @@ pub const RECORD_TYPE: &str = "tool_audit";
 pub struct AuditRecord {
     pub record_type: &'static str,
     pub schema_version: u32,
+    /// `intent` (written at the first permit, before any downstream call) or `final` (when the call ends).
+    pub record_kind: RecordKind,
     pub timestamp: String,
     pub function: String,
     pub tool: String,
@@ -44,12 +46,8 @@ pub struct AuditRecord {
     /// The writer or model that produced prose, and what the guardrail did (`none` when no model ran).
     pub model: Option<String>,
     pub guardrail_action: Option<String>,
-    /// A stored draft (prior-auth request) the call created or acted on.
-    pub draft_id: Option<String>,
-    /// Set when a clinician attested (finalised) a draft: the subject above is who attested.
-    pub attested: bool,
-    /// The attesting clinician's reason for finalising despite unmet criteria.
-    pub override_reason: Option<String>,
+    /// What only one tool knows (a draft id, an attestation); absent for the others.
+    pub detail: Option<Detail>,
     /// `ok`, or the error kind the caller saw.
     pub outcome: Outcome,
     pub latency_ms: u64,
@@ -62,6 +60,26 @@ pub struct AuditRecord {
 pub enum Outcome {
     Ok,
     Error(ErrorKind),
+    /// An intent record: the call was allowed and has not ended yet.
+    Pending,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordKind {
+    Intent,
+    #[default]
+    Final,
+}
+
+/// Tool-specific facts of a call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Detail {
+    /// A prior-auth draft was stored under this id.
+    PriorAuthDraft { draft_id: String },
+    /// A prior-auth draft was (or was to be) finalised: `attested` once the clinician's sign-off is on it.
+    PriorAuthFinalize { draft_id: String, attested: bool, override_reason: Option<String> },
 }
 
 impl AuditRecord {
@@ -71,6 +89,7 @@ impl AuditRecord {
         Self {
             record_type: RECORD_TYPE,
             schema_version: 1,
+            record_kind: RecordKind::Final,
             timestamp: String::new(),
             function: function.to_owned(),
             tool: tool.to_owned(),
@@ -89,9 +108,7 @@ impl AuditRecord {
             break_glass_reason: None,
             model: None,
             guardrail_action: None,
-            draft_id: None,
-            attested: false,
-            override_reason: None,
+            detail: None,
             outcome: Outcome::Error(ErrorKind::Internal),
             latency_ms: 0,
             prev_hash: String::new(),

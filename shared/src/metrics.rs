@@ -59,7 +59,7 @@ impl CallMetrics {
     /// The metrics of a finished call, from its audit record (ids and content are not copied).
     pub fn from_audit(record: &AuditRecord) -> Self {
         let error = match record.outcome {
-            Outcome::Ok => None,
+            Outcome::Ok | Outcome::Pending => None,
             Outcome::Error(kind) => Some(kind),
         };
         let guardrail_intervened =

@@ -97,9 +97,14 @@ impl CodingArgs {
         if input.note.contains('\0') {
             return Err(ToolError::invalid("`note` must be plain text"));
         }
-        let id =
-            |raw: Option<String>| raw.filter(|s| !s.trim().is_empty()).map(|s| FhirId::parse(s.trim())).transpose();
-        Ok(Self { note: input.note, patient: id(input.patient_id)?, encounter: id(input.encounter_id)? })
+        let id = |field: &str, raw: Option<String>| {
+            raw.filter(|s| !s.trim().is_empty()).map(|s| FhirId::argument(field, s.trim())).transpose()
+        };
+        Ok(Self {
+            note: input.note,
+            patient: id("patient_id", input.patient_id)?,
+            encounter: id("encounter_id", input.encounter_id)?,
+        })
     }
 }
 

@@ -71,7 +71,7 @@ impl SummaryArgs {
         // serde's message could quote the value; ours names the field only.
         let input: SummaryInput = serde_json::from_value(Value::Object(call.arguments.clone()))
             .map_err(|_| ToolError::invalid("`patient_id` is missing"))?;
-        Ok(Self { patient: FhirId::parse(&input.patient_id)? })
+        Ok(Self { patient: FhirId::argument("patient_id", &input.patient_id)? })
     }
 }
 

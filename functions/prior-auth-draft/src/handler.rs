@@ -7,7 +7,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use shared::ToolError;
-use shared::audit::{AuditRecord, AuditSink, Outcome};
+use shared::audit::{AuditRecord, AuditSink, Detail, Outcome};
 use shared::authz::Authorizer;
 use shared::envelope::{self, Envelope, ToolCall, ToolReply};
 use shared::fhir::relationship::care_relationship;
@@ -171,7 +171,7 @@ where
         audit: &mut AuditRecord,
     ) -> Result<ToolReply, ToolError> {
         let input: DraftArgs = args::from_arguments(&call.arguments)?;
-        let patient = FhirId::parse(&input.patient_id)?;
+        let patient = FhirId::argument("patient_id", &input.patient_id)?;
         args::check_service_code(&input.service_code)?;
         if let Some(id) = &input.policy_id {
             args::check_policy_id(id)?;
@@ -179,9 +179,7 @@ where
         let named_practitioner = input
             .ordering_practitioner_id
             .as_deref()
-            .map(|p| {
-                FhirId::parse(p).map_err(|_| ToolError::invalid("`ordering_practitioner_id` is not a valid FHIR id"))
-            })
+            .map(|p| FhirId::argument("ordering_practitioner_id", p))
             .transpose()?;
         let (principal, session) = self.caller(call, invocation, audit).await?;
         audit.patient = Some(format!("Patient/{patient}"));
@@ -265,7 +263,7 @@ where
         };
         let stored = self.seal(&session, &seal_id, patient.as_str(), DraftStatus::Draft, unmet, &content).await?;
         let draft_id = self.drafts.create(&session, &stored).await?;
-        audit.draft_id = Some(draft_id.clone());
+        audit.detail = Some(Detail::PriorAuthDraft { draft_id: draft_id.clone() });
 
         let text = render_text(&draft_id, &policy, &evaluation, &narrative);
         let result = json!({
@@ -317,7 +315,11 @@ where
         let override_reason =
             input.override_reason.as_deref().map(|r| args::check_text("override_reason", r, 10, 500)).transpose()?;
         let (principal, session) = self.caller(call, invocation, audit).await?;
-        audit.draft_id = Some(input.draft_id.clone());
+        audit.detail = Some(Detail::PriorAuthFinalize {
+            draft_id: input.draft_id.clone(),
+            attested: false,
+            override_reason: None,
+        });
 
         // Could anything allow this caller? If not (not a clinician), deny before reading even the draft.
         let ceiling = self.authorizer.decide(
@@ -385,8 +387,11 @@ where
             "unmet_criteria": stored.unmet_criteria,
         }));
         // An override is the clinician's, so only the reason is kept beside the attestation it qualifies.
-        audit.attested = true;
-        audit.override_reason = override_reason.clone();
+        audit.detail = Some(Detail::PriorAuthFinalize {
+            draft_id: input.draft_id.clone(),
+            attested: true,
+            override_reason: override_reason.clone(),
+        });
         let sealed = self
             .seal(&session, &stored.id, patient.as_str(), DraftStatus::Final, stored.unmet_criteria, &content)
             .await?;

@@ -126,7 +126,7 @@ async fn clinician_drafts_a_pas_shaped_request_with_every_citation_resolving() {
     assert!(!sent.contains(&case.patient), "no patient id goes to the writer");
     let audit = case.harness.audit();
     assert_eq!(audit.len(), 1);
-    assert_eq!(audit[0]["draft_id"], draft_id);
+    assert_eq!(audit[0]["detail"]["draft_id"], draft_id);
     assert_eq!(audit[0]["outcome"], "ok");
     assert!(audit[0]["resources_read"].as_array().unwrap().len() >= 5);
 
@@ -235,7 +235,7 @@ async fn treating_clinician_finalizes_and_the_claim_becomes_active() {
     let audit = case.harness.audit();
     let last = audit.last().unwrap();
     assert_eq!(last["action"], "prior_auth.finalize");
-    assert_eq!(last["attested"], true);
+    assert_eq!(last["detail"]["attested"], true);
     assert_eq!(last["subject"], "dr-test");
     assert_eq!(last["decision"]["policies"], json!(["prior-auth.treating-clinician-finalizes"]));
     // A second attestation is refused.
@@ -268,7 +268,7 @@ async fn finalize_denials_leave_the_draft_untouched() {
     let after: Vec<String> = case.harness.requests()[requests..].iter().map(|(t, _)| t.clone()).collect();
     assert!(after.iter().all(|t| t == "Patient" || t == "Encounter"), "{after:?}");
     let audit = case.harness.audit();
-    assert_eq!(audit.last().unwrap()["attested"], false);
+    assert_eq!(audit.last().unwrap()["detail"]["attested"], false);
 
     assert_eq!(case.harness.tool.drafts.writes(), writes, "zero writes after a deny");
     assert_eq!(case.harness.key_calls(), keys, "no key call after a deny");
@@ -299,8 +299,8 @@ async fn unmet_criteria_need_an_audited_override() {
     assert_eq!(reply["result"]["attestation"]["override_reason"], reason);
     assert_eq!(case.harness.tool.drafts.writes(), writes + 1);
     let audit = case.harness.audit();
-    assert_eq!(audit.last().unwrap()["override_reason"], reason);
-    assert_eq!(audit.last().unwrap()["attested"], true);
+    assert_eq!(audit.last().unwrap()["detail"]["override_reason"], reason);
+    assert_eq!(audit.last().unwrap()["detail"]["attested"], true);
 }
 
 /// Bundles for a met, an unmet and an incomplete request, each validated by `local/validate_pas.py`

@@ -19,11 +19,21 @@ use crate::session::SessionContext;
 #[serde(transparent)]
 pub struct FhirId(String);
 
+/// A string that is not a FHIR logical id. Carries nothing of the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not a valid FHIR id")]
+pub struct InvalidFhirId;
+
 impl FhirId {
-    pub fn parse(raw: &str) -> Result<Self, ToolError> {
+    pub fn parse(raw: &str) -> Result<Self, InvalidFhirId> {
         let ok =
             (1..=64).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
-        if ok { Ok(Self(raw.to_owned())) } else { Err(ToolError::invalid("`patient_id` is not a valid FHIR id")) }
+        if ok { Ok(Self(raw.to_owned())) } else { Err(InvalidFhirId) }
+    }
+
+    /// A tool argument that must be a FHIR id: the error names the argument (`field`), never its value.
+    pub fn argument(field: &str, raw: &str) -> Result<Self, ToolError> {
+        Self::parse(raw).map_err(|InvalidFhirId| ToolError::invalid(format!("`{field}` is not a valid FHIR id")))
     }
 
     pub fn as_str(&self) -> &str {
