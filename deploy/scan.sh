@@ -11,10 +11,11 @@
 # 5. samconfig               (deploy/check_samconfig.py: samconfig.toml overrides exist in the
 #                             template, satisfy its constraints, agree with the pinned region;
 #                             prod is COMPLIANCE / >= 2192 days, no direct envelope)
-# 6. guard-rules             (deploy/check_guard_rules.py: each first-deploy rule in
+# 6. sam-envs                (sam validate --lint with --config-env default and prod)
+# 7. guard-rules             (deploy/check_guard_rules.py: each first-deploy rule in
 #                             deploy/guard/deploy.guard FAILs on its bad fixtures - the template
 #                             with one defect put back - and PASSes on the template)
-# 7. py-tests                (unit tests of deploy/check_idp.py and deploy/smoke.py, offline,
+# 8. py-tests                (unit tests of deploy/check_idp.py and deploy/smoke.py, offline,
 #                             AWS answers stubbed with botocore's Stubber)
 #
 # Each scanner runs on template.yaml (must pass) and on deploy/fixtures/bad-template.yaml (must
@@ -105,6 +106,15 @@ scan_samconfig() {
   "$VENV/bin/python" "$DEPLOY_DIR/check_samconfig.py" "$TEMPLATE" "$1"
 }
 
+# sam validate --lint once per samconfig environment (default = test, prod), as `sam deploy
+# [--config-env prod]` would read the configuration.
+scan_sam_envs() {
+  local env
+  for env in default prod; do
+    (cd "$REPO_DIR" && "$VENV/bin/sam" validate --lint --config-file "$1" --config-env "$env") || return 1
+  done
+}
+
 scan_guard_rules() {
   local cfn="$OUT/guard-rules.cfn.json"
   "$VENV/bin/python" "$DEPLOY_DIR/sam_to_cfn.py" "$1" "$cfn"
@@ -136,6 +146,7 @@ evidence() { # <scanner> <pass|fail> <exit code> <log>
     cfn-guard:fail) [[ "$rc" -eq 19 ]] && grep -q 'Status = FAIL' "$log" ;;
     samconfig:pass) grep -q '^prod: ' "$log" ;;
     samconfig:fail) grep -q '^ERROR ' "$log" ;;
+    sam-envs:pass)  [[ "$(grep -c 'is a valid SAM Template' "$log")" -eq 2 ]] ;;
     guard-rules:pass) grep -Eq '^[1-9][0-9]* bad fixtures, [1-9][0-9]* rules, 0 unexpected$' "$log" ;;
     py-tests:pass)  grep -Eq '^Ran [1-9][0-9]* tests?' "$log" && grep -qx 'OK' "$log" ;;
     *) return 1 ;;
@@ -176,6 +187,7 @@ for scanner in sam cfn-lint checkov cfn-guard; do
 done
 run samconfig "$REPO_DIR/samconfig.toml" pass
 run samconfig "$DEPLOY_DIR/fixtures/bad-samconfig.toml" fail
+run sam-envs "$REPO_DIR/samconfig.toml" pass
 run guard-rules "$TEMPLATE" pass
 run py-tests "$DEPLOY_DIR/tests" pass
 t_scan=$(( $(now) - t1 ))
