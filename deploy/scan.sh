@@ -9,7 +9,14 @@
 # 4. cfn-guard               (project rules in deploy/guard/*.guard, on the SAM template expanded
 #                             to plain CloudFormation by deploy/sam_to_cfn.py)
 # 5. samconfig               (deploy/check_samconfig.py: samconfig.toml overrides exist in the
-#                             template, satisfy its constraints; prod is COMPLIANCE / >= 2192 days)
+#                             template, satisfy its constraints, agree with the pinned region;
+#                             prod is COMPLIANCE / >= 2192 days, no direct envelope)
+# 6. sam-envs                (sam validate --lint --config-env prod; step 1 reads the default env)
+# 7. guard-rules             (deploy/check_guard_rules.py: each first-deploy rule in
+#                             deploy/guard/deploy.guard FAILs on its bad fixtures - the template
+#                             with one defect put back - and PASSes on the template)
+# 8. py-tests                (unit tests of deploy/check_idp.py and deploy/smoke.py, offline,
+#                             AWS answers stubbed with botocore's Stubber)
 #
 # Each scanner runs on template.yaml (must pass) and on deploy/fixtures/bad-template.yaml (must
 # fail: proves the scanner actually checks the controls). Exits non-zero if any check on the real
@@ -99,6 +106,22 @@ scan_samconfig() {
   "$VENV/bin/python" "$DEPLOY_DIR/check_samconfig.py" "$TEMPLATE" "$1"
 }
 
+# sam validate --lint with the prod samconfig environment, as `sam deploy --config-env prod` reads
+# it (scan_sam above runs from the repository root, so it already uses the default environment).
+scan_sam_envs() {
+  (cd "$REPO_DIR" && "$VENV/bin/sam" validate --lint --config-file "$1" --config-env prod)
+}
+
+scan_guard_rules() {
+  local cfn="$OUT/guard-rules.cfn.json"
+  "$VENV/bin/python" "$DEPLOY_DIR/sam_to_cfn.py" "$1" "$cfn"
+  "$VENV/bin/python" "$DEPLOY_DIR/check_guard_rules.py" "$TOOLS/bin/cfn-guard" "$cfn" "$OUT/guard-cases"
+}
+
+scan_py_tests() {
+  (cd "$DEPLOY_DIR" && "$VENV/bin/python" -m unittest discover -s tests -t . -v)
+}
+
 scan_cfn_guard() {
   local name cfn
   name="$(basename "$1" .yaml)"
@@ -120,6 +143,9 @@ evidence() { # <scanner> <pass|fail> <exit code> <log>
     cfn-guard:fail) [[ "$rc" -eq 19 ]] && grep -q 'Status = FAIL' "$log" ;;
     samconfig:pass) grep -q '^prod: ' "$log" ;;
     samconfig:fail) grep -q '^ERROR ' "$log" ;;
+    sam-envs:pass)  grep -q 'is a valid SAM Template' "$log" ;;
+    guard-rules:pass) grep -Eq '^[1-9][0-9]* bad fixtures, [1-9][0-9]* rules, 0 unexpected$' "$log" ;;
+    py-tests:pass)  grep -Eq '^Ran [1-9][0-9]* tests?' "$log" && grep -qx 'OK' "$log" ;;
     *) return 1 ;;
   esac
 }
@@ -158,6 +184,9 @@ for scanner in sam cfn-lint checkov cfn-guard; do
 done
 run samconfig "$REPO_DIR/samconfig.toml" pass
 run samconfig "$DEPLOY_DIR/fixtures/bad-samconfig.toml" fail
+run sam-envs "$REPO_DIR/samconfig.toml" pass
+run guard-rules "$TEMPLATE" pass
+run py-tests "$DEPLOY_DIR/tests" pass
 t_scan=$(( $(now) - t1 ))
 
 printf 'tools: %ds, scans: %ds\n' "$t_tools" "$t_scan"
