@@ -35,6 +35,11 @@ pub enum AuthzError {
     MissingId,
 }
 
+/// A request context that does not match the action's context type in the schema: a programming error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the cedar context does not match the schema")]
+pub struct ContextMismatch;
+
 /// The outcome of one authorization question, as the audit record keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuthzDecision {
@@ -77,20 +82,44 @@ impl Authorizer {
         Ok(Self { schema, policies, cedar: CedarAuthorizer::new() })
     }
 
-    /// Asks whether `principal` may take `action` on `resource` (`Type`, `id`) in `context`.
+    /// Asks whether `principal` may take `action` on `resource` of the `tenant` organisation in `context`;
+    /// a context that does not match the schema is a deny with an error.
     pub fn decide(
         &self,
         principal: &Principal,
         action: &str,
-        resource: (&str, &str),
+        resource: crate::tool::Resource<'_>,
+        tenant: &str,
         context: serde_json::Value,
     ) -> AuthzDecision {
-        let Some(user) = principal_entity(principal) else { return AuthzDecision::deny_on_error() };
+        self.decide_typed(principal, action, resource, tenant, context)
+            .unwrap_or_else(|_| AuthzDecision::deny_on_error())
+    }
+
+    /// The typed gate's entry (`tool::Gate`): the resource as a typed uid within the tenant, and a context
+    /// that must match the schema exactly (a mismatch is an error, not a deny).
+    pub fn decide_typed(
+        &self,
+        principal: &Principal,
+        action: &str,
+        resource: crate::tool::Resource<'_>,
+        tenant: &str,
+        context: serde_json::Value,
+    ) -> Result<AuthzDecision, ContextMismatch> {
+        use crate::tool::Resource;
+        let Some(action_uid) = uid("Action", action) else { return Ok(AuthzDecision::deny_on_error()) };
+        Context::from_json_value(context.clone(), Some((&self.schema, &action_uid))).map_err(|_| ContextMismatch)?;
+        let Some(user) = principal_entity(principal) else { return Ok(AuthzDecision::deny_on_error()) };
         let principal_uid = user.uid();
-        let Ok(entities) = Entities::from_entities([user], Some(&self.schema)) else {
-            return AuthzDecision::deny_on_error();
+        let (resource_type, resource_id, patient) = match resource {
+            Resource::Patient(id) => ("Patient", id.as_str(), patient_entity(id.as_str(), tenant)),
+            Resource::AnyPatient => ("Patient", ANY_PATIENT, patient_entity(ANY_PATIENT, tenant)),
+            Resource::Organization => ("Organization", tenant, None),
         };
-        self.decide_with(principal_uid, action, resource, context, &entities)
+        let Ok(entities) = Entities::from_entities(std::iter::once(user).chain(patient), Some(&self.schema)) else {
+            return Ok(AuthzDecision::deny_on_error());
+        };
+        Ok(self.decide_with(principal_uid, action, (resource_type, resource_id), context, &entities))
     }
 
     /// The same decision from raw parts; the policy tests in `policies/tests/` use this entry.
@@ -128,9 +157,18 @@ impl Authorizer {
     }
 }
 
+/// The id of the placeholder patient the ceiling question of a step is asked about.
+const ANY_PATIENT: &str = "*";
+
 pub fn uid(entity_type: &str, id: &str) -> Option<EntityUid> {
     let type_name = EntityTypeName::from_str(entity_type).ok()?;
     Some(EntityUid::from_type_name_and_id(type_name, EntityId::new(id)))
+}
+
+/// A patient of the tenant organisation: the resource of summary and finalize decisions.
+fn patient_entity(id: &str, tenant: &str) -> Option<Entity> {
+    let organization = RestrictedExpression::new_entity_uid(uid("Organization", tenant)?);
+    Entity::new(uid("Patient", id)?, HashMap::from([("organization".to_owned(), organization)]), HashSet::new()).ok()
 }
 
 fn principal_entity(principal: &Principal) -> Option<Entity> {

@@ -2,6 +2,7 @@
 
 use aws_credential_types::Credentials;
 
+use crate::envelope::{EnvelopeSettings, EnvelopeSettingsError};
 use crate::fhir::{FhirEndpoint, Signing};
 
 /// The organisation of the local stack's demo users, served when `TENANT_ORGANIZATION` is not set.
@@ -13,6 +14,8 @@ pub enum ConfigError {
     Missing(&'static str),
     #[error("environment variable `{0}` is invalid")]
     Invalid(&'static str),
+    #[error(transparent)]
+    Envelopes(#[from] EnvelopeSettingsError),
 }
 
 #[derive(Debug, Clone)]
@@ -28,6 +31,8 @@ pub struct Config {
     /// The organisation whose datastore this deployment serves (`TENANT_ORGANIZATION`); Cedar checks callers
     /// against `Organization::"<this>"`.
     pub tenant_organization: String,
+    /// The envelopes this deployment accepts and the Gateway header names it reads.
+    pub envelopes: EnvelopeSettings,
 }
 
 impl Config {
@@ -37,6 +42,7 @@ impl Config {
 
     /// Reads from any key lookup, so tests need not touch the process environment.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = &get;
         let required = |key: &'static str| get(key).filter(|v| !v.is_empty()).ok_or(ConfigError::Missing(key));
         let fhir_endpoint =
             FhirEndpoint::parse(&required("FHIR_BASE_URL")?).map_err(|_| ConfigError::Invalid("FHIR_BASE_URL"))?;
@@ -71,6 +77,7 @@ impl Config {
             jwt_issuer: required("JWT_ISSUER")?,
             jwt_audience: required("JWT_AUDIENCE")?,
             care_lookback_days,
+            envelopes: EnvelopeSettings::from_lookup(&get)?,
             tenant_organization: get("TENANT_ORGANIZATION")
                 .filter(|t| !t.trim().is_empty())
                 .unwrap_or_else(|| LOCAL_TENANT.to_owned()),

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod authz;
 pub mod config;
+pub mod dates;
 pub mod envelope;
 pub mod error;
 pub mod fhir;
@@ -18,6 +19,7 @@ pub mod schema;
 pub mod secrets;
 pub mod session;
 pub mod telemetry;
+pub mod tool;
 pub mod writer;
 
 pub use error::ToolError;

@@ -43,6 +43,8 @@ pub const DENIES: &str = "Denies";
 pub const GUARDRAIL_INTERVENTIONS: &str = "GuardrailInterventions";
 pub const UPSTREAM_ERRORS: &str = "UpstreamErrors";
 pub const LATENCY: &str = "Latency";
+/// Break-glass accesses granted: every one is alarmed (template `BreakGlassUsesAlarm`).
+pub const BREAK_GLASS_USES: &str = "BreakGlassUses";
 
 /// What one tool call contributes to the metrics.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +54,7 @@ pub struct CallMetrics {
     pub denied: bool,
     pub guardrail_intervened: bool,
     pub upstream_error: bool,
+    pub break_glass: bool,
     pub latency_ms: u64,
 }
 
@@ -70,6 +73,7 @@ impl CallMetrics {
             denied: error == Some(ErrorKind::Denied),
             guardrail_intervened,
             upstream_error: error == Some(ErrorKind::UpstreamUnavailable),
+            break_glass: record.break_glass,
             latency_ms: record.latency_ms,
         }
     }
@@ -82,12 +86,14 @@ impl CallMetrics {
                 "Timestamp": timestamp_ms,
                 "CloudWatchMetrics": [{
                     "Namespace": namespace,
-                    "Dimensions": [["Function"], ["Function", "Tool"]],
+                    // `[Tool]` too: the break-glass alarm and the dashboard sum per tool across stacks.
+                    "Dimensions": [["Function"], ["Function", "Tool"], ["Tool"]],
                     "Metrics": [
                         { "Name": INVOCATIONS, "Unit": "Count" },
                         { "Name": DENIES, "Unit": "Count" },
                         { "Name": GUARDRAIL_INTERVENTIONS, "Unit": "Count" },
                         { "Name": UPSTREAM_ERRORS, "Unit": "Count" },
+                        { "Name": BREAK_GLASS_USES, "Unit": "Count" },
                         { "Name": LATENCY, "Unit": "Milliseconds" },
                     ],
                 }],
@@ -100,6 +106,7 @@ impl CallMetrics {
             DENIES: count(self.denied),
             GUARDRAIL_INTERVENTIONS: count(self.guardrail_intervened),
             UPSTREAM_ERRORS: count(self.upstream_error),
+            BREAK_GLASS_USES: count(self.break_glass),
             LATENCY: self.latency_ms,
         })
     }
@@ -161,10 +168,10 @@ mod tests {
         assert_eq!(directives.len(), 1);
         let directive = &directives[0];
         assert_eq!(directive["Namespace"], "NS");
-        assert_eq!(directive["Dimensions"], json!([["Function"], ["Function", "Tool"]]));
+        assert_eq!(directive["Dimensions"], json!([["Function"], ["Function", "Tool"], ["Tool"]]));
         let metrics = directive["Metrics"].as_array().cloned().unwrap_or_default();
         let names: Vec<&str> = metrics.iter().filter_map(|m| m["Name"].as_str()).collect();
-        assert_eq!(names, [INVOCATIONS, DENIES, GUARDRAIL_INTERVENTIONS, UPSTREAM_ERRORS, LATENCY]);
+        assert_eq!(names, [INVOCATIONS, DENIES, GUARDRAIL_INTERVENTIONS, UPSTREAM_ERRORS, BREAK_GLASS_USES, LATENCY]);
         // Every declared dimension and metric has a member of the right type at the root.
         for dimension in ["Function", "Tool"] {
             assert!(doc[dimension].is_string(), "{dimension}");

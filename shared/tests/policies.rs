@@ -8,7 +8,11 @@ use std::str::FromStr;
 use cedar_policy::{Entities, EntityUid};
 use serde::Deserialize;
 use shared::authz::Authorizer;
+use shared::fhir::FhirId;
 use shared::identity::{Principal, Role};
+use shared::tool::Resource;
+
+const TENANT: &str = "org-synthea-ma";
 
 #[derive(Deserialize)]
 struct Case {
@@ -73,11 +77,14 @@ fn principal_mapping_gives_the_same_decisions() {
     let principal = |roles: &[Role]| Principal {
         subject: "u".into(),
         roles: roles.iter().copied().collect(),
-        organization: None,
+        organization: Some(TENANT.into()),
         practitioner_id: None,
     };
     let ctx = |rel: bool, bg: bool| serde_json::json!({"care_relationship": rel, "break_glass": bg});
-    let decide = |p: &Principal, rel, bg| authorizer.decide(p, "patient_summary.read", ("Patient", "p1"), ctx(rel, bg));
+    let p1 = FhirId::parse("p1").unwrap();
+    let decide = |p: &Principal, rel, bg| {
+        authorizer.decide(p, "patient_summary.read", Resource::Patient(&p1), TENANT, ctx(rel, bg))
+    };
     assert!(decide(&principal(&[Role::Clinician]), true, false).allowed);
     assert!(!decide(&principal(&[Role::Clinician]), false, false).allowed);
     let glass = decide(&principal(&[Role::Clinician]), false, true);
@@ -89,12 +96,18 @@ fn principal_mapping_gives_the_same_decisions() {
 #[test]
 fn a_malformed_context_fails_closed() {
     let authorizer = Authorizer::embedded().unwrap();
-    let principal =
-        Principal { subject: "u".into(), roles: [Role::Clinician].into(), organization: None, practitioner_id: None };
+    let principal = Principal {
+        subject: "u".into(),
+        roles: [Role::Clinician].into(),
+        organization: Some(TENANT.into()),
+        practitioner_id: None,
+    };
+    let p1 = FhirId::parse("p1").unwrap();
     let decision = authorizer.decide(
         &principal,
         "patient_summary.read",
-        ("Patient", "p1"),
+        Resource::Patient(&p1),
+        TENANT,
         serde_json::json!({"care_relationship": "yes"}),
     );
     assert!(!decision.allowed);

@@ -220,7 +220,7 @@ fn gateway_invocation_with_nested_propagated_headers_is_answered() {
     let context = json!({"custom": {
         "bedrockAgentCoreToolName": "clinical-tools___patient_summary",
         "bedrockAgentCorePropagatedHeaders": {
-            "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id": sid,
+            "X-Session-Id": sid,
             "X-Identity-Token": token("dr-alvarez", &[])
         }
     }});

@@ -1,80 +1,38 @@
-//! Lambda entry point: tracing, configuration, adapters built once (AWS or local per port), then the runtime
-//! loop.
+//! Lambda entry point: the adapters built once (AWS or local per port) around the coding action; the shell
+//! does the rest.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
-use icd10_coding::CodingTool;
+use icd10_coding::Icd10Coding;
 use icd10_coding::index::LexicalIndex;
 use icd10_coding::table::CodeTable;
 use shared::audit::StdoutAuditSink;
-use shared::authz::Authorizer;
 use shared::config::Config;
 use shared::fhir::HttpFhirStore;
-use shared::identity::JwtVerifier;
-use shared::runtime;
+use shared::tool::{Shell, StartError, http_client, lambda_main};
 use shared_aws::bedrock::BedrockModel;
 use shared_aws::config::{KnowledgeAdapter, Ports};
-use tracing::error;
 
-type Tool = CodingTool<HttpFhirStore, BedrockModel, KnowledgeAdapter<LexicalIndex>, StdoutAuditSink>;
+type Function = Shell<Icd10Coding<HttpFhirStore, BedrockModel, KnowledgeAdapter<LexicalIndex>>, StdoutAuditSink>;
 
 fn main() -> ExitCode {
-    shared::telemetry::init();
-    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
-        return ExitCode::FAILURE;
-    };
-    rt.block_on(async {
-        let client = match runtime::client_from_env() {
-            Ok(client) => client,
-            Err(e) => {
-                error!(error = %e, "no runtime api");
-                return ExitCode::FAILURE;
-            }
-        };
-        let tool = match build().await {
-            Ok(tool) => tool,
-            Err(message) => {
-                // Refuse to start: a function without valid policies, code table or configuration must not serve.
-                error!(error = %message, "initialisation failed");
-                let _ = runtime::report_init_error(&client, "Runtime.InitError", &message).await;
-                return ExitCode::FAILURE;
-            }
-        };
-        match runtime::serve(&client, &tool, None).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                error!(error = %e, "runtime loop ended");
-                ExitCode::FAILURE
-            }
-        }
-    })
+    lambda_main(build)
 }
 
-async fn build() -> Result<Tool, String> {
-    let mut config = Config::from_env().map_err(|e| e.to_string())?;
-    let ports = Ports::from_env().await.map_err(|e| e.to_string())?;
+async fn build() -> Result<Function, StartError> {
+    let mut config = Config::from_env()?;
+    let ports = Ports::from_env().await.map_err(StartError::adapter)?;
     // Refuses to serve unless a configured HealthLake datastore is ACTIVE and on a customer-managed key.
-    ports.apply_to_fhir(&mut config).await.map_err(|e| e.to_string())?;
-    let authorizer = Authorizer::embedded().map_err(|e| e.to_string())?;
-    let table = CodeTable::embedded().map_err(|e| e.to_string())?;
+    ports.apply_to_fhir(&mut config).await.map_err(StartError::adapter)?;
+    let table = CodeTable::embedded().map_err(StartError::adapter)?;
     // The coder's lexical index (~0.2 s) builds beside the first poll instead of before it.
     icd10_coding::coder::warm_up();
-    let http = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(2))
-        .pool_idle_timeout(Duration::from_secs(50))
-        .build()
-        .map_err(|_| "http client could not be built".to_owned())?;
-    let verifier = JwtVerifier::from_jwks_url(&config.jwt_issuer, &config.jwt_audience, &config.jwks_url, http.clone());
-    Ok(CodingTool {
-        store: HttpFhirStore::new(http, config.fhir_endpoint, config.fhir_signing),
-        model: ports.model().map_err(|e| e.to_string())?,
-        knowledge: ports.knowledge_base(LexicalIndex::new(table)).map_err(|e| e.to_string())?,
-        audit: StdoutAuditSink::default(),
-        verifier,
-        authorizer,
+    let http = http_client()?;
+    let action = Icd10Coding {
+        store: HttpFhirStore::new(http.clone(), config.fhir_endpoint.clone(), config.fhir_signing.clone()),
+        model: ports.model().map_err(StartError::adapter)?,
+        knowledge: ports.knowledge_base(LexicalIndex::new(table)).map_err(StartError::adapter)?,
         table,
-        function_name: config.function_name,
-        tenant: config.tenant_organization,
-    })
+    };
+    Shell::new(action, &config, http, StdoutAuditSink::default())
 }

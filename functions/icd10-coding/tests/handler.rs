@@ -64,7 +64,7 @@ async fn the_model_path_sees_only_pseudonymised_text_and_evidence_maps_back_to_t
     assert_eq!(reply["ok"], true, "{reply}");
 
     // What reached the model: pseudonymised, with the identifiers replaced.
-    let sent = h.tool.model.as_ref().unwrap().requests();
+    let sent = h.tool.actions.model.as_ref().unwrap().requests();
     assert_eq!(sent.len(), 1);
     for secret in PHI {
         assert!(!sent[0].guarded_text.contains(secret), "`{secret}` reached the model");

@@ -72,7 +72,7 @@ async fn the_note_never_reaches_a_log_line_an_audit_record_or_a_model_in_clear()
             assert!(!line.contains(secret), "`{secret}` in an audit record");
         }
     }
-    for request in h.tool.model.as_ref().unwrap().requests() {
+    for request in h.tool.actions.model.as_ref().unwrap().requests() {
         for secret in [CANARY, "Vexmoor", "77120044", "555-0163", "03/09/1955"] {
             assert!(!request.guarded_text.contains(secret), "`{secret}` sent to the model");
         }

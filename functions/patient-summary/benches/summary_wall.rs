@@ -10,14 +10,14 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use patient_summary::{SummaryTool, fetch};
+use patient_summary::{PatientSummary, fetch};
 use serde_json::json;
 use shared::audit::MemoryAuditSink;
-use shared::authz::Authorizer;
 use shared::fhir::{FhirEndpoint, FhirId, FhirStore, HttpFhirStore, SearchQuery, Signing};
 use shared::runtime::{Handler, Invocation};
 use shared::session::{SessionContext, SessionId};
-use shared::testing::{self, TokenSpec};
+use shared::testing::TokenSpec;
+use shared::tool::Shell;
 use shared::writer::LocalWriter;
 
 /// Fletcher Hyatt: the largest shared bundle (3.9 MB).
@@ -41,16 +41,8 @@ fn main() {
     rt.block_on(async move {
         let http = reqwest::Client::new();
         let store = HttpFhirStore::new(http, FhirEndpoint::parse(&base).unwrap(), Signing::None);
-        let tool = SummaryTool {
-            store: store.clone(),
-            writer: LocalWriter,
-            audit: MemoryAuditSink::default(),
-            verifier: testing::verifier(),
-            authorizer: Authorizer::embedded().unwrap(),
-            function_name: "bench".into(),
-            care_lookback_days: 730,
-            as_of: None,
-        };
+        let action = PatientSummary { store: store.clone(), writer: LocalWriter, care_lookback_days: 730, as_of: None };
+        let tool = Shell::for_tests(action, MemoryAuditSink::default(), "bench", "org-synthea-ma");
         let token = TokenSpec::clinician(PRACTITIONER).mint();
         let event = json!({"tool": "patient_summary", "session_id": "bench-session-0001", "identity_token": token, "arguments": {"patient_id": PATIENT}});
         let payload = Bytes::from(serde_json::to_vec(&event).unwrap());

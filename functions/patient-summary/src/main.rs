@@ -1,72 +1,32 @@
-//! Lambda entry point: tracing, configuration, adapters built once, then the runtime loop.
+//! Lambda entry point: the adapters built once around the summary action; the shell does the rest.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
-use patient_summary::SummaryTool;
+use patient_summary::PatientSummary;
 use shared::audit::StdoutAuditSink;
-use shared::authz::Authorizer;
 use shared::config::Config;
 use shared::fhir::HttpFhirStore;
-use shared::identity::JwtVerifier;
-use shared::runtime;
+use shared::tool::{Shell, StartError, http_client, lambda_main};
 use shared_aws::config::{Ports, WriterAdapter};
-use tracing::error;
+
+type Function = Shell<PatientSummary<HttpFhirStore, WriterAdapter>, StdoutAuditSink>;
 
 fn main() -> ExitCode {
-    shared::telemetry::init();
-    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
-        return ExitCode::FAILURE;
-    };
-    rt.block_on(async {
-        let client = match runtime::client_from_env() {
-            Ok(client) => client,
-            Err(e) => {
-                error!(error = %e, "no runtime api");
-                return ExitCode::FAILURE;
-            }
-        };
-        let tool = match build().await {
-            Ok(tool) => tool,
-            Err(message) => {
-                // Refuse to start: a function without valid policies or configuration must not serve.
-                error!(error = %message, "initialisation failed");
-                let _ = runtime::report_init_error(&client, "Runtime.InitError", &message).await;
-                return ExitCode::FAILURE;
-            }
-        };
-        match runtime::serve(&client, &tool, None).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                error!(error = %e, "runtime loop ended");
-                ExitCode::FAILURE
-            }
-        }
-    })
+    lambda_main(build)
 }
 
 /// `CLINICAL_WRITER=local|bedrock` picks the writer; `HEALTHLAKE_DATASTORE_ID` runs the datastore self-check and
 /// `SESSION_CREDENTIALS=sts` signs FHIR requests with per-session credentials (see `shared-aws`).
-async fn build() -> Result<SummaryTool<HttpFhirStore, WriterAdapter, StdoutAuditSink>, String> {
-    let mut config = Config::from_env().map_err(|e| e.to_string())?;
-    let ports = Ports::from_env().await.map_err(|e| e.to_string())?;
-    ports.apply_to_fhir(&mut config).await.map_err(|e| e.to_string())?;
-    let writer = ports.writer().map_err(|e| e.to_string())?;
-    let authorizer = Authorizer::embedded().map_err(|e| e.to_string())?;
-    let http = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(2))
-        .pool_idle_timeout(Duration::from_secs(50))
-        .build()
-        .map_err(|_| "http client could not be built".to_owned())?;
-    let verifier = JwtVerifier::from_jwks_url(&config.jwt_issuer, &config.jwt_audience, &config.jwks_url, http.clone());
-    Ok(SummaryTool {
-        store: HttpFhirStore::new(http, config.fhir_endpoint, config.fhir_signing),
-        writer,
-        audit: StdoutAuditSink::default(),
-        verifier,
-        authorizer,
-        function_name: config.function_name,
+async fn build() -> Result<Function, StartError> {
+    let mut config = Config::from_env()?;
+    let ports = Ports::from_env().await.map_err(StartError::adapter)?;
+    ports.apply_to_fhir(&mut config).await.map_err(StartError::adapter)?;
+    let http = http_client()?;
+    let action = PatientSummary {
+        store: HttpFhirStore::new(http.clone(), config.fhir_endpoint.clone(), config.fhir_signing.clone()),
+        writer: ports.writer().map_err(StartError::adapter)?,
         care_lookback_days: config.care_lookback_days,
         as_of: None,
-    })
+    };
+    Shell::new(action, &config, http, StdoutAuditSink::default())
 }

@@ -3,8 +3,9 @@
 
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::{Map, Value};
 use shared::ToolError;
+use shared::fhir::FhirId;
+use shared::tool::{Action, ToolInput};
 
 /// Draft a prior-authorization request for a service.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -39,24 +40,6 @@ pub struct FinalizeArgs {
     pub override_reason: Option<String>,
 }
 
-pub fn from_arguments<T: serde::de::DeserializeOwned>(arguments: &Map<String, Value>) -> Result<T, ToolError> {
-    serde_json::from_value(Value::Object(arguments.clone())).map_err(|e| {
-        // serde names the field in backticks; values never appear in its messages for these types.
-        let text = e.to_string();
-        let field = text
-            .split('`')
-            .nth(1)
-            .filter(|f| f.len() <= 40 && f.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
-        match field {
-            Some(field) if text.starts_with("unknown field") => {
-                ToolError::invalid(format!("unknown argument `{field}`"))
-            }
-            Some(field) if text.starts_with("missing field") => ToolError::invalid(format!("`{field}` is missing")),
-            _ => ToolError::invalid("the arguments do not match the tool's schema"),
-        }
-    })
-}
-
 /// Service codes: CPT (5 digits), HCPCS (a letter and 4 digits) or RxNorm (digits).
 pub fn check_service_code(code: &str) -> Result<(), ToolError> {
     let ok = (1..=12).contains(&code.len()) && code.chars().all(|c| c.is_ascii_alphanumeric());
@@ -83,4 +66,70 @@ pub fn check_text(name: &str, text: &str, min: usize, max: usize) -> Result<Stri
         return Err(ToolError::invalid(format!("`{name}` must be {min} to {max} printable characters")));
     }
     Ok(text.to_owned())
+}
+
+impl ToolInput for DraftArgs {
+    const NAME: &'static str = "prior_auth_draft";
+    const DESCRIPTION: &'static str = "Drafts a prior-authorization request (a Da Vinci PAS-shaped FHIR Bundle and a \
+        letter of medical necessity) for a patient and a requested service: each payer criterion is checked against \
+        the record and reported met, not met or insufficient evidence, with the FHIR resources it rests on. The \
+        draft is not final until a treating clinician finalizes it.";
+    const ACTION: Action = Action::PriorAuthDraft;
+}
+
+impl ToolInput for FinalizeArgs {
+    const NAME: &'static str = "prior_auth_finalize";
+    const DESCRIPTION: &'static str = "Finalizes (attests) a stored prior-authorization draft. Only a treating \
+        clinician may; a draft with unmet criteria needs an override reason.";
+    const ACTION: Action = Action::PriorAuthFinalize;
+}
+
+/// A checked draft request.
+#[derive(Debug)]
+pub struct DraftRequest {
+    pub patient: FhirId,
+    pub service_code: String,
+    pub service_system: Option<String>,
+    pub policy_id: Option<String>,
+    pub named_practitioner: Option<FhirId>,
+}
+
+impl DraftRequest {
+    pub fn from_input(input: DraftArgs) -> Result<Self, ToolError> {
+        let patient = FhirId::argument("patient_id", &input.patient_id)?;
+        check_service_code(&input.service_code)?;
+        if let Some(id) = &input.policy_id {
+            check_policy_id(id)?;
+        }
+        let named_practitioner = input
+            .ordering_practitioner_id
+            .as_deref()
+            .map(|p| FhirId::argument("ordering_practitioner_id", p))
+            .transpose()?;
+        Ok(Self {
+            patient,
+            service_code: input.service_code,
+            service_system: input.service_system,
+            policy_id: input.policy_id,
+            named_practitioner,
+        })
+    }
+}
+
+/// A checked finalize request.
+#[derive(Debug)]
+pub struct FinalizeRequest {
+    pub draft_id: String,
+    pub attestation: String,
+    pub override_reason: Option<String>,
+}
+
+impl FinalizeRequest {
+    pub fn from_input(input: FinalizeArgs) -> Result<Self, ToolError> {
+        check_draft_id(&input.draft_id)?;
+        let attestation = check_text("attestation", &input.attestation, 10, 1000)?;
+        let override_reason =
+            input.override_reason.as_deref().map(|r| check_text("override_reason", r, 10, 500)).transpose()?;
+        Ok(Self { draft_id: input.draft_id, attestation, override_reason })
+    }
 }

@@ -2,26 +2,21 @@
 
 pub mod args;
 pub mod domain;
-pub mod handler;
+pub mod draft;
+pub mod finalize;
 pub mod policies;
+pub mod queries;
+pub mod reply;
+pub mod service;
 pub mod store;
 
-pub use handler::PriorAuthTool;
+pub use draft::PriorAuthDraft;
+pub use finalize::PriorAuthFinalize;
+pub use service::{DraftContent, PriorAuth};
+
+use shared::tool::ToolInput;
 
 /// The tools' input schemas, for the OpenAPI and MCP renderings (`shared::schema`).
 pub fn tool_schemas() -> Vec<shared::schema::ToolSchema> {
-    vec![
-        shared::schema::ToolSchema::new::<args::DraftArgs>(
-            "prior_auth_draft",
-            "Drafts a prior-authorization request (a Da Vinci PAS-shaped FHIR Bundle and a letter of medical \
-             necessity) for a patient and a requested service: each payer criterion is checked against the \
-             record and reported met, not met or insufficient evidence, with the FHIR resources it rests on. \
-             The draft is not final until a treating clinician finalizes it.",
-        ),
-        shared::schema::ToolSchema::new::<args::FinalizeArgs>(
-            "prior_auth_finalize",
-            "Finalizes (attests) a stored prior-authorization draft. Only a treating clinician may; a draft \
-             with unmet criteria needs an override reason.",
-        ),
-    ]
+    vec![args::DraftArgs::schema(), args::FinalizeArgs::schema()]
 }

@@ -115,13 +115,13 @@ async fn clinician_drafts_a_pas_shaped_request_with_every_citation_resolving() {
 
     // Stored sealed, one write; one audit record naming the draft; the writer saw no patient identifier.
     let draft_id = result["draft_id"].as_str().unwrap();
-    let stored = case.harness.tool.drafts.snapshot(draft_id).unwrap();
+    let stored = case.harness.state.drafts.snapshot(draft_id).unwrap();
     assert_eq!(stored.status, DraftStatus::Draft);
     assert!(!stored.unmet_criteria);
     let sealed_text = serde_json::to_string(&stored.sealed).unwrap();
     assert!(!sealed_text.contains("preauthorization"), "the stored content is encrypted");
-    assert_eq!(case.harness.tool.drafts.writes(), 1);
-    let request = case.harness.tool.writer.last.lock().unwrap().clone().unwrap();
+    assert_eq!(case.harness.state.drafts.writes(), 1);
+    let request = case.harness.state.writer.last.lock().unwrap().clone().unwrap();
     let sent = serde_json::to_string(&request).unwrap();
     assert!(!sent.contains(&case.patient), "no patient id goes to the writer");
     let audit = case.harness.audit();
@@ -146,7 +146,7 @@ async fn rcm_coder_and_another_organisation_are_denied_with_zero_side_effects() 
     assert!(case.harness.requests().is_empty(), "no FHIR read after a deny");
     assert_eq!(case.harness.writer_calls(), 0);
     assert_eq!(case.harness.key_calls(), 0);
-    assert_eq!(case.harness.tool.drafts.writes(), 0);
+    assert_eq!(case.harness.state.drafts.writes(), 0);
     assert_eq!(case.harness.audit().len(), 3);
 }
 
@@ -186,7 +186,7 @@ async fn unknown_policy_or_service_and_bad_arguments_are_clear_errors_without_cl
     let reply = case.harness.call(direct("prior_auth_draft", &token, extra)).await;
     assert_eq!(reply["error"]["message"], "invalid input: unknown argument `caller_role`");
     assert!(case.harness.requests().is_empty(), "no FHIR read for an invalid request");
-    assert_eq!(case.harness.tool.drafts.writes(), 0);
+    assert_eq!(case.harness.state.drafts.writes(), 0);
 }
 
 #[tokio::test]
@@ -230,7 +230,7 @@ async fn treating_clinician_finalizes_and_the_claim_becomes_active() {
     assert_eq!(reply["ok"], true, "{reply}");
     assert_eq!(reply["result"]["bundle"]["entry"][0]["resource"]["status"], "active");
     assert_eq!(reply["result"]["attestation"]["practitioner"], format!("Practitioner/{}", case.practitioner));
-    let stored = case.harness.tool.drafts.snapshot(&draft_id).unwrap();
+    let stored = case.harness.state.drafts.snapshot(&draft_id).unwrap();
     assert_eq!(stored.status, DraftStatus::Final);
     let audit = case.harness.audit();
     let last = audit.last().unwrap();
@@ -248,17 +248,17 @@ async fn treating_clinician_finalizes_and_the_claim_becomes_active() {
 async fn finalize_denials_leave_the_draft_untouched() {
     let case = fletcher(true).await;
     let draft_id = drafted(&case, knee(&case.patient)).await;
-    let before = case.harness.tool.drafts.snapshot(&draft_id).unwrap();
+    let before = case.harness.state.drafts.snapshot(&draft_id).unwrap();
     let (writes, keys, requests) =
-        (case.harness.tool.drafts.writes(), case.harness.key_calls(), case.harness.requests().len());
-    let reads = case.harness.tool.drafts.reads();
+        (case.harness.state.drafts.writes(), case.harness.key_calls(), case.harness.requests().len());
+    let reads = case.harness.state.drafts.reads();
 
     // A specialist or a coder can never finalise: denied before even the draft is read.
     for token in [with_roles(&["prior_auth_specialist"]), with_roles(&["rcm_coder"])] {
         let reply = case.harness.call(direct("prior_auth_finalize", &token, attest(&draft_id, None))).await;
         assert_eq!(reply["error"]["kind"], "denied");
     }
-    assert_eq!(case.harness.tool.drafts.reads(), reads);
+    assert_eq!(case.harness.state.drafts.reads(), reads);
     assert_eq!(case.harness.requests().len(), requests);
 
     // A clinician without a relationship to the patient: only the relationship facts were read.
@@ -270,9 +270,9 @@ async fn finalize_denials_leave_the_draft_untouched() {
     let audit = case.harness.audit();
     assert_eq!(audit.last().unwrap()["detail"]["attested"], false);
 
-    assert_eq!(case.harness.tool.drafts.writes(), writes, "zero writes after a deny");
+    assert_eq!(case.harness.state.drafts.writes(), writes, "zero writes after a deny");
     assert_eq!(case.harness.key_calls(), keys, "no key call after a deny");
-    assert_eq!(case.harness.tool.drafts.snapshot(&draft_id).unwrap(), before);
+    assert_eq!(case.harness.state.drafts.snapshot(&draft_id).unwrap(), before);
 }
 
 #[tokio::test]
@@ -284,20 +284,20 @@ async fn unmet_criteria_need_an_audited_override() {
     let harness = Harness::new(resources, Some(&format!("Practitioner/{practitioner}")), date!(2020 - 09 - 24)).await;
     let case = Case { harness, patient, practitioner };
     let draft_id = drafted(&case, knee(&case.patient)).await;
-    assert!(case.harness.tool.drafts.snapshot(&draft_id).unwrap().unmet_criteria);
-    let writes = case.harness.tool.drafts.writes();
+    assert!(case.harness.state.drafts.snapshot(&draft_id).unwrap().unmet_criteria);
+    let writes = case.harness.state.drafts.writes();
     let token = clinician(&case.practitioner);
 
     let reply = case.harness.call(direct("prior_auth_finalize", &token, attest(&draft_id, None))).await;
     assert_eq!(reply["error"]["kind"], "denied", "{reply}");
-    assert_eq!(case.harness.tool.drafts.writes(), writes);
-    assert_eq!(case.harness.tool.drafts.snapshot(&draft_id).unwrap().status, DraftStatus::Draft);
+    assert_eq!(case.harness.state.drafts.writes(), writes);
+    assert_eq!(case.harness.state.drafts.snapshot(&draft_id).unwrap().status, DraftStatus::Draft);
 
     let reason = "Surgeon documented knee involvement on exam; radiographs attached.";
     let reply = case.harness.call(direct("prior_auth_finalize", &token, attest(&draft_id, Some(reason)))).await;
     assert_eq!(reply["ok"], true, "{reply}");
     assert_eq!(reply["result"]["attestation"]["override_reason"], reason);
-    assert_eq!(case.harness.tool.drafts.writes(), writes + 1);
+    assert_eq!(case.harness.state.drafts.writes(), writes + 1);
     let audit = case.harness.audit();
     assert_eq!(audit.last().unwrap()["detail"]["override_reason"], reason);
     assert_eq!(audit.last().unwrap()["detail"]["attested"], true);

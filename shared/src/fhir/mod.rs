@@ -228,3 +228,14 @@ pub struct Written {
     pub id: FhirId,
     pub version: Option<String>,
 }
+
+/// Runs every query concurrently and returns their results in the same order; the first failure fails the
+/// whole (a partial chart is not shown as if it were complete). Any number of queries: a tool that gains an
+/// evidence type adds a query, not a join arm.
+pub async fn search_all<S: FhirStore>(
+    store: &S,
+    session: &SessionContext,
+    queries: &[SearchQuery],
+) -> Result<Vec<SearchSet>, FhirError> {
+    futures_util::future::try_join_all(queries.iter().map(|query| store.search(session, query))).await
+}

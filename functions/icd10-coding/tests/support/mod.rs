@@ -10,18 +10,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use icd10_coding::CodingTool;
+use icd10_coding::Icd10Coding;
 use icd10_coding::index::LexicalIndex;
 use icd10_coding::table::CodeTable;
 use serde_json::{Value, json};
 use shared::audit::MemoryAuditSink;
-use shared::authz::Authorizer;
 use shared::fhir::{FhirEndpoint, HttpFhirStore, Signing};
 use shared::knowledge::{KnowledgeBase, KnowledgeError, Passage, RetrievalQuery};
 use shared::model::{ModelError, ModelOutcome, ScriptedModel};
 use shared::runtime::{Handler, Invocation};
 use shared::session::SessionContext;
 use shared::testing::TokenSpec;
+use shared::tool::Shell;
 use wiremock::{MockServer, Request, Respond, ResponseTemplate};
 
 pub const SESSION: &str = "test-session-icd10-0123456789abcdef";
@@ -70,7 +70,7 @@ impl KnowledgeBase for CountingKb {
     }
 }
 
-pub type Tool = CodingTool<HttpFhirStore, ScriptedModel, CountingKb, MemoryAuditSink>;
+pub type Tool = Shell<Icd10Coding<HttpFhirStore, ScriptedModel, CountingKb>, MemoryAuditSink>;
 
 pub struct Harness {
     pub server: MockServer,
@@ -87,17 +87,13 @@ impl Harness {
         wiremock::Mock::given(wiremock::matchers::method("GET")).respond_with(responder).mount(&server).await;
         let endpoint = FhirEndpoint::parse(&format!("{}/fhir", server.uri())).unwrap();
         let table = CodeTable::embedded().unwrap();
-        let tool = CodingTool {
+        let action = Icd10Coding {
             store: HttpFhirStore::new(reqwest::Client::new(), endpoint, Signing::None),
             model: model.map(ScriptedModel::new),
             knowledge: CountingKb { inner: LexicalIndex::new(table), calls: AtomicUsize::new(0) },
-            audit: MemoryAuditSink::default(),
-            verifier: shared::testing::verifier(),
-            authorizer: Authorizer::embedded().unwrap(),
             table,
-            function_name: "icd10-coding-test".into(),
-            tenant: TENANT.into(),
         };
+        let tool = Shell::for_tests(action, MemoryAuditSink::default(), "icd10-coding-test", TENANT);
         Self { server, seen, tool }
     }
 
@@ -106,14 +102,20 @@ impl Harness {
     }
 
     pub fn model_requests(&self) -> usize {
-        self.tool.model.as_ref().map_or(0, |m| m.requests().len())
+        self.tool.actions.model.as_ref().map_or(0, |m| m.requests().len())
     }
 
     pub fn kb_calls(&self) -> usize {
-        self.tool.knowledge.calls.load(Ordering::SeqCst)
+        self.tool.actions.knowledge.calls.load(Ordering::SeqCst)
     }
 
+    /// The final audit record of each call (intent records left out).
     pub fn audit(&self) -> Vec<Value> {
+        self.audit_all().into_iter().filter(|r| r["record_kind"] == "final").collect()
+    }
+
+    /// Every audit record, intent records included.
+    pub fn audit_all(&self) -> Vec<Value> {
         self.tool.audit.lines().iter().map(|l| serde_json::from_str(l).unwrap()).collect()
     }
 

@@ -9,13 +9,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use patient_summary::SummaryTool;
+use patient_summary::PatientSummary;
 use serde_json::{Value, json};
 use shared::audit::MemoryAuditSink;
-use shared::authz::Authorizer;
 use shared::fhir::{FhirEndpoint, HttpFhirStore, Signing};
 use shared::runtime::Invocation;
-use shared::testing;
+use shared::tool::Shell;
 use shared::writer::LocalWriter;
 use wiremock::{MockServer, Request, Respond, ResponseTemplate};
 
@@ -100,7 +99,7 @@ impl Respond for BundleFhir {
 pub struct Harness {
     pub server: MockServer,
     pub seen: Journal,
-    pub tool: SummaryTool<HttpFhirStore, LocalWriter, MemoryAuditSink>,
+    pub tool: Shell<PatientSummary<HttpFhirStore, LocalWriter>, MemoryAuditSink>,
 }
 
 impl Harness {
@@ -116,16 +115,13 @@ impl Harness {
                 base_delay: Duration::from_millis(1),
                 max_delay: Duration::from_millis(5),
             });
-        let tool = SummaryTool {
+        let action = PatientSummary {
             store,
             writer: LocalWriter,
-            audit: MemoryAuditSink::default(),
-            verifier: testing::verifier(),
-            authorizer: Authorizer::embedded().unwrap(),
-            function_name: "patient-summary-test".into(),
             care_lookback_days: 730,
             as_of: Some(time::macros::date!(2021 - 06 - 01)),
         };
+        let tool = Shell::for_tests(action, MemoryAuditSink::default(), "patient-summary-test", "org-test");
         Self { server, seen, tool }
     }
 
@@ -133,7 +129,13 @@ impl Harness {
         self.seen.lock().unwrap().clone()
     }
 
+    /// The final audit record of each call (intent records left out).
     pub fn audit(&self) -> Vec<Value> {
+        self.audit_all().into_iter().filter(|r| r["record_kind"] == "final").collect()
+    }
+
+    /// Every audit record, intent records included.
+    pub fn audit_all(&self) -> Vec<Value> {
         self.tool.audit.lines().iter().map(|l| serde_json::from_str(l).unwrap()).collect()
     }
 }

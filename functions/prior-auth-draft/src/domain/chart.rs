@@ -28,6 +28,7 @@ pub struct Fact {
     pub code: String,
     pub display: Option<String>,
     /// The clinical date the README's rules use (onset, effective, performed, authoredOn, period start).
+    #[serde(serialize_with = "shared::dates::iso_opt")]
     pub date: Option<time::Date>,
     /// Condition abatement, for "not abated before the window".
     #[serde(skip)]

@@ -30,6 +30,7 @@ pub struct CriterionResult {
 pub struct Evaluation {
     pub policy_id: String,
     pub logic: String,
+    #[serde(serialize_with = "shared::dates::iso")]
     pub as_of: time::Date,
     pub overall: Status,
     pub criteria: Vec<CriterionResult>,

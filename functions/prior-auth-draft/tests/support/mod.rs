@@ -69,16 +69,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use prior_auth_draft::PriorAuthTool;
 use prior_auth_draft::policies::PolicyFiles;
 use prior_auth_draft::store::MemoryDraftStore;
+use prior_auth_draft::{PriorAuth, PriorAuthDraft, PriorAuthFinalize};
 use serde_json::json;
 use shared::audit::MemoryAuditSink;
-use shared::authz::Authorizer;
 use shared::fhir::{FhirEndpoint, HttpFhirStore, Signing};
 use shared::keys::{EncryptionContext, KeyError, Keys, LocalKeys, Sealed};
 use shared::runtime::Invocation;
 use shared::session::SessionContext;
+use shared::tool::Shell;
 use shared::writer::{ClinicalWriter, LocalWriter, Narrative, WriterError, WritingRequest};
 use wiremock::{MockServer, Request, Respond, ResponseTemplate};
 
@@ -161,13 +161,14 @@ impl Respond for BundleFhir {
     }
 }
 
-pub type Tool =
-    PriorAuthTool<HttpFhirStore, PolicyFiles, CountingWriter, MemoryDraftStore, CountingKeys, MemoryAuditSink>;
+pub type State = PriorAuth<HttpFhirStore, PolicyFiles, CountingWriter, MemoryDraftStore, CountingKeys>;
+pub type Tool = Shell<(PriorAuthDraft<State>, PriorAuthFinalize<State>), MemoryAuditSink>;
 
 pub struct Harness {
     pub server: MockServer,
     pub seen: Seen,
     pub tool: Tool,
+    pub state: Arc<State>,
 }
 
 impl Harness {
@@ -184,38 +185,42 @@ impl Harness {
         let base = format!("{}/fhir/", server.uri());
         let endpoint = FhirEndpoint::parse(&base).unwrap();
         let store = HttpFhirStore::new(reqwest::Client::new(), endpoint, Signing::None);
-        let tool = PriorAuthTool {
+        let state = Arc::new(PriorAuth {
             store,
             knowledge: PolicyFiles::from_dir(std::path::Path::new(&format!("{SHARED}/payer-policies"))).unwrap(),
             writer: CountingWriter::default(),
             drafts: MemoryDraftStore::default(),
             keys: CountingKeys { inner: LocalKeys::generate().unwrap(), calls: AtomicUsize::new(0) },
-            audit: MemoryAuditSink::default(),
-            verifier: shared::testing::verifier(),
-            authorizer: Authorizer::embedded().unwrap(),
-            function_name: "prior-auth-draft-test".into(),
             tenant: TENANT.into(),
             care_lookback_days: 730,
             fhir_base: base,
             as_of: Some(as_of),
-        };
-        Self { server, seen, tool }
+        });
+        let actions = (PriorAuthDraft(state.clone()), PriorAuthFinalize(state.clone()));
+        let tool = Shell::for_tests(actions, MemoryAuditSink::default(), "prior-auth-draft-test", TENANT);
+        Self { server, seen, tool, state }
     }
 
     pub fn requests(&self) -> Vec<(String, String)> {
         self.seen.lock().unwrap().clone()
     }
 
+    /// The final audit record of each call (intent records left out).
     pub fn audit(&self) -> Vec<Value> {
+        self.audit_all().into_iter().filter(|r| r["record_kind"] == "final").collect()
+    }
+
+    /// Every audit record, intent records included.
+    pub fn audit_all(&self) -> Vec<Value> {
         self.tool.audit.lines().iter().map(|l| serde_json::from_str(l).unwrap()).collect()
     }
 
     pub fn key_calls(&self) -> usize {
-        self.tool.keys.calls.load(Ordering::SeqCst)
+        self.state.keys.calls.load(Ordering::SeqCst)
     }
 
     pub fn writer_calls(&self) -> usize {
-        self.tool.writer.calls.load(Ordering::SeqCst)
+        self.state.writer.calls.load(Ordering::SeqCst)
     }
 
     pub async fn call(&self, event: Value) -> Value {

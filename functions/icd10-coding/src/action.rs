@@ -1,0 +1,136 @@
+//! The ICD-10 coding action: Cedar on the organisation, then the deterministic coder, the (pseudonymised)
+//! model path and the FHIR history cross-check. Envelope, identity, arguments, audit and reply are the shell's.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::json;
+use shared::ToolError;
+use shared::envelope::ToolReply;
+use shared::fhir::FhirStore;
+use shared::knowledge::KnowledgeBase;
+use shared::model::LanguageModel;
+use shared::phi;
+use shared::tool::{Action, Call, CedarContext, ModelUse, Permit, Resource, ToolAction};
+use tracing::{info, warn};
+
+use crate::args::{CodingArgs, CodingInput};
+use crate::model_path::{merge, model_path};
+use crate::table::CodeTable;
+use crate::{coder, history, reply};
+
+/// The coding tool, built once at cold start.
+pub struct Icd10Coding<S, M, K> {
+    pub store: S,
+    /// `None`: the deterministic coder alone (the local default).
+    pub model: Option<M>,
+    pub knowledge: K,
+    pub table: &'static CodeTable,
+}
+
+/// The context of `icd10_coding.propose`.
+#[derive(Debug, Serialize)]
+pub struct CodingContext {
+    /// A patient id was given, so the patient's FHIR history is read for the cross-check.
+    pub with_patient: bool,
+}
+
+impl CedarContext for CodingContext {
+    const ACTION: Action = Action::Icd10CodingPropose;
+    fn ceiling() -> Self {
+        Self { with_patient: true }
+    }
+}
+
+impl<S: FhirStore, M: LanguageModel, K: KnowledgeBase> ToolAction for Icd10Coding<S, M, K> {
+    type Input = CodingInput;
+    type Args = CodingArgs;
+    type Facts = ();
+
+    fn check(input: CodingInput) -> Result<CodingArgs, ToolError> {
+        CodingArgs::from_input(input)
+    }
+
+    async fn authorize(&self, call: &Call<'_>, args: &CodingArgs) -> Result<Permit, ToolError> {
+        if let Some(patient) = &args.patient {
+            call.audit.patient(patient);
+        }
+        call.gate.require(Resource::Organization, &CodingContext { with_patient: args.patient.is_some() })
+    }
+
+    async fn run(&self, call: &Call<'_>, _permit: Permit, args: CodingArgs) -> Result<ToolReply, ToolError> {
+        let note = args.note.as_str();
+        // Locally nothing leaves the process, so the coder reads the note as written; what goes to a model (and
+        // any log) is the pseudonymised text.
+        let coding = coder::code_note(self.table, note);
+        let pseudo = phi::pseudonymise(note);
+        let history = async {
+            match &args.patient {
+                None => Ok(None),
+                Some(patient) => history::read(&self.store, &call.session, patient).await.map(Some),
+            }
+        };
+        let model = model_path(self.model.as_ref(), &self.knowledge, self.table, &call.session, &pseudo);
+        let (history, model) = tokio::join!(history, model);
+        let history = history?;
+        if let Some(h) = &history {
+            call.audit.reads(h.reads.iter().cloned());
+            if h.unparsed > 0 {
+                warn!(unparsed = h.unparsed, "some history resources did not parse and were left out");
+            }
+        }
+        call.audit.model(model.stats.model.as_deref(), model_use(model.stats.status));
+
+        let proposals = merge(self.table, note, &pseudo, &coding, &model.selected, history.as_ref());
+        let codes: Vec<&str> = proposals.iter().map(|p| p.code).collect();
+        let unaddressed = history.as_ref().map(|h| history::unaddressed(h, note, &codes)).unwrap_or_default();
+        let cross_check = match &history {
+            None => "skipped: no patient id".to_owned(),
+            Some(h) => format!(
+                "done: {} history facts mapped ({} unmapped conditions, {} inactive) with {}",
+                h.facts.len(),
+                h.unmapped_conditions,
+                h.inactive_conditions,
+                history::MAP_NAME
+            ),
+        };
+        info!(
+            proposals = proposals.len(),
+            skipped = coding.skipped.len(),
+            phi_tokens = pseudo.replacements.len(),
+            model_status = model.stats.status,
+            model_dropped = model.stats.dropped,
+            "coding finished"
+        );
+        let phi_counts: BTreeMap<String, usize> =
+            pseudo.counts().into_iter().map(|(kind, n)| (reply::name_of(&kind), n)).collect();
+        let text = reply::card(&proposals, &cross_check, &unaddressed, &model.stats);
+        let result = json!({
+            "proposals": proposals,
+            "skipped": reply::skipped_summary(&coding.skipped),
+            "cross_check": cross_check,
+            "history": history.as_ref().map(|h| json!({
+                "map": history::MAP_NAME, "facts": h.facts, "unaddressed_chronic_conditions": unaddressed,
+            })),
+            "model": model.stats,
+            "pseudonymisation": {"replaced": phi_counts, "applies_to": "every model request and log line"},
+            "offsets": reply::OFFSETS,
+            "grounding_formula": reply::GROUNDING_FORMULA,
+            "patient": args.patient.as_ref().map(|p| format!("Patient/{p}")),
+            "encounter": args.encounter.as_ref().map(|e| format!("Encounter/{e}")),
+            "status": "proposal: review before use; nothing was written to the record",
+        });
+        Ok(ToolReply { result, text })
+    }
+}
+
+/// The model path's status, as the audit record's model use.
+fn model_use(status: &str) -> ModelUse {
+    match status {
+        "used" => ModelUse::Used,
+        "guardrail_intervened" => ModelUse::GuardrailIntervened,
+        "unavailable" => ModelUse::Unavailable,
+        "unreadable_answer" => ModelUse::UnreadableAnswer,
+        _ => ModelUse::NotConfigured,
+    }
+}

@@ -1,0 +1,60 @@
+//! What the prior-auth actions answer: the structured result and its text rendering.
+
+use serde_json::json;
+use shared::envelope::ToolReply;
+use shared::writer::Narrative;
+
+use crate::domain::evaluate::Evaluation;
+use crate::domain::policy::CoveragePolicy;
+use crate::service::DraftContent;
+
+pub fn draft(
+    draft_id: &str,
+    policy: &CoveragePolicy,
+    evaluation: &Evaluation,
+    content: &DraftContent,
+    letter: &Narrative,
+    unparsed: usize,
+) -> ToolReply {
+    let result = json!({
+        "draft_id": draft_id,
+        "status": "draft",
+        "policy_id": policy.policy_id,
+        "overall": evaluation.overall,
+        "criteria": content.evaluation["criteria"],
+        "as_of": evaluation.as_of.to_string(),
+        "bundle": content.bundle,
+        "letter": content.letter,
+        "unparsed_resources": unparsed,
+    });
+    ToolReply { result, text: draft_text(draft_id, policy, evaluation, letter) }
+}
+
+pub fn finalized(draft_id: &str, content: &DraftContent, overridden: bool) -> ToolReply {
+    let text = format!(
+        "Prior-authorization request {draft_id} is finalized (Claim status active){}.",
+        if overridden { ", with an override of unmet criteria" } else { "" }
+    );
+    let result =
+        json!({"draft_id": draft_id, "status": "final", "bundle": content.bundle, "attestation": content.attestation});
+    ToolReply { result, text }
+}
+
+fn draft_text(draft_id: &str, policy: &CoveragePolicy, evaluation: &Evaluation, letter: &Narrative) -> String {
+    let mut lines = vec![format!(
+        "DRAFT prior-authorization request {draft_id} for {} {} under {} (as of {}): overall {}.",
+        policy.service.code,
+        policy.service.display.as_deref().unwrap_or(""),
+        policy.policy_id,
+        evaluation.as_of,
+        evaluation.overall.as_str()
+    )];
+    for c in &evaluation.criteria {
+        let refs = c.evidence.iter().map(|f| f.reference.as_str()).collect::<Vec<_>>().join(", ");
+        lines.push(format!("- {} {}: {} [{}]", c.id, c.status.as_str(), c.reason, refs));
+    }
+    lines.push(String::new());
+    lines.push(letter.paragraph());
+    lines.push("Not final until a treating clinician attests it (prior_auth_finalize).".to_owned());
+    lines.join("\n")
+}
