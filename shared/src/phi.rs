@@ -272,9 +272,85 @@ mod tests {
         let at = p.text.find("[MRN-1]").unwrap();
         // Starting and ending inside the token.
         let back = p.to_original(at + 2..at + 4);
-        assert_eq!(&HEADER[back], "MRN-38815207");
+        assert_eq!(&HEADER[back], "38815207");
         let back = p.to_original(at..at + "[MRN-1]".len());
-        assert_eq!(&HEADER[back], "MRN-38815207");
+        assert_eq!(&HEADER[back], "38815207");
+        // The label stays readable for the model.
+        assert!(p.text.contains("MRN-[MRN-1]"), "{}", p.text);
+    }
+
+    #[test]
+    fn audit_free_text_keeps_only_kind_placeholders() {
+        assert_eq!(redact_free_text("Pt Jane Doe DOB 03/04/1950 unresponsive"), "Pt [NAME] DOB [DATE] unresponsive");
+        let reason = "Called by daughter Maria at 617-555-0101, MRN 00123456, ref 99812 — urgent";
+        let redacted = redact_free_text(reason);
+        assert_eq!(redacted, "Called by daughter [NAME] at [PHONE], MRN [MRN], ref [ID] — urgent");
+        // The same person twice gives the same placeholder, never a numbered token that links records.
+        let redacted = redact_free_text("Patient: Ann Lee. Ann refused.");
+        assert_eq!(redacted, "Patient: [NAME]. [NAME] refused.");
+        // Clinical words of a reason survive.
+        let reason = "Unresponsive, suspected overdose, BP 80/40, needs records now";
+        assert_eq!(redact_free_text(reason), reason);
+    }
+
+    /// The inputs of issue 12 item 9: each leaked through the earlier rules.
+    #[test]
+    fn the_identifiers_that_leaked_are_replaced() {
+        let cases: &[(&str, &[&str])] = &[
+            ("pt: john smith", &["john", "smith"]),
+            ("Patient: Smith, John", &["Smith", "John"]),
+            ("Patient:\nJohn Smith\nCC: cough", &["John", "Smith"]),
+            ("Patient Name - John Smith", &["John", "Smith"]),
+            ("John Smith is 54", &["John", "Smith"]),
+            ("Patient: Óscar Núñez", &["Óscar", "Núñez"]),
+            ("Seen by Dr.Okafor", &["Okafor"]),
+            ("lives with husband Robert", &["Robert"]),
+            ("Daughter Maria at bedside", &["Maria"]),
+            ("Patient: Li Wu\nWu reports less pain", &["Li", "Wu"]),
+            ("PATIENT: ANN LEE", &["ANN", "LEE"]),
+            ("DOB 11-FEB-1985", &["11-FEB-1985"]),
+            ("born 1985/02/11", &["1985/02/11"]),
+            ("February 11th, 1985", &["February", "11th"]),
+            ("11 February, 1985", &["11 February"]),
+            ("DOB 19850211", &["19850211"]),
+            ("colonoscopy Jan 2024", &["Jan 2024"]),
+            ("Patient ID: 00123456", &["00123456"]),
+            ("MR No. 1234567", &["1234567"]),
+            ("MRN: ABCD12345", &["ABCD12345"]),
+            ("mrn: abc12345", &["abc12345"]),
+            ("MRN: 001 234 567", &["001", "234 567"]),
+            ("Member ID: XYZ123456789", &["XYZ123456789"]),
+            ("call 6175550101", &["6175550101"]),
+            ("+44 20 7946 0958", &["7946", "0958"]),
+            ("lives at 45 harbor view road", &["harbor view"]),
+            ("45 Harbor View Trail", &["Harbor View"]),
+            ("PO Box 1234", &["1234"]),
+            ("12A Elm Street", &["12A", "Elm"]),
+            ("moved from Boston 02115", &["Boston", "02115"]),
+            ("SSN 123 45 6789", &["123 45 6789"]),
+            ("a 94 year old woman", &["94"]),
+        ];
+        for (note, secrets) in cases {
+            let p = pseudonymise(note);
+            for secret in *secrets {
+                assert!(!p.text.contains(secret), "`{secret}` survived in {:?}", p.text);
+            }
+        }
+    }
+
+    /// Issue 12 item 2 crashed on a no-break space before a header colon; no Unicode space may.
+    #[test]
+    fn unicode_spaces_and_case_changing_letters_do_not_break_offsets() {
+        for space in ['\u{00a0}', '\u{2003}', '\u{3000}', '\u{202f}'] {
+            let note = format!("Plan{space}: follow up. Patient{space}: İlker Şahin{space}DOB{space}03/04/1950");
+            let p = pseudonymise(&note);
+            assert!(!p.text.contains("03/04/1950") && !p.text.contains("Şahin"), "{:?}", p.text);
+            for r in &p.replacements {
+                assert!(note.is_char_boundary(r.original.start) && note.is_char_boundary(r.original.end));
+            }
+            let back = p.to_original(0..p.text.len());
+            assert_eq!(back, 0..note.len());
+        }
     }
 
     /// Property: for random notes assembled from clinical text and identifiers, every span of the

@@ -9,6 +9,7 @@ use std::time::Instant;
 use shared::phi::{self, Pseudonymised};
 
 const IDENTIFIERS: &str = include_str!("../testdata/phi/identifiers.txt");
+const HELD_OUT: &str = include_str!("../testdata/phi/heldout.txt");
 const CLINICAL: &str = include_str!("../testdata/phi/clinical.txt");
 
 struct Instance {
@@ -72,9 +73,21 @@ fn kind_name(p: &Pseudonymised, range: &Range<usize>) -> String {
         .unwrap_or_default()
 }
 
-#[test]
-fn recall_on_the_identifier_corpus_is_at_least_99_percent() {
-    let snippets = parse(IDENTIFIERS);
+struct Recall {
+    snippets: usize,
+    total: usize,
+    caught: usize,
+    formats: usize,
+}
+
+impl Recall {
+    fn rate(&self) -> f64 {
+        self.caught as f64 / self.total as f64
+    }
+}
+
+fn measure(name: &str, corpus: &str) -> Recall {
+    let snippets = parse(corpus);
     let mut total = 0usize;
     let mut caught = 0usize;
     let mut same_kind = 0usize;
@@ -106,25 +119,40 @@ fn recall_on_the_identifier_corpus_is_at_least_99_percent() {
             }
         }
     }
-    let recall = caught as f64 / total as f64;
+    let recall = Recall { snippets: snippets.len(), total, caught, formats: formats.len() };
     println!(
-        "identifier corpus: {} snippets, {total} instances, {} formats, {} kinds",
-        snippets.len(),
-        formats.len(),
+        "{name}: {} snippets, {total} instances, {} formats, {} kinds",
+        recall.snippets,
+        recall.formats,
         kinds.len()
     );
     for (kind, (n, ok)) in &kinds {
         println!("  {kind:<8} {ok}/{n}");
     }
-    println!("recall {:.2} % ({caught}/{total}); kind agreement {:.1} % of caught", recall * 100.0, {
+    println!("{name}: recall {:.2} % ({caught}/{total}); kind agreement {:.1} % of caught", recall.rate() * 100.0, {
         same_kind as f64 / caught.max(1) as f64 * 100.0
     });
     for m in &missed {
         println!("  missed {m}");
     }
-    assert!(total >= 200, "the corpus must hold at least 200 instances, has {total}");
-    assert!(formats.len() >= 30, "the corpus must hold at least 30 formats, has {}", formats.len());
-    assert!(recall >= 0.99, "recall {recall:.4} below 99 %");
+    recall
+}
+
+#[test]
+fn recall_on_the_identifier_corpus_is_at_least_99_percent() {
+    let recall = measure("identifier corpus", IDENTIFIERS);
+    assert!(recall.total >= 200, "the corpus must hold at least 200 instances, has {}", recall.total);
+    assert!(recall.formats >= 30, "the corpus must hold at least 30 formats, has {}", recall.formats);
+    assert!(recall.rate() >= 0.99, "recall {:.4} below 99 %", recall.rate());
+}
+
+/// The held-out corpus was written after the rules and not tuned on; its figure says how far the tuned
+/// one generalises. The floor only guards against regressions.
+#[test]
+fn recall_on_the_held_out_corpus_does_not_regress() {
+    let recall = measure("held-out corpus", HELD_OUT);
+    assert!(recall.total >= 50);
+    assert!(recall.rate() >= 0.85, "held-out recall {:.4}", recall.rate());
 }
 
 #[test]

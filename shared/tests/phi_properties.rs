@@ -9,7 +9,7 @@ use proptest::test_runner::Config;
 use shared::phi::{self, Pseudonymised};
 
 /// Cases per property. With 3 properties this is the bounded, nightly-free stand-in for `cargo fuzz`.
-const CASES: u32 = 512;
+const CASES: u32 = 1024;
 
 const FRAGMENTS: &[&str] = &[
     "Patient: ",

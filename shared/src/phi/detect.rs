@@ -503,16 +503,22 @@ fn find_names(text: &str, found: &mut Vec<Found>) {
     }
     // A given name starts a name anywhere (`Li Wu reports`, `ANN LEE`).
     for w in words(text) {
-        let word = w.as_str().trim_end_matches(['\'', '’', '-']);
+        let word = without_possessive(w.as_str());
         let lower = word.to_lowercase();
         if lexicon::is_given_name(&lower) && (is_titlecase(word) || is_all_caps(word)) {
-            names.extend(capture_name(text, w.start(), Mode::Strict, false));
+            names.extend(capture_name(text, w.start(), Mode::Title, false));
         }
     }
     for range in &names {
         found.push(Found { range: range.clone(), kind: PhiKind::Name, alias: None });
     }
     propagate(text, &names, found);
+}
+
+/// `Patricia's` → `Patricia`; a trailing apostrophe or hyphen is not part of the word either.
+fn without_possessive(raw: &str) -> &str {
+    let word = raw.strip_suffix("'s").or_else(|| raw.strip_suffix("’s")).unwrap_or(raw);
+    word.trim_end_matches(['\'', '’', '-'])
 }
 
 fn preceded_by_word(text: &str, at: usize) -> bool {
@@ -686,9 +692,7 @@ fn propagate(text: &str, names: &[Range<usize>], found: &mut Vec<Found>) {
         return;
     }
     for w in words(text) {
-        let raw = w.as_str();
-        let word = raw.strip_suffix("'s").or_else(|| raw.strip_suffix("’s")).unwrap_or(raw);
-        let word = word.trim_end_matches(['\'', '’', '-']);
+        let word = without_possessive(w.as_str());
         let mut push = |offset: usize, part: &str| {
             let alias = exact.get(part).or_else(|| any_case.get(&part.to_lowercase()));
             if let Some(alias) = alias {
