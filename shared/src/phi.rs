@@ -201,7 +201,8 @@ fn identifiers(text: &str) -> Vec<(Range<usize>, PhiKind, Option<String>)> {
         .collect();
     // Earlier rules are the more specific ones: on overlap, the earlier start wins, then the longer match,
     // then the earlier rule (the sort is stable).
-    found.sort_by(|a, b| a.0.start.cmp(&b.0.start).then(b.0.end.cmp(&a.0.end)));
+    // A later mention of a name found elsewhere keeps that name's token, whatever else found the same words.
+    found.sort_by(|a, b| a.0.start.cmp(&b.0.start).then(b.0.end.cmp(&a.0.end)).then(b.2.is_some().cmp(&a.2.is_some())));
     let mut chosen: Vec<(Range<usize>, PhiKind, Option<String>)> = Vec::new();
     for (range, kind, alias) in found {
         match chosen.last_mut() {

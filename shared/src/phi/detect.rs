@@ -41,6 +41,11 @@ enum Check {
     Place,
     /// Mixed letters and digits (a VIN, not a 17-letter word).
     Mixed,
+    /// Letters glued to a number are not a label (`MRN-38815207`: the label stays, its value is found by the
+    /// labelled rule).
+    NotLabel,
+    /// `93F` is an age unless a temperature word stands before it (`fever to 102 F`).
+    NotTemperature,
     /// `3/14` after `on`/`since`: not followed by a dose unit (`on 1/2 tab`).
     NotDose,
 }
@@ -156,7 +161,7 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
             Check::None,
         ),
         rule(PhiKind::Age, r"(?i:\bage[ds]?\b|\bage:)[ \t]*:?[ \t]*(9\d|1[0-2]\d)\b", 1, Check::None),
-        rule(PhiKind::Age, r"\b(9\d|1[0-2]\d)[ \t]?(?:M|F)\b", 1, Check::None),
+        rule(PhiKind::Age, r"\b(9\d|1[0-2]\d)[ \t]?(?:M|F)\b", 1, Check::NotTemperature),
         rule(
             PhiKind::Phone,
             r"(?i:\b(?:phone|ph|tel|telephone|cell|mobile|mob|home|work|fax|pager|beeper|contact(?: number| no\.?)?|call|callback|cb|whatsapp))\b\.?[ \t]*(?:#|no\.?)?[ \t]*:?[ \t]*(\+?[\d(][\d() .-]{5,}\d)",
@@ -193,7 +198,7 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
             Check::Place,
         ),
         rule(PhiKind::Id, r"\b\d{8,}\b", 0, Check::None),
-        rule(PhiKind::Id, r"\b[A-Z]{1,4}-?\d{6,}\b|\b\d{6,}[A-Z]{1,3}\b", 0, Check::None),
+        rule(PhiKind::Id, r"\b[A-Z]{1,4}-?\d{6,}\b|\b\d{6,}[A-Z]{1,3}\b", 0, Check::NotLabel),
     ]
     .into_iter()
     .flatten()
@@ -300,6 +305,36 @@ fn passes(text: &str, range: &Range<usize>, check: Check) -> bool {
         }
         Check::Street => street_words_are_names(value),
         Check::Place => place_is_a_name(value),
+        Check::NotLabel => {
+            let letters: String = value.chars().take_while(char::is_ascii_alphabetic).collect();
+            !matches!(
+                letters.as_str(),
+                "MRN"
+                    | "MR"
+                    | "ID"
+                    | "PID"
+                    | "ACCT"
+                    | "FIN"
+                    | "CSN"
+                    | "NPI"
+                    | "DEA"
+                    | "MBI"
+                    | "SSN"
+                    | "DL"
+                    | "SN"
+                    | "VIN"
+            )
+        }
+        Check::NotTemperature => {
+            let before = text.get(..range.start).unwrap_or("");
+            let last = before.split(|c: char| !c.is_alphabetic()).rev().find(|w| !w.is_empty()).unwrap_or("");
+            let close = before.len() - before.trim_end_matches(|c: char| !c.is_alphabetic()).len() < 4;
+            !(close
+                && matches!(
+                    last.to_lowercase().as_str(),
+                    "to" | "of" | "t" | "temp" | "temperature" | "fever" | "fevers" | "tmax" | "max" | "febrile" | "up"
+                ))
+        }
         Check::NotDose => {
             let after = text.get(range.end..).unwrap_or("");
             let next = after.trim_start().split(|c: char| !c.is_alphabetic()).next().unwrap_or("");
@@ -477,7 +512,7 @@ fn find_names(text: &str, found: &mut Vec<Found>) {
                 // `Drug name: metformin`, `Test name: CBC`.
                 continue;
             }
-            let (at, has_separator) = after_separator(text, whole.end());
+            let (at, has_separator) = after_separator(text, whole.end(), relative);
             let mode = if has_separator && !relative { Mode::Lenient } else { Mode::Strict };
             names.extend(capture_name(text, at, mode, has_separator && !relative));
         }
@@ -527,16 +562,16 @@ fn preceded_by_word(text: &str, at: usize) -> bool {
     trimmed.len() < before.len() && trimmed.chars().next_back().is_some_and(char::is_alphabetic)
 }
 
-/// Skips `[ \t]*[:#–—-,]?[ \t]*` after a label; with a separator and nothing else on the line, the name may
+/// Skips `[ \t]*[:#–—-]?[ \t]*` after a label (a comma only after a relative: `wife, Anna`, but `PT, NSAID`); with a separator and nothing else on the line, the name may
 /// be on the next line.
-fn after_separator(text: &str, at: usize) -> (usize, bool) {
+fn after_separator(text: &str, at: usize, relative: bool) -> (usize, bool) {
     let rest = text.get(at..).unwrap_or("");
     let mut offset = 0;
     let mut separator = false;
     for c in rest.chars() {
         if is_horizontal_space(c) {
             offset += c.len_utf8();
-        } else if !separator && matches!(c, ':' | '#' | '-' | '–' | '—' | ',' | '=') {
+        } else if !separator && (matches!(c, ':' | '#' | '-' | '–' | '—' | '=') || c == ',' && relative) {
             separator = true;
             offset += c.len_utf8();
         } else {
