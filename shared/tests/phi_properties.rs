@@ -3,6 +3,8 @@
 //! combining marks, emoji, bidi controls). A fixed number of cases keeps `cargo test` to a few seconds; a
 //! failing case is shrunk and printed by proptest.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a failed step is a failed test")]
+
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 

@@ -597,7 +597,7 @@ fn is_all_caps(word: &str) -> bool {
 /// Reads name words from `at`: up to five words (initials included), one comma after the first word
 /// (`Smith, John`), and in lenient mode a line break before the first word.
 fn capture_name(text: &str, at: usize, mode: Mode, next_line: bool) -> Option<Range<usize>> {
-    let Some(word_at) = WORD_AT.as_ref() else { return None };
+    let word_at = WORD_AT.as_ref()?;
     let mut pos = at;
     let mut start = None;
     let mut end = at;
