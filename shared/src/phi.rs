@@ -1,14 +1,17 @@
-//! Pseudonymisation of free text (clinical notes) before it reaches a model or a log line.
+//! Pseudonymisation of free text (clinical notes) before it reaches a model or a log line, and redaction of
+//! free text bound for an audit record.
 //!
-//! Identifiers are found by patterns (names in `Patient:`/`Name:` headers and after titles, MRNs, dates of
-//! birth and other full dates, phone numbers, emails, street addresses, SSN-like numbers) and replaced by
-//! stable tokens (`[NAME-1]`, `[MRN-1]`): the same value gives the same token within one text, so a model can
-//! still tell that two mentions are the same person. The replacement keeps an offset map, so a span found in
-//! the pseudonymised text (a model's evidence quote) maps back to the original text for the authorised
-//! caller. Detection is deliberately greedy: a false positive costs a token in a prompt, a miss leaks PHI.
+//! Identifiers of the 18 Safe Harbor kinds are found (`detect`: names by their label, title, relative or
+//! given name and then wherever their words recur; dates in every common format except a bare year; ages
+//! over 89; record, plan, account, licence, device and vehicle numbers; phones; addresses and places; SSNs;
+//! emails, URLs and IPs) and replaced by stable tokens (`[NAME-1]`, `[MRN-1]`): the same value gives the same
+//! token within one text, so a model can still tell that two mentions are the same person. The replacement
+//! keeps an offset map, so a span found in the pseudonymised text (a model's evidence quote) maps back to the
+//! original text for the authorised caller. Detection is deliberately greedy: a false positive costs a token
+//! in a prompt, a miss leaks PHI.
 //!
 //! Pattern-based detection is a safety layer, not a de-identification guarantee; the model call is still
-//! covered by the Guardrail and the BAA.
+//! covered by the Guardrail and the BAA. Coverage figures are in the README ("Pseudonymisation").
 
 use std::collections::HashMap;
 use std::ops::Range;
