@@ -287,3 +287,39 @@ fn clinical_notes_written_by_others_keep_their_words() {
     );
     assert!(rate <= 0.02, "{:.2} % of words replaced", rate * 100.0);
 }
+
+/// Inputs shaped to make a scanner go back over the text: long runs of labels, titles, given names, spaces,
+/// digits and separators. Each 50 KiB input must take about as long as a note of that size.
+#[test]
+fn hostile_50_kib_inputs_stay_linear() {
+    let units = [
+        "Patient: ",
+        "Dr. ",
+        "John ",
+        "name ",
+        "husband ",
+        "DOB ",
+        "MRN ",
+        "12 ",
+        "1",
+        " ",
+        "\u{00a0}",
+        "a-",
+        "Smith, ",
+        "Jan ",
+        "+1 ",
+        "İ",
+        "e\u{301}",
+    ];
+    for unit in units {
+        let text = unit.repeat(50 * 1024 / unit.len());
+        let started = Instant::now();
+        let p = phi::pseudonymise(&text);
+        let elapsed = started.elapsed().as_secs_f64();
+        println!("hostile {unit:?} x{}: {:.1} ms, {} replacements", text.len() / unit.len(), elapsed * 1e3, {
+            p.replacements.len()
+        });
+        assert!(elapsed < 3.0, "{unit:?}: {elapsed:.2} s");
+        let _ = phi::redact_free_text(&text);
+    }
+}
