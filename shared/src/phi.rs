@@ -1,21 +1,25 @@
-//! Pseudonymisation of free text (clinical notes) before it reaches a model or a log line.
+//! Pseudonymisation of free text (clinical notes) before it reaches a model or a log line, and redaction of
+//! free text bound for an audit record.
 //!
-//! Identifiers are found by patterns (names in `Patient:`/`Name:` headers and after titles, MRNs, dates of
-//! birth and other full dates, phone numbers, emails, street addresses, SSN-like numbers) and replaced by
-//! stable tokens (`[NAME-1]`, `[MRN-1]`): the same value gives the same token within one text, so a model can
-//! still tell that two mentions are the same person. The replacement keeps an offset map, so a span found in
-//! the pseudonymised text (a model's evidence quote) maps back to the original text for the authorised
-//! caller. Detection is deliberately greedy: a false positive costs a token in a prompt, a miss leaks PHI.
+//! Identifiers of the 18 Safe Harbor kinds are found (`detect`: names by their label, title, relative or
+//! given name and then wherever their words recur; dates in every common format except a bare year; ages
+//! over 89; record, plan, account, licence, device and vehicle numbers; phones; addresses and places; SSNs;
+//! emails, URLs and IPs) and replaced by stable tokens (`[NAME-1]`, `[MRN-1]`): the same value gives the same
+//! token within one text, so a model can still tell that two mentions are the same person. The replacement
+//! keeps an offset map, so a span found in the pseudonymised text (a model's evidence quote) maps back to the
+//! original text for the authorised caller. Detection is deliberately greedy: a false positive costs a token
+//! in a prompt, a miss leaks PHI.
 //!
 //! Pattern-based detection is a safety layer, not a de-identification guarantee; the model call is still
-//! covered by the Guardrail and the BAA.
+//! covered by the Guardrail and the BAA. Coverage figures are in the README ("Pseudonymisation").
 
 use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::LazyLock;
 
-use regex::Regex;
 use serde::Serialize;
+
+mod detect;
+mod lexicon;
 
 /// What kind of identifier a token stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -29,6 +33,16 @@ pub enum PhiKind {
     Email,
     Address,
     Ssn,
+    /// Health plan, member, account, licence, certificate and other record numbers.
+    Id,
+    /// Device identifiers and serial numbers.
+    Device,
+    /// Vehicle identification numbers and licence plates.
+    Vehicle,
+    Url,
+    Ip,
+    /// An age over 89 (Safe Harbor aggregates those into "90 or older").
+    Age,
 }
 
 impl PhiKind {
@@ -42,6 +56,12 @@ impl PhiKind {
             Self::Email => "EMAIL",
             Self::Address => "ADDRESS",
             Self::Ssn => "SSN",
+            Self::Id => "ID",
+            Self::Device => "DEVICE",
+            Self::Vehicle => "VEHICLE",
+            Self::Url => "URL",
+            Self::Ip => "IP",
+            Self::Age => "AGE",
         }
     }
 }
@@ -104,175 +124,17 @@ fn signed(n: usize) -> isize {
     isize::try_from(n).unwrap_or(isize::MAX)
 }
 
-/// A pattern and the capture group holding the identifier (0: the whole match).
-struct Rule {
-    kind: PhiKind,
-    regex: Regex,
-    group: usize,
-}
-
-fn rule(kind: PhiKind, pattern: &str, group: usize) -> Option<Rule> {
-    Regex::new(pattern).ok().map(|regex| Rule { kind, regex, group })
-}
-
-/// Words that end a name in a header line (`Patient: Ann Lee DOB …`).
-const NAME_STOP: &[&str] = &[
-    "DOB",
-    "D.O.B.",
-    "MRN",
-    "Age",
-    "Sex",
-    "Gender",
-    "Date",
-    "Born",
-    "Phone",
-    "Cell",
-    "Tel",
-    "Home",
-    "SSN",
-    "ID",
-    "Female",
-    "Male",
-    "F",
-    "M",
-    "Visit",
-    "Encounter",
-    "Room",
-    "Acct",
-    "Account",
-    "Dr",
-    "Dr.",
-    "Mr",
-    "Mr.",
-    "Mrs",
-    "Mrs.",
-    "Ms",
-    "Ms.",
-    "Patient",
-    "Pt",
-];
-
-const MONTH: &str = r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)";
-
-static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
-    let date = format!(
-        r"(?:\d{{1,2}}[/.-]\d{{1,2}}[/.-]\d{{2,4}}|\d{{4}}-\d{{2}}-\d{{2}}|{MONTH}\.? \d{{1,2}},? \d{{4}}|\d{{1,2}} {MONTH} \d{{4}})"
-    );
-    [
-        rule(PhiKind::Email, r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b", 0),
-        rule(PhiKind::Ssn, r"(?i:\bSSN\b|\bsocial security(?: number| no\.?)?)\s*[:#]?\s*(\d{3}-?\d{2}-?\d{4})\b", 1),
-        rule(PhiKind::Ssn, r"\b\d{3}-\d{2}-\d{4}\b", 0),
-        rule(
-            PhiKind::Mrn,
-            r"(?i:\bMRN\b|\bMR\s?#|\bmedical record(?: number| no\.?| #)?|\bchart(?: number| #)|\bacct\.?(?: #)?|\baccount(?: number| #)?)\s*[:#-]?\s*#?\s*[A-Z]{0,3}\d[\dA-Z-]{3,}",
-            0,
-        ),
-        rule(PhiKind::Dob, &format!(r"(?i:\bDOB\b|\bD\.O\.B\.?|\bdate of birth|\bborn(?: on)?|\bbirth ?date)\s*[:#-]?\s*({date})"), 1),
-        rule(PhiKind::Date, &format!(r"\b{date}"), 0),
-        rule(
-            PhiKind::Phone,
-            r"(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\b\d{3}[\s.-])\d{3}[\s.-]\d{4}\b|\b\d{3}-\d{4}\b",
-            0,
-        ),
-        rule(
-            PhiKind::Address,
-            r"\b\d{1,6}(?:\s+[A-Z][A-Za-z]*\.?){1,4}\s+(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Ter|Circle|Cir|Highway|Hwy|Parkway|Pkwy)\b\.?(?:,?\s+(?:Apt|Apartment|Unit|Suite|Ste|#)\.?\s*[\w-]+)?(?:,\s*[A-Z][a-z]+(?:\s[A-Z][a-z]+)*)?(?:,?\s+[A-Z]{2}\b)?(?:\s+\d{5}(?:-\d{4})?)?",
-            0,
-        ),
-        rule(
-            PhiKind::Name,
-            r"(?m)(?i:\b(?:patient(?: name)?|name|pt|client|guardian|mother|father|contact|emergency contact|nok|next of kin)\s*:)[ \t]*([A-Z][A-Za-z'’-]*\.?(?:[ \t][A-Z][A-Za-z'’-]*\.?){0,4})",
-            1,
-        ),
-        rule(
-            PhiKind::Name,
-            r"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof)\.?[ \t]+([A-Z][A-Za-z'’-]+(?:[ \t][A-Z]\.)?(?:[ \t][A-Z][A-Za-z'’-]+)?)",
-            1,
-        ),
-    ]
-    .into_iter()
-    .flatten()
-    .collect()
-});
-
-/// Trims trailing header words (`DOB`, `MRN`) off a name captured from a header line.
-fn trim_name(text: &str, range: Range<usize>) -> Range<usize> {
-    let mut end = range.start;
-    for (offset, word) in split_words(&text[range.clone()]) {
-        if NAME_STOP.iter().any(|s| s.eq_ignore_ascii_case(word.trim_end_matches(':'))) {
-            break;
-        }
-        end = range.start + offset + word.len();
-    }
-    range.start..end
-}
-
-fn split_words(s: &str) -> impl Iterator<Item = (usize, &str)> {
-    s.split([' ', '\t'])
-        .scan(0, |pos, word| {
-            let at = *pos;
-            *pos += word.len() + 1;
-            Some((at, word))
-        })
-        .filter(|(_, w)| !w.is_empty())
-}
-
 /// Replaces the identifiers in `text` by tokens.
 pub fn pseudonymise(text: &str) -> Pseudonymised {
-    // (where, what, the value whose token it takes when it is part of an identifier found elsewhere)
-    let mut found: Vec<(Range<usize>, PhiKind, Option<String>)> = Vec::new();
-    for rule in RULES.iter() {
-        for captures in rule.regex.captures_iter(text) {
-            let Some(m) = captures.get(rule.group) else { continue };
-            let mut range = m.range();
-            if rule.kind == PhiKind::Name {
-                range = trim_name(text, range);
-            }
-            if !range.is_empty() {
-                found.push((range, rule.kind, None));
-            }
-        }
-    }
-    // A name found once (a header, a title) is hidden wherever its words recur in the note.
-    // A part of a name takes the whole name's token: "Rosamund" later in the note is the same [NAME-1].
-    let name_words: Vec<(String, String)> = found
-        .iter()
-        .filter(|(_, kind, _)| *kind == PhiKind::Name)
-        .flat_map(|(range, _, _)| {
-            let whole = normalise_value(&text[range.clone()]);
-            split_words(&text[range.clone()]).map(move |(_, w)| (w.trim_end_matches('.').to_owned(), whole.clone()))
-        })
-        .filter(|(w, _)| w.chars().count() >= 3)
-        .collect();
-    for (word, whole) in name_words {
-        for (at, _) in text.match_indices(word.as_str()) {
-            let end = at + word.len();
-            let before = text[..at].chars().next_back().is_none_or(|c| !c.is_alphanumeric());
-            let after = text[end..].chars().next().is_none_or(|c| !c.is_alphanumeric());
-            if before && after {
-                found.push((at..end, PhiKind::Name, Some(whole.clone())));
-            }
-        }
-    }
-    // Earlier rules are the more specific ones: on overlap, the earlier start wins, then the longer match,
-    // then the earlier rule (the sort is stable).
-    found.sort_by(|a, b| a.0.start.cmp(&b.0.start).then(b.0.end.cmp(&a.0.end)));
-    let mut chosen: Vec<(Range<usize>, PhiKind, Option<String>)> = Vec::new();
-    for (range, kind, alias) in found {
-        match chosen.last_mut() {
-            Some((last, _, _)) if range.start < last.end => last.end = last.end.max(range.end),
-            _ => chosen.push((range, kind, alias)),
-        }
-    }
-
+    let chosen = identifiers(text);
     let mut numbering: HashMap<(PhiKind, String), usize> = HashMap::new();
     let mut per_kind: HashMap<PhiKind, usize> = HashMap::new();
     let mut out = String::with_capacity(text.len());
     let mut replacements = Vec::with_capacity(chosen.len());
     let mut cursor = 0;
     for (range, kind, alias) in chosen {
-        out.push_str(&text[cursor..range.start]);
-        let value = alias.unwrap_or_else(|| normalise_value(&text[range.clone()]));
+        out.push_str(text.get(cursor..range.start).unwrap_or_default());
+        let value = alias.unwrap_or_else(|| normalise_value(text.get(range.clone()).unwrap_or_default()));
         let n = *numbering.entry((kind, value)).or_insert_with(|| {
             let next = per_kind.entry(kind).or_insert(0);
             *next += 1;
@@ -284,8 +146,74 @@ pub fn pseudonymise(text: &str) -> Pseudonymised {
         replacements.push(Replacement { kind, original: range.clone(), pseudo: start..out.len(), token });
         cursor = range.end;
     }
-    out.push_str(&text[cursor..]);
+    out.push_str(text.get(cursor..).unwrap_or_default());
     Pseudonymised { text: out, replacements }
+}
+
+/// Free text bound for an audit record (a break-glass or override reason): every identifier becomes the
+/// placeholder of its kind (`[NAME]`, `[DATE]`), with no number, so two records cannot be linked through a
+/// token and nothing maps back. Runs of five or more digits the patterns did not place are hidden too (`[ID]`):
+/// an audit reason has no business carrying a number that long, and a missed identifier there is kept for
+/// years.
+pub fn redact_free_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut cursor = 0;
+    for (range, kind, _) in identifiers(text) {
+        push_hiding_long_numbers(&mut out, text.get(cursor..range.start).unwrap_or_default());
+        let placeholder = match kind {
+            PhiKind::Dob => PhiKind::Date.label(),
+            other => other.label(),
+        };
+        out.push('[');
+        out.push_str(placeholder);
+        out.push(']');
+        cursor = range.end;
+    }
+    push_hiding_long_numbers(&mut out, text.get(cursor..).unwrap_or_default());
+    out
+}
+
+fn push_hiding_long_numbers(out: &mut String, text: &str) {
+    let mut digits = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        flush_digits(out, &mut digits);
+        out.push(c);
+    }
+    flush_digits(out, &mut digits);
+}
+
+fn flush_digits(out: &mut String, digits: &mut String) {
+    if digits.len() >= 5 {
+        out.push_str("[ID]");
+    } else {
+        out.push_str(digits);
+    }
+    digits.clear();
+}
+
+/// The identifiers of `text`, in text order, non-overlapping, each on char boundaries of `text`.
+fn identifiers(text: &str) -> Vec<(Range<usize>, PhiKind, Option<String>)> {
+    let mut found: Vec<(Range<usize>, PhiKind, Option<String>)> = detect::find_all(text)
+        .into_iter()
+        .filter(|f| f.range.start < f.range.end && text.get(f.range.clone()).is_some())
+        .map(|f| (f.range, f.kind, f.alias))
+        .collect();
+    // Earlier rules are the more specific ones: on overlap, the earlier start wins, then the longer match,
+    // then the earlier rule (the sort is stable).
+    // A later mention of a name found elsewhere keeps that name's token, whatever else found the same words.
+    found.sort_by(|a, b| a.0.start.cmp(&b.0.start).then(b.0.end.cmp(&a.0.end)).then(b.2.is_some().cmp(&a.2.is_some())));
+    let mut chosen: Vec<(Range<usize>, PhiKind, Option<String>)> = Vec::new();
+    for (range, kind, alias) in found {
+        match chosen.last_mut() {
+            Some((last, _, _)) if range.start < last.end => last.end = last.end.max(range.end),
+            _ => chosen.push((range, kind, alias)),
+        }
+    }
+    chosen
 }
 
 /// The same identifier written twice (`(720) 555-0148`, `720-555-0148`) gets the same token.
@@ -348,9 +276,85 @@ mod tests {
         let at = p.text.find("[MRN-1]").unwrap();
         // Starting and ending inside the token.
         let back = p.to_original(at + 2..at + 4);
-        assert_eq!(&HEADER[back], "MRN-38815207");
+        assert_eq!(&HEADER[back], "38815207");
         let back = p.to_original(at..at + "[MRN-1]".len());
-        assert_eq!(&HEADER[back], "MRN-38815207");
+        assert_eq!(&HEADER[back], "38815207");
+        // The label stays readable for the model.
+        assert!(p.text.contains("MRN-[MRN-1]"), "{}", p.text);
+    }
+
+    #[test]
+    fn audit_free_text_keeps_only_kind_placeholders() {
+        assert_eq!(redact_free_text("Pt Jane Doe DOB 03/04/1950 unresponsive"), "Pt [NAME] DOB [DATE] unresponsive");
+        let reason = "Called by daughter Maria at 617-555-0101, MRN 00123456, ref 99812 — urgent";
+        let redacted = redact_free_text(reason);
+        assert_eq!(redacted, "Called by daughter [NAME] at [PHONE], MRN [MRN], ref [ID] — urgent");
+        // The same person twice gives the same placeholder, never a numbered token that links records.
+        let redacted = redact_free_text("Patient: Ann Lee. Ann refused.");
+        assert_eq!(redacted, "Patient: [NAME]. [NAME] refused.");
+        // Clinical words of a reason survive.
+        let reason = "Unresponsive, suspected overdose, BP 80/40, needs records now";
+        assert_eq!(redact_free_text(reason), reason);
+    }
+
+    /// The inputs of issue 12 item 9: each leaked through the earlier rules.
+    #[test]
+    fn the_identifiers_that_leaked_are_replaced() {
+        let cases: &[(&str, &[&str])] = &[
+            ("pt: john smith", &["john", "smith"]),
+            ("Patient: Smith, John", &["Smith", "John"]),
+            ("Patient:\nJohn Smith\nCC: cough", &["John", "Smith"]),
+            ("Patient Name - John Smith", &["John", "Smith"]),
+            ("John Smith is 54", &["John", "Smith"]),
+            ("Patient: Óscar Núñez", &["Óscar", "Núñez"]),
+            ("Seen by Dr.Okafor", &["Okafor"]),
+            ("lives with husband Robert", &["Robert"]),
+            ("Daughter Maria at bedside", &["Maria"]),
+            ("Patient: Li Wu\nWu reports less pain", &["Li", "Wu"]),
+            ("PATIENT: ANN LEE", &["ANN", "LEE"]),
+            ("DOB 11-FEB-1985", &["11-FEB-1985"]),
+            ("born 1985/02/11", &["1985/02/11"]),
+            ("February 11th, 1985", &["February", "11th"]),
+            ("11 February, 1985", &["11 February"]),
+            ("DOB 19850211", &["19850211"]),
+            ("colonoscopy Jan 2024", &["Jan 2024"]),
+            ("Patient ID: 00123456", &["00123456"]),
+            ("MR No. 1234567", &["1234567"]),
+            ("MRN: ABCD12345", &["ABCD12345"]),
+            ("mrn: abc12345", &["abc12345"]),
+            ("MRN: 001 234 567", &["001", "234 567"]),
+            ("Member ID: XYZ123456789", &["XYZ123456789"]),
+            ("call 6175550101", &["6175550101"]),
+            ("+44 20 7946 0958", &["7946", "0958"]),
+            ("lives at 45 harbor view road", &["harbor view"]),
+            ("45 Harbor View Trail", &["Harbor View"]),
+            ("PO Box 1234", &["1234"]),
+            ("12A Elm Street", &["12A", "Elm"]),
+            ("moved from Boston 02115", &["Boston", "02115"]),
+            ("SSN 123 45 6789", &["123 45 6789"]),
+            ("a 94 year old woman", &["94"]),
+        ];
+        for (note, secrets) in cases {
+            let p = pseudonymise(note);
+            for secret in *secrets {
+                assert!(!p.text.contains(secret), "`{secret}` survived in {:?}", p.text);
+            }
+        }
+    }
+
+    /// Issue 12 item 2 crashed on a no-break space before a header colon; no Unicode space may.
+    #[test]
+    fn unicode_spaces_and_case_changing_letters_do_not_break_offsets() {
+        for space in ['\u{00a0}', '\u{2003}', '\u{3000}', '\u{202f}'] {
+            let note = format!("Plan{space}: follow up. Patient{space}: İlker Şahin{space}DOB{space}03/04/1950");
+            let p = pseudonymise(&note);
+            assert!(!p.text.contains("03/04/1950") && !p.text.contains("Şahin"), "{:?}", p.text);
+            for r in &p.replacements {
+                assert!(note.is_char_boundary(r.original.start) && note.is_char_boundary(r.original.end));
+            }
+            let back = p.to_original(0..p.text.len());
+            assert_eq!(back, 0..note.len());
+        }
     }
 
     /// Property: for random notes assembled from clinical text and identifiers, every span of the
