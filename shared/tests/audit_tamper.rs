@@ -226,3 +226,20 @@ fn a_call_that_dies_after_its_reads_still_has_its_intent_record() {
     assert_eq!(intent["seq"], 0);
     assert_eq!(intent["session_id"], "session-1");
 }
+
+#[tokio::test]
+async fn a_logs_insights_export_verifies_like_the_raw_log() {
+    let lines = instance(5).await;
+    let exported: Vec<String> = lines
+        .iter()
+        .map(|l| {
+            serde_json::json!({"@timestamp": "2026-12-01 09:00:00.000", "@logStream": "s", "@message": l}).to_string()
+        })
+        .collect();
+    assert!(verify(&exported).await.findings.is_empty());
+    let mut cut = exported.clone();
+    cut.remove(1);
+    let report = verify(&cut).await;
+    assert_eq!(report.findings.len(), 1, "{:?}", report.findings);
+    assert_eq!(report.findings[0].kind, FindingKind::Missing);
+}

@@ -5,6 +5,7 @@
 //! every hash intact is only visible as a sequence number out of place. Identical lines are counted once:
 //! Firehose delivers at least once, so a duplicate is a note, not a finding.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
@@ -43,12 +44,18 @@ pub fn numbered(source: &str, lines: &[String]) -> Vec<Located> {
 }
 
 /// The audit record JSON inside a log line, if it is one: the emulator and some log pipelines prefix the
-/// function's output, so the record starts at the first brace. The exact text is what the chain hashed.
-pub fn audit_json(line: &str) -> Option<(&str, serde_json::Value)> {
+/// function's output, so the record starts at the first brace; a Logs Insights export wraps it in
+/// `{"@message": "..."}`. The text returned is exactly what the chain hashed.
+pub fn audit_json(line: &str) -> Option<(Cow<'_, str>, serde_json::Value)> {
     let start = line.find('{')?;
     let text = line[start..].trim_end();
     let value: serde_json::Value = serde_json::from_str(text).ok()?;
-    (value.get("record_type").and_then(|v| v.as_str()) == Some(RECORD_TYPE)).then_some((text, value))
+    if value.get("record_type").and_then(|v| v.as_str()) == Some(RECORD_TYPE) {
+        return Some((Cow::Borrowed(text), value));
+    }
+    let inner = value.get("@message").and_then(|v| v.as_str())?.trim_end().to_owned();
+    let value: serde_json::Value = serde_json::from_str(&inner).ok()?;
+    (value.get("record_type").and_then(|v| v.as_str()) == Some(RECORD_TYPE)).then_some((Cow::Owned(inner), value))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -151,7 +158,7 @@ pub async fn verify_lines(lines: Vec<Located>, keys: &Keyring) -> Report {
     for located in lines {
         let Some((text, value)) = audit_json(&located.text) else { continue };
         report.records += 1;
-        let hash = line_hash(text);
+        let hash = line_hash(&text);
         if !seen.insert(hash.clone()) {
             report.duplicates += 1;
             continue;
