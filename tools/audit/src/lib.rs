@@ -372,3 +372,29 @@ pub fn render(timeline: &Timeline) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_of_the_session_attach_to_their_call() {
+        let path = std::env::temp_dir().join(format!("audit-spans-{}.jsonl", std::process::id()));
+        let span = |session: &str, request: &str| {
+            serde_json::json!({"trace_id": "5759e988bd862e3fe1be46a994272793", "span_id": "53995c3f42cd8ad8",
+                "name": "fhir_search", "start_unix_nano": 1_000_000u64, "end_unix_nano": 3_500_000u64,
+                "attributes": {"session.id": session, "request.id": request}})
+            .to_string()
+        };
+        std::fs::write(&path, [span("s-1", "r1"), "not a span".to_owned(), span("s-2", "r1")].join("\n")).unwrap();
+        let spans = read_spans(&path, "s-1").unwrap();
+        assert_eq!(spans.len(), 1);
+        assert!((spans[0].duration_ms - 2.5).abs() < 1e-9);
+        let record = serde_json::json!({"record_type": "tool_audit", "session_id": "s-1", "request_id": "r1",
+            "record_kind": "final", "outcome": "ok", "timestamp": "t"});
+        let timeline = timeline("s-1", &[record], &[], &spans);
+        assert_eq!(timeline.calls[0].spans.len(), 1);
+        assert_eq!(timeline.calls[0].spans[0].name, "fhir_search");
+        let _ = std::fs::remove_file(path);
+    }
+}
