@@ -4,7 +4,7 @@
 //   2. a revenue-cycle coder asks for the same patient     -> must be denied
 //   3. a forged token                                      -> must be rejected
 //   4. an expired token                                    -> must be rejected
-//   5. the tool_audit records the function logged for this session
+//   5. the session's timeline through `audit session` (audit records + the FHIR journal)
 // Exits non-zero when any expectation fails.
 
 import { execFileSync } from 'node:child_process';
@@ -173,35 +173,42 @@ await expectRejected('forged token', mint('dr-alvarez', '--forged'), 'unauthenti
 heading('4. expired token');
 await expectRejected('expired token', mint('dr-alvarez', '--expired'), 'unauthenticated');
 
-heading('5. audit records for this session (from lambda.log)');
+heading('5. the session timeline (audit session)');
 {
   // Give the function's stdout a moment to reach the log file.
   await new Promise((r) => setTimeout(r, 500));
-  let lines = [];
+  const journalUrl = `http://127.0.0.1:${process.env.FHIR_PORT ?? 8103}/__journal`;
+  const auditArgs = ['session', SESSION_ID, '--log', LAMBDA_LOG, '--journal', journalUrl];
+  const audit = (extra) =>
+    execFileSync('cargo', ['run', '-q', '-p', 'audit', '--', ...auditArgs, ...extra], {
+      cwd: resolve(HERE, '..'),
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
   try {
-    lines = readFileSync(LAMBDA_LOG, 'utf8').split('\n');
-  } catch {
-    console.log(`cannot read ${LAMBDA_LOG}`);
+    console.log(audit([]));
+    const timeline = JSON.parse(audit(['--json']));
+    const shown = [...timeline.calls.flatMap((c) => c.fhir_requests), ...timeline.unattributed_fhir_requests];
+    const journal = await new Promise((resolveGet, reject) => {
+      request(journalUrl, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c) => (text += c));
+        res.on('end', () => resolveGet(JSON.parse(text)));
+      })
+        .on('error', reject)
+        .end();
+    });
+    const expected = journal.requests.filter((r) => r.session_id === SESSION_ID);
+    expect(timeline.calls.length >= 2, `the timeline has the session's calls (${timeline.calls.length})`);
+    expect(
+      shown.length === expected.length && shown.every((r) => r.session_id === SESSION_ID),
+      `every FHIR request journaled for the session is shown, nothing else (${shown.length} of ${expected.length})`,
+    );
+  } catch (err) {
+    console.log(`audit session failed: ${err.message}`);
+    expect(false, 'audit session prints the timeline');
   }
-  const records = [];
-  for (const line of lines) {
-    // cargo lambda watch may prefix the function's output; the record is the
-    // JSON object starting at the first brace.
-    const at = line.indexOf('{');
-    if (at < 0) continue;
-    let rec;
-    try {
-      rec = JSON.parse(line.slice(at));
-    } catch {
-      continue;
-    }
-    // tracing-subscriber's JSON layer may nest our fields under "fields".
-    const flat = rec.fields && typeof rec.fields === 'object' ? { ...rec, ...rec.fields } : rec;
-    if (flat.record_type === 'tool_audit' && flat.session_id === SESSION_ID) records.push(flat);
-  }
-  for (const r of records) console.log(JSON.stringify(r));
-  console.log(`${records.length} audit record(s) for this session`);
-  if (records.length === 0) console.log(`note: none found; is RUST_LOG=info reaching the function? see ${LAMBDA_LOG}`);
 }
 
 console.log(failures ? `\nDEMO FAILED: ${failures} expectation(s) not met` : '\nDEMO OK');

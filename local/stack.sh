@@ -185,6 +185,10 @@ run_moto_tests() {
 # ------------------------------------------------------------------ up/down
 
 write_lambda_env() {
+  # The local audit checkpoint key (HMAC-SHA256, 64 hex); `audit verify --key-file` reads the same file.
+  if [[ ! -s "$STACK_DIR/audit-mac.key" ]]; then
+    (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$STACK_DIR/audit-mac.key")
+  fi
   # An env file rather than --env-var flags keeps the values visible for
   # debugging and out of `ps` output.
   cat >"$STACK_DIR/lambda.env" <<EOF
@@ -194,6 +198,7 @@ JWKS_URL=$ISSUER_URL/.well-known/jwks.json
 JWT_ISSUER=$ISSUER_URL
 JWT_AUDIENCE=clinical-agent-tools
 CLINICAL_WRITER=local
+AUDIT_MAC_KEY_FILE=$STACK_DIR/audit-mac.key
 RUST_LOG=info
 EOF
 }
@@ -377,7 +382,7 @@ cmd_test() {
   say "sam build of the three tool functions (rust-cargolambda, arm64 in SAM debug mode — or a plainly reported x86_64 fallback; release build: deploy/build.sh --release)"
   bash "$REPO_ROOT/deploy/build.sh"
   # Built before the emulator starts, so the first invoke does not compile under a timeout.
-  cargo build -p patient-summary -p prior-auth-draft -p icd10-coding --quiet
+  cargo build -p patient-summary -p prior-auth-draft -p icd10-coding -p audit --quiet
   local started_here=0
   if ! is_running lambda; then
     started_here=1

@@ -147,3 +147,32 @@ async fn assumed_role_arn_names_the_session() {
     let name = colon.assumed_role_arn.rsplit('/').next().unwrap();
     assert!(name.starts_with("agentcore_sess_77-"), "{name}");
 }
+
+#[tokio::test]
+#[ignore = "needs moto's server (MOTO_ENDPOINT); run by local/stack.sh test"]
+async fn audit_checkpoints_verify_with_the_hmac_key_and_not_with_another() {
+    use std::sync::Arc;
+
+    use aws_sdk_kms::types::{KeySpec, KeyUsageType};
+    use shared::audit::verify::{FindingKind, Keyring, numbered, verify_lines};
+    use shared::audit::{AuditRecord, AuditSink, ChainMac, CheckpointWhen, MemoryAuditSink};
+    use shared_aws::kms::KmsChainMac;
+
+    let key = create_key(KeySpec::Hmac256, KeyUsageType::GenerateVerifyMac).await;
+    let other = create_key(KeySpec::Hmac256, KeyUsageType::GenerateVerifyMac).await;
+    let client = aws_sdk_kms::Client::new(&sdk());
+    let mac: Arc<dyn ChainMac> = Arc::new(KmsChainMac::new(client.clone(), key.clone()));
+    let sink = MemoryAuditSink::with_mac(mac.clone(), 8);
+    sink.write(AuditRecord::new("f", "t", "a", "direct", "r1"));
+    sink.checkpoint(CheckpointWhen::Now).await;
+    let lines = sink.lines();
+    assert_eq!(lines.len(), 2);
+    let report = verify_lines(numbered("moto", &lines), &Keyring::default().with(mac)).await;
+    assert!(report.findings.is_empty(), "{:?}", report.findings);
+
+    // The same tag presented as the other key's: KMS refuses it.
+    let relabelled: Vec<String> = lines.iter().map(|l| l.replace(&key, &other)).collect();
+    let wrong: Arc<dyn ChainMac> = Arc::new(KmsChainMac::new(client, other));
+    let report = verify_lines(numbered("moto", &relabelled), &Keyring::default().with(wrong)).await;
+    assert!(report.findings.iter().any(|f| f.kind == FindingKind::Forged), "{:?}", report.findings);
+}
