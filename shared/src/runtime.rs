@@ -31,6 +31,8 @@ pub struct Invocation {
     pub payload: Bytes,
     /// The `Lambda-Runtime-Client-Context` header as JSON, whatever its shape.
     pub client_context: Option<serde_json::Value>,
+    /// The `Lambda-Runtime-Trace-Id` header (X-Ray `Root=…`), when the runtime sent one.
+    pub trace_header: Option<String>,
 }
 
 /// A tool's entry point: always answers with a JSON reply, errors included (they are rendered in the
@@ -125,8 +127,9 @@ async fn next(client: &Client) -> Result<Option<Invocation>, RuntimeError> {
         }
         parsed
     });
+    let trace_header = header("lambda-runtime-trace-id");
     let payload = body.collect().await.map_err(|_| RuntimeError::Transport)?.to_bytes();
-    Ok(Some(Invocation { request_id, deadline, payload, client_context }))
+    Ok(Some(Invocation { request_id, deadline, payload, client_context, trace_header }))
 }
 
 /// Lambda hands the client context over as JSON; cargo-lambda's emulator passes on the base64 form the

@@ -51,6 +51,7 @@ fn main() {
             deadline: Instant::now() + Duration::from_secs(30),
             payload: payload.clone(),
             client_context: None,
+            trace_header: None,
         };
 
         // Warm up connections and the server's caches, and check the call really succeeds.

@@ -29,7 +29,7 @@ pub use self::args::parse_arguments;
 pub use self::channel::{BREAK_GLASS_MAX_MINUTES, BreakGlass, Signoff};
 pub use self::gate::{Action, CedarContext, Gate, Permit, Resource, context_matches_schema};
 pub use self::recorder::{ModelUse, Recorder};
-use crate::audit::{AuditRecord, AuditSink};
+use crate::audit::{AuditRecord, AuditSink, CheckpointWhen};
 use crate::authz::{Authorizer, AuthzError};
 use crate::config::{Config, ConfigError};
 use crate::envelope::{self, EnvelopeSettings, ToolCall, ToolReply};
@@ -188,6 +188,9 @@ impl<A: ToolAction, B: ToolAction> Actions for (A, B) {
     }
 }
 
+/// Less time than this left after a call: checkpoint the chain now rather than when due.
+const CHECKPOINT_NOW_WITHIN: std::time::Duration = std::time::Duration::from_millis(1500);
+
 /// A function: its actions and what every call needs, built once at cold start.
 pub struct Shell<T, S> {
     pub actions: T,
@@ -202,12 +205,14 @@ pub struct Shell<T, S> {
 impl<T: Actions, S: AuditSink> Handler for Shell<T, S> {
     async fn call(&self, invocation: Invocation) -> Value {
         let started = Instant::now();
+        let trace_id = crate::telemetry::begin_trace(invocation.trace_header.as_deref());
         let span = info_span!(
             "tool_call",
             function = %self.function_name,
             request_id = %invocation.request_id,
             session_id = tracing::field::Empty,
             tool = tracing::field::Empty,
+            trace_id = %trace_id,
         );
         async {
             let record = AuditRecord::new(&self.function_name, "unknown", "unknown", "unknown", &invocation.request_id);
@@ -218,6 +223,7 @@ impl<T: Actions, S: AuditSink> Handler for Shell<T, S> {
                     let outcome: Result<ToolReply, ToolError> = Err(error);
                     let reply = envelope::render(&envelope::Envelope::Direct, &outcome, &invocation.request_id);
                     recorder.finish(&outcome);
+                    self.audit.checkpoint(CheckpointWhen::IfDue).await;
                     return reply;
                 }
             };
@@ -227,6 +233,11 @@ impl<T: Actions, S: AuditSink> Handler for Shell<T, S> {
             let outcome = self.serve(&call, &invocation, &recorder).await;
             let reply = envelope::render(&call.envelope, &outcome, &invocation.request_id);
             recorder.finish(&outcome);
+            // A keyed checkpoint every N records, and now when the deadline is close: an instance that is
+            // frozen or ends after this call still has its last records under a checkpoint.
+            let near_deadline = invocation.deadline.saturating_duration_since(Instant::now()) < CHECKPOINT_NOW_WITHIN;
+            let when = if near_deadline { CheckpointWhen::Now } else { CheckpointWhen::IfDue };
+            self.audit.checkpoint(when).await;
             reply
         }
         .instrument(span)

@@ -138,6 +138,7 @@ pub fn invocation(event: &Value) -> Invocation {
         deadline: Instant::now() + Duration::from_secs(10),
         payload: Bytes::from(serde_json::to_vec(event).unwrap()),
         client_context: None,
+        trace_header: None,
     }
 }
 

@@ -150,5 +150,6 @@ pub fn invocation(event: &Value) -> Invocation {
         deadline: Instant::now() + Duration::from_secs(10),
         payload: Bytes::from(serde_json::to_vec(event).unwrap()),
         client_context: None,
+        trace_header: None,
     }
 }

@@ -235,6 +235,7 @@ pub fn invocation(event: &Value) -> Invocation {
         deadline: Instant::now() + Duration::from_secs(20),
         payload: bytes::Bytes::from(serde_json::to_vec(event).unwrap()),
         client_context: None,
+        trace_header: None,
     }
 }
 
