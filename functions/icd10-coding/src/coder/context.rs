@@ -22,6 +22,8 @@ pub struct Word {
     /// Index (in the clause) of the negation trigger whose scope covers this word.
     pub negated_by: Option<usize>,
     pub uncertain: bool,
+    /// Inside a conditional plan or return precaution ("return if fever recurs").
+    pub hypothetical: bool,
     pub history: bool,
     /// Added by an abbreviation or synonym, spanning the note words it stands for.
     pub expanded: bool,
@@ -134,6 +136,25 @@ const UNCERTAIN_POST: &[&[&str]] = &[
     &["questionable"],
     &["not", "excluded"],
 ];
+/// ConText's hypothetical triggers: return precautions and conditional plans name what the patient does not have.
+const HYPOTHETICAL_PRE: &[&[&str]] = &[
+    &["if"],
+    &["should"],
+    &["unless"],
+    &["return", "for"],
+    &["return", "with"],
+    &["call", "for"],
+    &["call", "with"],
+    &["in", "case", "of"],
+    &["watch", "for"],
+    &["monitor", "for"],
+    &["precaution"],
+    &["warning", "sign"],
+    &["red", "flag"],
+    &["seek", "care"],
+    &["er", "for"],
+    &["ed", "for"],
+];
 const HISTORY_PRE: &[&[&str]] = &[
     &["history", "of"],
     &["ho"],
@@ -205,18 +226,15 @@ pub fn analyse(note: &str) -> Analysis {
             continue;
         }
         let mut body_start = 0;
-        if let Some((head, _)) = line.split_once(':')
-            && head.split_whitespace().count() <= 5
-            && !head.trim().is_empty()
+        if let Some((raw_head, _)) = line.split_once(':')
+            && raw_head.split_whitespace().count() <= 5
+            && !raw_head.trim().is_empty()
         {
-            let head = head.trim().to_lowercase();
-            let kind = header_kind(&head);
-            if let Some(kind) = kind {
-                section = kind;
-            } else {
-                section = Section::Other;
-            }
-            body_start = head.len() + (line.len() - line.trim_start().len()) + 1;
+            // The body starts after the colon of the line itself: lengths of the trimmed or lowercased header
+            // differ from the line's (a no-break space before the colon, `İ` lowercasing to three bytes).
+            body_start = raw_head.len() + ':'.len_utf8();
+            let head = raw_head.trim().to_lowercase();
+            section = header_kind(&head).unwrap_or(Section::Other);
             if section == Section::Assessment {
                 analysis.has_assessment = true;
             }
@@ -228,7 +246,7 @@ pub fn analyse(note: &str) -> Analysis {
             analysis.has_assessment |= kind == Section::Assessment;
             continue;
         }
-        let body = &line[body_start.min(line.len())..];
+        let body = line.get(body_start..).unwrap_or_default();
         let body_offset = line_start + body_start.min(line.len());
         for (s_start, sentence) in sentences(body) {
             item += 1;
@@ -313,7 +331,14 @@ fn build_clause(text: &str, start: usize, item: usize, section: Section) -> Opti
     let words_only: Vec<&str> = owned.iter().map(String::as_str).collect();
     let mut words: Vec<Word> = tokens
         .into_iter()
-        .map(|token| Word { token, negated_by: None, uncertain: false, history: false, expanded: false })
+        .map(|token| Word {
+            token,
+            negated_by: None,
+            uncertain: false,
+            hypothetical: false,
+            history: false,
+            expanded: false,
+        })
         .collect();
     let n = words.len();
     let terminates = |i: usize| TERMINATE.contains(&words_only[i]);
@@ -346,6 +371,14 @@ fn build_clause(text: &str, start: usize, item: usize, section: Section) -> Opti
         if longest(&words_only, i, UNCERTAIN_POST).is_some() {
             for w in words.iter_mut().take(i) {
                 w.uncertain = true;
+            }
+        }
+        if let Some(len) = longest(&words_only, i, HYPOTHETICAL_PRE) {
+            for (j, w) in words.iter_mut().enumerate().skip(i + len) {
+                if terminates(j) {
+                    break;
+                }
+                w.hypothetical = true;
             }
         }
         if let Some(len) = longest(&words_only, i, HISTORY_PRE) {
@@ -431,6 +464,7 @@ fn expand(words: &mut Vec<Word>) {
                         token: Token { word: t.word, span, aside: first.token.aside },
                         negated_by,
                         uncertain: first.uncertain,
+                        hypothetical: first.hypothetical,
                         history: first.history,
                         expanded: true,
                     });
@@ -455,6 +489,7 @@ fn expand(words: &mut Vec<Word>) {
                     token: Token { word: extra.to_owned(), span: w.token.span, aside: w.token.aside },
                     negated_by: w.negated_by,
                     uncertain: w.uncertain,
+                    hypothetical: w.hypothetical,
                     history: w.history,
                     expanded: true,
                 });

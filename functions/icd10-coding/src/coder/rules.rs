@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::context::{Analysis, Clause, Section, analyse};
+use super::encounter;
 use super::index::{Index, TermSide, seventh_code};
 use super::text::Laterality;
 use super::{Assertion, Basis, Coding, Proposal, SkipReason, Skipped, Span};
@@ -39,8 +40,10 @@ pub fn code(table: &CodeTable, index: &Index, note: &str) -> Coding {
         .map(|&span| Skipped { code: None, span, reason: SkipReason::NotDocumentation })
         .collect();
 
+    // A visit after active treatment of an injury takes the subsequent-encounter 7th character (I.C.19.a).
+    let follow_up = encounter::follow_up_visit(note, &analysis);
     for clause in coded_clauses(&analysis) {
-        for candidate in select(index, table, clause) {
+        for candidate in select(index, table, clause, follow_up) {
             let span = evidence_span(clause, &candidate.matched);
             let description = table.get(candidate.code).map_or("", |e| e.description);
             match judge(clause, &candidate, description) {
@@ -76,6 +79,7 @@ pub fn code(table: &CodeTable, index: &Index, note: &str) -> Coding {
     combine(table, &mut found);
     long_term_drugs(table, &analysis, &mut found, &mut skipped);
     body_mass_index(table, note, &mut found);
+    encounter_reasons(table, note, &analysis, &mut found);
     resolve_excludes1(table, &mut found, &mut skipped);
 
     // One proposal per code, with every span that supports it.
@@ -106,7 +110,7 @@ fn coded_clauses(analysis: &Analysis) -> impl Iterator<Item = &Clause> {
     analysis.clauses.iter().filter(move |c| !analysis.has_assessment || c.section == Section::Assessment || c.family)
 }
 
-fn select(index: &Index, table: &CodeTable, clause: &Clause) -> Vec<Candidate> {
+fn select(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) -> Vec<Candidate> {
     // Word ids with their positions; the history and family contexts add the words of the Z codes.
     let mut positions: HashMap<u32, Vec<usize>> = HashMap::new();
     for (i, w) in clause.words.iter().enumerate() {
@@ -176,7 +180,7 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause) -> Vec<Candidate> {
         };
         let entry = &table.entries()[term.entry];
         let code = if term.needs_seventh {
-            match choose_seventh(table, entry.code, clause) {
+            match choose_seventh(table, entry.code, clause, follow_up) {
                 Some(code) => code,
                 None => continue,
             }
@@ -268,7 +272,7 @@ fn same_category(a: &str, b: &str) -> bool {
 
 /// The 7th character: laterality where it designates laterality, the encounter for injuries (initial
 /// unless subsequent care or a sequela is documented), otherwise the best-matching meaning.
-fn choose_seventh(table: &CodeTable, stem: &str, clause: &Clause) -> Option<&'static str> {
+fn choose_seventh(table: &CodeTable, stem: &str, clause: &Clause, follow_up: bool) -> Option<&'static str> {
     let mut ancestor = table.get(stem);
     let mut options: Vec<(char, &'static str)> = Vec::new();
     while let Some(entry) = ancestor {
@@ -291,7 +295,7 @@ fn choose_seventh(table: &CodeTable, stem: &str, clause: &Clause) -> Option<&'st
     } else if options.iter().any(|(_, m)| m.contains("initial encounter")) {
         if has("sequela") || has("sequelae") {
             pick(&|m| m == "sequela")
-        } else if has("subsequent") || has("followup") || has("healing") {
+        } else if has("subsequent") || has("followup") || has("healing") || follow_up && !has("initial") {
             pick(&|m| m.starts_with("subsequent encounter") && (m.contains("routine") || !m.contains("fracture")))
         } else if has("open") {
             pick(&|m| m.starts_with("initial encounter for open"))
@@ -320,6 +324,10 @@ fn judge(clause: &Clause, c: &Candidate, description: &str) -> Result<Option<Ass
     let uncertain = c.matched.iter().filter(|&&i| clause.words[i].uncertain).count() as f32;
     if uncertain / total > 0.5 {
         return Err(SkipReason::Uncertain);
+    }
+    let hypothetical = c.matched.iter().filter(|&&i| clause.words[i].hypothetical).count() as f32;
+    if hypothetical / total > 0.5 {
+        return Err(SkipReason::Hypothetical);
     }
     let z = c.code.get(..3).unwrap_or("");
     if ("Z80".."Z85").contains(&z) {
@@ -610,12 +618,11 @@ fn body_mass_index(table: &CodeTable, note: &str, found: &mut Vec<Found>) {
     else {
         return;
     };
-    let lower = note.to_lowercase();
-    if lower.contains("percentile") {
+    if find_ascii_word(note, "percentile").is_some() {
         return;
     }
-    let Some(at) = lower.find("bmi") else { return };
-    let rest = &note[at + 3..];
+    let Some(at) = find_ascii_word(note, "bmi") else { return };
+    let Some(rest) = note.get(at + 3..) else { return };
     let digits_at = rest.find(|c: char| c.is_ascii_digit()).filter(|&i| i <= 4);
     let Some(start) = digits_at else { return };
     let number: String = rest[start..].chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
@@ -645,6 +652,57 @@ fn body_mass_index(table: &CodeTable, note: &str, found: &mut Vec<Found>) {
         item,
         score: 1.0,
     });
+}
+
+/// Where an ASCII word first occurs in `text`, in any ASCII case. The offset is into `text` itself (never
+/// into a lowercased copy, whose byte lengths can differ), and an ASCII byte is always a char boundary.
+fn find_ascii_word(text: &str, word: &str) -> Option<usize> {
+    let needle = word.as_bytes();
+    text.as_bytes().windows(needle.len()).position(|w| w.eq_ignore_ascii_case(needle))
+}
+
+/// The encounter layer decides the exam, immunization, screening, gestation and tobacco codes; the lexical
+/// matcher's guesses in those categories give way to it.
+fn encounter_reasons(table: &CodeTable, note: &str, analysis: &Analysis, found: &mut Vec<Found>) {
+    let present = |f: &&Found| f.proposal.assertion == Assertion::Present;
+    let facts = encounter::Facts {
+        pregnancy_code: found.iter().filter(present).any(|f| f.proposal.code.starts_with('O')),
+        supervision: found.iter().filter(present).any(|f| f.proposal.code.starts_with("Z34")),
+        current_condition: found
+            .iter()
+            .filter(present)
+            .any(|f| !f.proposal.code.starts_with('Z') && !encounter::owns(f.proposal.code)),
+        obesity: found.iter().filter(present).any(|f| f.proposal.code.starts_with("E66")),
+    };
+    let item = found.first().map_or(0, |f| f.item);
+    found.retain(|f| !encounter::owns(f.proposal.code));
+    let reasons = encounter::reasons(note, analysis, &facts);
+    // No BMI code in pregnancy (I.C.21.c.3).
+    if reasons.iter().any(|r| r.code.starts_with("Z3A")) || facts.supervision {
+        found.retain(|f| !f.proposal.code.starts_with("Z68"));
+    }
+    for reason in reasons {
+        let Some(entry) = table.billable(&reason.code) else { continue };
+        let (assertion, basis) = if reason.history {
+            (Assertion::PersonalHistory, Basis::History)
+        } else if entry.code.starts_with('Z') {
+            (Assertion::Present, Basis::EncounterReason)
+        } else {
+            (Assertion::Present, Basis::DiagnosisMatch)
+        };
+        found.push(Found {
+            proposal: Proposal {
+                code: entry.code,
+                description: entry.description,
+                evidence: vec![reason.span],
+                assertion,
+                basis,
+                match_strength: 1.0,
+            },
+            item,
+            score: 1.0,
+        });
+    }
 }
 
 /// Two codes in an Excludes1 relation are never reported together: the better-documented one stays.
@@ -709,6 +767,9 @@ pub fn assess_span(note: &str, span: Span) -> Option<SkipReason> {
     }
     if words.iter().filter(|(_, w)| w.uncertain).count() as f32 / n > 0.5 {
         return Some(SkipReason::Uncertain);
+    }
+    if words.iter().filter(|(_, w)| w.hypothetical).count() as f32 / n > 0.5 {
+        return Some(SkipReason::Hypothetical);
     }
     None
 }
