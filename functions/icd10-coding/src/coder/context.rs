@@ -24,6 +24,9 @@ pub struct Word {
     pub uncertain: bool,
     /// Inside a conditional plan or return precaution ("return if fever recurs").
     pub hypothetical: bool,
+    /// Names what a vaccine, screening or test is for ("influenza vaccine", "screening for hepatitis C"), not
+    /// a condition of the patient.
+    pub not_condition: bool,
     pub history: bool,
     /// Added by an abbreviation or synonym, spanning the note words it stands for.
     pub expanded: bool,
@@ -155,6 +158,21 @@ const HYPOTHETICAL_PRE: &[&[&str]] = &[
     &["er", "for"],
     &["ed", "for"],
 ];
+/// What follows is screened or tested for, or vaccinated against.
+const NOT_CONDITION_PRE: &[&[&str]] = &[
+    &["screening", "for"],
+    &["screen", "for"],
+    &["screened", "for"],
+    &["test", "for"],
+    &["tested", "for"],
+    &["testing", "for"],
+    &["vaccine", "for"],
+    &["vaccinated", "against"],
+    &["immunization", "against"],
+];
+/// What precedes is screened for or vaccinated against ("influenza vaccine", "lung cancer screening").
+const NOT_CONDITION_POST: &[&str] =
+    &["vaccine", "vaccination", "immunization", "shot", "booster", "screening", "screen", "vaccinated"];
 const HISTORY_PRE: &[&[&str]] = &[
     &["history", "of"],
     &["ho"],
@@ -269,10 +287,12 @@ fn header_kind(head: &str) -> Option<Section> {
         || head.starts_with("a/p")
         || head.starts_with("a&p")
         || head == "dx"
+        || head == "a"
+        || head == "imp"
         || head.starts_with("final diagnos")
     {
         Some(Section::Assessment)
-    } else if head.starts_with("plan") {
+    } else if head.starts_with("plan") || head == "p" {
         Some(Section::Plan)
     } else if head.len() <= 40 && head.split_whitespace().count() <= 5 && head.chars().any(char::is_alphabetic) {
         Some(Section::Other)
@@ -336,6 +356,7 @@ fn build_clause(text: &str, start: usize, item: usize, section: Section) -> Opti
             negated_by: None,
             uncertain: false,
             hypothetical: false,
+            not_condition: false,
             history: false,
             expanded: false,
         })
@@ -379,6 +400,19 @@ fn build_clause(text: &str, start: usize, item: usize, section: Section) -> Opti
                     break;
                 }
                 w.hypothetical = true;
+            }
+        }
+        if let Some(len) = longest(&words_only, i, NOT_CONDITION_PRE) {
+            for (j, w) in words.iter_mut().enumerate().skip(i + len) {
+                if terminates(j) {
+                    break;
+                }
+                w.not_condition = true;
+            }
+        }
+        if NOT_CONDITION_POST.contains(&words_only[i]) {
+            for w in words.iter_mut().take(i).rev().take(4) {
+                w.not_condition = true;
             }
         }
         if let Some(len) = longest(&words_only, i, HISTORY_PRE) {
@@ -465,6 +499,7 @@ fn expand(words: &mut Vec<Word>) {
                         negated_by,
                         uncertain: first.uncertain,
                         hypothetical: first.hypothetical,
+                        not_condition: first.not_condition,
                         history: first.history,
                         expanded: true,
                     });
@@ -490,6 +525,7 @@ fn expand(words: &mut Vec<Word>) {
                     negated_by: w.negated_by,
                     uncertain: w.uncertain,
                     hypothetical: w.hypothetical,
+                    not_condition: w.not_condition,
                     history: w.history,
                     expanded: true,
                 });

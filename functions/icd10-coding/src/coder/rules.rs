@@ -329,6 +329,10 @@ fn judge(clause: &Clause, c: &Candidate, description: &str) -> Result<Option<Ass
     if hypothetical / total > 0.5 {
         return Err(SkipReason::Hypothetical);
     }
+    // What is vaccinated against or screened for is the encounter layer's business, not a diagnosis.
+    if c.matched.iter().filter(|&&i| clause.words[i].not_condition).count() as f32 / total > 0.5 {
+        return Ok(None);
+    }
     let z = c.code.get(..3).unwrap_or("");
     if ("Z80".."Z85").contains(&z) {
         return Ok(Some(Assertion::FamilyHistory));
