@@ -71,6 +71,8 @@ const NEG_PRE: &[&[&str]] = &[
 ];
 const NEG_POST: &[&[&str]] = &[
     &["not", "involved"],
+    &["not", "indicated"],
+    &["not", "needed"],
     &["negative"],
     &["neg"],
     &["ruled", "out"],

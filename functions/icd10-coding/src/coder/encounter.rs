@@ -45,6 +45,8 @@ pub struct Facts {
     /// A current condition (not a Z code, not history) was proposed.
     pub current_condition: bool,
     pub obesity: bool,
+    /// A proposal's "use additional code" note asks for tobacco exposure or use (J44, I25, C34…).
+    pub tobacco_noted: bool,
 }
 
 /// Words that say the patient is pregnant.
@@ -92,7 +94,17 @@ pub fn reasons(note: &str, analysis: &Analysis, facts: &Facts) -> Vec<Reason> {
     if let (Some(t), Some((_, span)), true) = (trimester, weeks, facts.obesity) {
         out.push(Reason { code: format!("O99.21{t}"), span, history: false });
     }
-    tobacco(&lines, trimester, &mut out);
+    // Tobacco status is reported where it bears on the visit (IV.J: coexisting conditions that affect care):
+    // stated in the title or assessment, asked for by a proposal's "use additional code" note (J44, I25…),
+    // the reason for a lung or aortic screening, or with cessation counselling given.
+    let mut habits = Vec::new();
+    let stated_first: Vec<Line> = stated.iter().copied().chain(lines.iter().copied()).collect();
+    tobacco(&stated_first, trimester, &mut habits);
+    let in_stated = |span: Span| stated.iter().any(|l| l.start <= span.start && span.end <= l.start + l.text.len());
+    let screening_for_it = out.iter().any(|r| r.code == "Z12.2" || r.code == "Z13.6");
+    let counselled = habits.iter().any(|r| r.code == "Z71.6");
+    let relevant = facts.tobacco_noted || screening_for_it || counselled || trimester.is_some();
+    out.extend(habits.into_iter().filter(|r| r.code == "Z77.22" && in_stated(r.span) || r.code != "Z77.22" && (relevant || in_stated(r.span))));
     // Weeks of gestation go with a chapter 15 code, as its "use additional code" note says.
     let chapter15 = facts.pregnancy_code || out.iter().any(|r| r.code.starts_with('O'));
     if let (Some((weeks, span)), true, true) = (weeks, pregnant, chapter15) {
@@ -407,8 +419,10 @@ const SCREENED: &[(&[&str], &str)] = &[
     (&["depression"], "Z13.31"),
 ];
 /// Screening spoken of for another time.
-const NOT_NOW: &[&str] =
-    &["discussed", "starting", "start", "will", "due", "recommend*", "next", "consider", "defer*", "declined"];
+const NOT_NOW: &[&str] = &[
+    "discussed", "starting", "start", "will", "due", "recommend*", "next", "consider", "defer*", "declined",
+    "schedule*", "to be", "order*", "refer*", "plan*",
+];
 
 /// Screening encounters (I.C.21.c.12), stated in the title or the assessment; a negative result is still a
 /// screening. Inside a general or child exam the routine screening labs have no code of their own.

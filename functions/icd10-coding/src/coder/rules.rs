@@ -75,7 +75,7 @@ pub fn code(table: &CodeTable, index: &Index, note: &str) -> Coding {
         }
     }
 
-    drop_integral_symptoms(&mut found, &mut skipped);
+    drop_integral_symptoms(table, &mut found, &mut skipped);
     combine(table, &mut found);
     long_term_drugs(table, &analysis, &mut found, &mut skipped);
     body_mass_index(table, note, &mut found);
@@ -204,7 +204,8 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) ->
             .map(|&id| index.weight(id).max(3.0))
             .sum();
         // Documented words a trigger outside the code's wording negates contradict the code.
-        let term_words: HashSet<u32> = term.required.iter().chain(&term.optional).copied().collect();
+        // Only a required trigger word is the code's own: an optional "without" (a default) negates as usual.
+        let term_words: HashSet<u32> = term.required.iter().copied().collect();
         let contradicted: f32 = term
             .required
             .iter()
@@ -362,15 +363,27 @@ fn evidence_span(clause: &Clause, matched: &[usize]) -> Span {
 
 /// Signs and symptoms routinely associated with a confirmed diagnosis in the same assessment item are not
 /// coded (I.B.5); with only an uncertain diagnosis they are (IV.D).
-fn drop_integral_symptoms(found: &mut Vec<Found>, skipped: &mut Vec<Skipped>) {
+fn drop_integral_symptoms(table: &CodeTable, found: &mut Vec<Found>, skipped: &mut Vec<Skipped>) {
     let symptom = |f: &Found| is_symptom(f.proposal.code, f.proposal.description);
-    let confirmed: HashSet<usize> = found
+    let confirmed: Vec<(usize, &'static str)> = found
         .iter()
         .filter(|f| f.proposal.assertion == Assertion::Present && !f.proposal.code.starts_with('Z') && !symptom(f))
-        .map(|f| f.item)
+        .map(|f| (f.item, f.proposal.code))
         .collect();
+    // A diagnosis whose "use additional code" note names its symptoms (N40.1: nocturia, weak stream) keeps them.
+    let asked_for = |dx: &str, code: &str| {
+        let mut entry = table.get(dx);
+        while let Some(e) = entry {
+            if e.use_additional().any(|r| CodeTable::reference_covers(r, code)) {
+                return true;
+            }
+            entry = table.parent(e.code);
+        }
+        false
+    };
     found.retain(|f| {
-        let integral = symptom(f) && confirmed.contains(&f.item);
+        let integral = symptom(f)
+            && confirmed.iter().any(|&(item, dx)| item == f.item && !asked_for(dx, f.proposal.code));
         if integral {
             skipped.push(Skipped {
                 code: Some(f.proposal.code),
@@ -677,10 +690,15 @@ fn encounter_reasons(table: &CodeTable, note: &str, analysis: &Analysis, found: 
             .filter(present)
             .any(|f| !f.proposal.code.starts_with('Z') && !encounter::owns(f.proposal.code)),
         obesity: found.iter().filter(present).any(|f| f.proposal.code.starts_with("E66")),
+        tobacco_noted: found.iter().filter(present).any(|f| asks_for_tobacco(table, f.proposal.code)),
     };
     let item = found.first().map_or(0, |f| f.item);
     found.retain(|f| !encounter::owns(f.proposal.code));
     let reasons = encounter::reasons(note, analysis, &facts);
+    // "Pregnant state, incidental" never stands beside the codes of a pregnancy that is the visit's concern.
+    if facts.pregnancy_code || reasons.iter().any(|r| r.code.starts_with('O') || r.code.starts_with("Z3A")) {
+        found.retain(|f| f.proposal.code != "Z33.1");
+    }
     // No BMI code in pregnancy (I.C.21.c.3).
     if reasons.iter().any(|r| r.code.starts_with("Z3A")) || facts.supervision {
         found.retain(|f| !f.proposal.code.starts_with("Z68"));
@@ -707,6 +725,20 @@ fn encounter_reasons(table: &CodeTable, note: &str, analysis: &Analysis, found: 
             score: 1.0,
         });
     }
+}
+
+/// Whether the code's "use additional code" note (on it or an ancestor) names tobacco use or exposure.
+fn asks_for_tobacco(table: &CodeTable, code: &str) -> bool {
+    let mut entry = table.get(code);
+    while let Some(e) = entry {
+        if e.use_additional().any(|r| {
+            ["F17.210", "Z87.891", "Z72.0", "Z77.22"].iter().any(|c| CodeTable::reference_covers(r, c))
+        }) {
+            return true;
+        }
+        entry = table.parent(e.code);
+    }
+    false
 }
 
 /// Two codes in an Excludes1 relation are never reported together: the better-documented one stays.
