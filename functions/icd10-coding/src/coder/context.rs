@@ -12,6 +12,8 @@ pub enum Section {
     /// Assessment, impression, diagnoses: where the provider states what is coded.
     Assessment,
     Plan,
+    /// The medication list: what the patient takes now.
+    Medications,
     Other,
 }
 
@@ -296,6 +298,8 @@ fn header_kind(head: &str) -> Option<Section> {
         Some(Section::Assessment)
     } else if head.starts_with("plan") || head == "p" {
         Some(Section::Plan)
+    } else if head.starts_with("med") || head.starts_with("current med") {
+        Some(Section::Medications)
     } else if head.len() <= 40 && head.split_whitespace().count() <= 5 && head.chars().any(char::is_alphabetic) {
         Some(Section::Other)
     } else {

@@ -83,7 +83,7 @@ pub fn reasons(note: &str, analysis: &Analysis, facts: &Facts) -> Vec<Reason> {
     let mut out = Vec::new();
     let exam = examination(note, &stated, facts, &mut out);
     immunization(&lines, title, &mut out);
-    screening(&stated, &lines, exam, &mut out);
+    screening(title, &assessment, &lines, exam, &mut out);
     drug_monitoring(&stated, &mut out);
     let weeks = gestation(note, &assessment);
     let pregnant = weeks.is_some()
@@ -426,12 +426,19 @@ const NOT_NOW: &[&str] = &[
 
 /// Screening encounters (I.C.21.c.12), stated in the title or the assessment; a negative result is still a
 /// screening. Inside a general or child exam the routine screening labs have no code of their own.
-fn screening(stated: &[Line], all: &[Line], exam: Option<Exam>, out: &mut Vec<Reason>) {
+fn screening(title: Option<Line>, assessment: &[Line], all: &[Line], exam: Option<Exam>, out: &mut Vec<Reason>) {
     let denials = &["no", "not", "declined", "refused", "without"];
-    for line in stated {
+    let title_screens = title.is_some_and(|t| find(t.text, "screen*").is_some());
+    for (line, in_title) in title.map(|t| (t, true)).into_iter().chain(assessment.iter().map(|l| (*l, false))) {
         for (s_at, sentence) in sentences(line.text) {
             let Some(at) = find(sentence, "screen*") else { continue };
             if denied_before(sentence, at, denials) || first_of(sentence, NOT_NOW).is_some() {
+                continue;
+            }
+            // In the assessment of another visit, "depression screen negative" reports an instrument's result;
+            // the encounter is a screening when its title says so or the assessment names the screening.
+            let reported = first_of(sentence, &["negative", "positive", "normal", "passed", "failed"]).is_some();
+            if !in_title && !title_screens && (reported || find(sentence, "screening").is_none()) {
                 continue;
             }
             for (targets, code) in SCREENED {
@@ -446,7 +453,7 @@ fn screening(stated: &[Line], all: &[Line], exam: Option<Exam>, out: &mut Vec<Re
                 {
                     out.push(Reason {
                         code: (*code).to_owned(),
-                        span: span_of(*line, s_at + t_at, len),
+                        span: span_of(line, s_at + t_at, len),
                         history: false,
                     });
                 }

@@ -131,6 +131,8 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) ->
     let context_ids: HashSet<u32> =
         ["family", "history", "personal", "long", "term", "use"].iter().filter_map(|w| index.word(w)).collect();
     // "Other X" is a specified form the classification does not list; the unspecified code is the default.
+    let generic_ids: HashSet<u32> =
+        ["disorder", "disease", "condition", "abnormality"].iter().filter_map(|w| index.word(w)).collect();
     let other_id = index.word("other");
     let unspecified_id = index.word("unspecified");
     let mut acc: HashMap<u32, f32> = HashMap::new();
@@ -170,6 +172,14 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) ->
             .map(|&id| index.weight(id))
             .sum();
         if content_weight < 1.0 || direct_weight < 0.5 * real_weight {
+            continue;
+        }
+        // "Disorder of lung", "Sleep disorder": a code whose only required word is a site or function needs
+        // its disorder word documented, or one generic word ("lungs clear") would carry it.
+        if term.required.len() == 1
+            && term.optional.iter().any(|id| generic_ids.contains(id))
+            && !term.optional.iter().any(|id| generic_ids.contains(id) && positions.contains_key(id))
+        {
             continue;
         }
         let side_bonus = match (term.side, clause.laterality) {
@@ -578,7 +588,23 @@ const STARTING: &[&str] = &[
     "new",
 ];
 
+/// Drugs with a Z79 code of their own only when they treat diabetes.
+const DIABETES_ONLY: &[&str] = &[
+    "empagliflozin",
+    "dapagliflozin",
+    "canagliflozin",
+    "semaglutide",
+    "liraglutide",
+    "dulaglutide",
+    "tirzepatide",
+    "exenatide",
+];
+
 fn long_term_drugs(table: &CodeTable, analysis: &Analysis, found: &mut Vec<Found>, skipped: &mut Vec<Skipped>) {
+    let diabetic = found.iter().any(|f| {
+        f.proposal.assertion == Assertion::Present
+            && ["E08", "E09", "E10", "E11", "E13", "O24"].iter().any(|d| f.proposal.code.starts_with(d))
+    });
     for clause in &analysis.clauses {
         let words: Vec<&str> = clause.words.iter().filter(|w| !w.expanded).map(|w| w.token.word.as_str()).collect();
         for (i, word) in words.iter().enumerate() {
@@ -597,9 +623,18 @@ fn long_term_drugs(table: &CodeTable, analysis: &Analysis, found: &mut Vec<Found
             let ongoing = before.iter().any(|b| ONGOING.contains(b))
                 || words.iter().any(|b| matches!(*b, "longterm" | "since"))
                 || words.windows(2).any(|p| p[0] == "long" && p[1] == "term")
-                || duration_of_months(&words);
-            let starting = before.iter().any(|b| STARTING.contains(b)) || words[i..].contains(&"prn");
-            if !ongoing || starting {
+                || duration_of_months(&words)
+                || words.windows(2).any(|p| p == ["past", "year"] || p == ["every", "day"]);
+            // "fluticasone daily plus albuterol PRN": PRN belongs to the drug it follows closely.
+            let starting =
+                before.iter().any(|b| STARTING.contains(b)) || words.iter().skip(i).take(5).any(|w| *w == "prn");
+            let listed = clause.section == Section::Medications;
+            if !(ongoing || listed) || starting {
+                continue;
+            }
+            // Incretins and SGLT2 inhibitors are hypoglycemics only for a diabetic (they also treat heart
+            // failure, kidney disease and obesity).
+            if DIABETES_ONLY.contains(word) && !diabetic {
                 continue;
             }
             match code.and_then(|c| table.billable(c)) {

@@ -128,6 +128,8 @@ pub const EXPANSIONS: &[(&str, &str)] = &[
     ("hfpef", "heart failure diastolic"),
     ("afib", "atrial fibrillation"),
     ("af", "atrial fibrillation"),
+    ("talofibular", "ankle"),
+    ("atfl", "anterior talofibular ligament ankle"),
     ("luts", "lower urinary tract symptoms"),
     ("lateral malleolus", "fibula"),
     ("medial malleolus", "tibia"),
