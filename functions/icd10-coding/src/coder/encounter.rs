@@ -68,7 +68,6 @@ const IDENTIFYING: &[&str] = &["dob", "mrn", "name:", "patient:", "address", "ph
 
 pub fn reasons(note: &str, analysis: &Analysis, facts: &Facts) -> Vec<Reason> {
     let lines = lines(note, analysis);
-    let title = lines.iter().take(4).find(|l| !IDENTIFYING.iter().any(|w| find(l.text, w).is_some())).copied();
     let assessment: Vec<Line> = lines
         .iter()
         .filter(|l| {
@@ -78,13 +77,14 @@ pub fn reasons(note: &str, analysis: &Analysis, facts: &Facts) -> Vec<Reason> {
         })
         .copied()
         .collect();
+    let title = title_of(&lines, &assessment);
     // The reason for the visit is stated in its title or its assessment.
     let stated: Vec<Line> = title.into_iter().chain(assessment.iter().copied()).collect();
     let mut out = Vec::new();
     let exam = examination(note, &stated, facts, &mut out);
     immunization(&lines, title, &mut out);
     screening(title, &assessment, &lines, exam, &mut out);
-    drug_monitoring(&stated, &mut out);
+    drug_monitoring(&stated, &lines, &mut out);
     let weeks = gestation(note, &assessment);
     let pregnant = weeks.is_some()
         && (facts.pregnancy_code || PREGNANCY.iter().any(|p| find(note, p).is_some()))
@@ -121,10 +121,19 @@ pub fn reasons(note: &str, analysis: &Analysis, facts: &Facts) -> Vec<Reason> {
 /// The title names a visit after active treatment ("Orthopedics follow-up", "fracture recheck").
 pub fn follow_up_visit(note: &str, analysis: &Analysis) -> bool {
     let lines = lines(note, analysis);
-    let title = lines.iter().take(4).find(|l| !IDENTIFYING.iter().any(|w| find(l.text, w).is_some()));
-    title.is_some_and(|t| {
+    title_of(&lines, &[]).is_some_and(|t| {
         first_of(t.text, &["follow-up", "follow up", "followup", "f/u", "recheck", "post-op", "postop"]).is_some()
     })
+}
+
+/// The visit's title: the first of the opening lines that neither identifies the patient nor is a section
+/// header with its text ("Assessment: …").
+fn title_of<'a>(lines: &[Line<'a>], assessment: &[Line<'a>]) -> Option<Line<'a>> {
+    let header = |l: &Line| {
+        l.text.split_once(':').is_some_and(|(head, _)| head.split_whitespace().count() <= 3)
+            || assessment.iter().any(|a| a.start == l.start)
+    };
+    lines.iter().take(4).find(|l| !IDENTIFYING.iter().any(|w| find(l.text, w).is_some()) && !header(l)).copied()
 }
 
 fn trimester(weeks: u32) -> u32 {
@@ -482,10 +491,15 @@ fn screening(title: Option<Line>, assessment: &[Line], all: &[Line], exam: Optio
 }
 
 /// A visit to check a drug level (an INR clinic): Z51.81, with the anticoagulant's Z79.01.
-fn drug_monitoring(stated: &[Line], out: &mut Vec<Reason>) {
+fn drug_monitoring(stated: &[Line], all: &[Line], out: &mut Vec<Reason>) {
     let phrases = &["anticoagulation clinic", "inr clinic", "inr check", "coumadin clinic", "drug level monitoring"];
     if let Some(span) = stated_phrase(stated, phrases, DENIALS) {
         out.push(Reason { code: "Z51.81".to_owned(), span, history: false });
+        // The anticoagulant whose level is checked is long-term therapy (Z79.01).
+        let anticoagulants = &["warfarin", "coumadin", "jantoven", "apixaban", "rivaroxaban", "dabigatran", "edoxaban"];
+        if let Some(span) = stated_phrase(all, anticoagulants, DENIALS) {
+            out.push(Reason { code: "Z79.01".to_owned(), span, history: false });
+        }
     }
 }
 

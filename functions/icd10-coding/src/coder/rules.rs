@@ -673,10 +673,20 @@ fn body_mass_index(table: &CodeTable, note: &str, found: &mut Vec<Found>) {
     if find_ascii_word(note, "percentile").is_some() {
         return;
     }
-    let Some(at) = find_ascii_word(note, "bmi") else { return };
-    let Some(rest) = note.get(at + 3..) else { return };
-    let digits_at = rest.find(|c: char| c.is_ascii_digit()).filter(|&i| i <= 4);
-    let Some(start) = digits_at else { return };
+    // "BMI 37.2", "BMI: 37", "BMI today 41.6": the first mention with a number close behind it.
+    let mut from = 0;
+    let found_number = loop {
+        let Some(at) = note.get(from..).and_then(|t| find_ascii_word(t, "bmi")).map(|a| a + from) else { return };
+        let rest = note.get(at + 3..).unwrap_or_default();
+        let digits_at = rest
+            .find(|c: char| c.is_ascii_digit())
+            .filter(|&i| i <= 10 && rest.get(..i).is_some_and(|gap| gap.split_whitespace().count() <= 2));
+        if let Some(start) = digits_at {
+            break (at, rest, start);
+        }
+        from = at + 3;
+    };
+    let (at, rest, start) = found_number;
     let number: String = rest[start..].chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
     let number = number.trim_end_matches('.');
     let Ok(bmi) = number.parse::<f32>() else { return };
