@@ -9,7 +9,7 @@ use super::encounter;
 use super::index::{Index, TermSide, seventh_code};
 use super::text::Laterality;
 use super::{Assertion, Basis, Coding, Proposal, SkipReason, Skipped, Span};
-use crate::table::CodeTable;
+use crate::table::{CodeEntry, CodeTable};
 
 /// A term must have this share of its required (weighted) words documented.
 const MIN_STRENGTH: f32 = 0.8;
@@ -268,12 +268,30 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) ->
             && fresh_positions
                 .iter()
                 .all(|&i| clause.words.get(i + 1).is_some_and(|n| !n.expanded && claimed.contains(&n.token.word)));
-        if chosen.is_empty() || fresh >= 2.5 && fresh >= 0.7 * c.matched_weight && !modifier_only {
+        // A code the tabular asks for beside a chosen one ("use additional code to identify the type of heart
+        // failure", "code first the underlying chronic kidney disease") may rest on the same words.
+        let paired = chosen.iter().any(|k| {
+            notes_say(table, k.code, |e| e.use_additional().any(|r| CodeTable::reference_covers(r, c.code)))
+                || notes_say(table, c.code, |e| e.code_first().any(|r| CodeTable::reference_covers(r, k.code)))
+        });
+        if chosen.is_empty() || paired || fresh >= 2.5 && fresh >= 0.7 * c.matched_weight && !modifier_only {
             claimed.extend(c.matched.iter().map(|&i| clause.words[i].token.word.clone()));
             chosen.push(c);
         }
     }
     chosen
+}
+
+/// Whether `code` or one of its ancestors carries a note that `says`.
+fn notes_say(table: &CodeTable, code: &str, says: impl Fn(&CodeEntry) -> bool) -> bool {
+    let mut entry = table.get(code);
+    while let Some(e) = entry {
+        if says(e) {
+            return true;
+        }
+        entry = table.parent(e.code);
+    }
+    false
 }
 
 /// Codes of one category compete within a clause: only the best of `B02.9`/`B02.39` is kept.
