@@ -104,7 +104,11 @@ pub fn reasons(note: &str, analysis: &Analysis, facts: &Facts) -> Vec<Reason> {
     let screening_for_it = out.iter().any(|r| r.code == "Z12.2" || r.code == "Z13.6");
     let counselled = habits.iter().any(|r| r.code == "Z71.6");
     let relevant = facts.tobacco_noted || screening_for_it || counselled || trimester.is_some();
-    out.extend(habits.into_iter().filter(|r| r.code == "Z77.22" && in_stated(r.span) || r.code != "Z77.22" && (relevant || in_stated(r.span))));
+    out.extend(
+        habits.into_iter().filter(|r| {
+            r.code == "Z77.22" && in_stated(r.span) || r.code != "Z77.22" && (relevant || in_stated(r.span))
+        }),
+    );
     // Weeks of gestation go with a chapter 15 code, as its "use additional code" note says.
     let chapter15 = facts.pregnancy_code || out.iter().any(|r| r.code.starts_with('O'));
     if let (Some((weeks, span)), true, true) = (weeks, pregnant, chapter15) {
@@ -429,8 +433,21 @@ const SCREENED: &[(&[&str], &str)] = &[
 ];
 /// Screening spoken of for another time.
 const NOT_NOW: &[&str] = &[
-    "discussed", "starting", "start", "will", "due", "recommend*", "next", "consider", "defer*", "declined",
-    "schedule*", "to be", "order*", "refer*", "plan*",
+    "discussed",
+    "starting",
+    "start",
+    "will",
+    "due",
+    "recommend*",
+    "next",
+    "consider",
+    "defer*",
+    "declined",
+    "schedule*",
+    "to be",
+    "order*",
+    "refer*",
+    "plan*",
 ];
 
 /// Screening encounters (I.C.21.c.12), stated in the title or the assessment; a negative result is still a

@@ -410,8 +410,8 @@ fn drop_integral_symptoms(table: &CodeTable, found: &mut Vec<Found>, skipped: &m
         false
     };
     found.retain(|f| {
-        let integral = symptom(f)
-            && confirmed.iter().any(|&(item, dx)| item == f.item && !asked_for(dx, f.proposal.code));
+        let integral =
+            symptom(f) && confirmed.iter().any(|&(item, dx)| item == f.item && !asked_for(dx, f.proposal.code));
         if integral {
             skipped.push(Skipped {
                 code: Some(f.proposal.code),
@@ -794,9 +794,9 @@ fn encounter_reasons(table: &CodeTable, note: &str, analysis: &Analysis, found: 
 fn asks_for_tobacco(table: &CodeTable, code: &str) -> bool {
     let mut entry = table.get(code);
     while let Some(e) = entry {
-        if e.use_additional().any(|r| {
-            ["F17.210", "Z87.891", "Z72.0", "Z77.22"].iter().any(|c| CodeTable::reference_covers(r, c))
-        }) {
+        if e.use_additional()
+            .any(|r| ["F17.210", "Z87.891", "Z72.0", "Z77.22"].iter().any(|c| CodeTable::reference_covers(r, c)))
+        {
             return true;
         }
         entry = table.parent(e.code);
