@@ -70,10 +70,15 @@ const NEG_PRE: &[&[&str]] = &[
     &["absent"],
     &["nor"],
     &["rather", "than"],
+    &["declined"],
+    &["declines"],
+    &["refused"],
 ];
 const NEG_POST: &[&[&str]] = &[
     &["not", "involved"],
     &["not", "indicated"],
+    &["declined"],
+    &["refused"],
     &["not", "needed"],
     &["negative"],
     &["neg"],

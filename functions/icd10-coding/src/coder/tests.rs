@@ -127,3 +127,57 @@ fn negation_forms_in_the_assessment() {
         assert_eq!(codes(note), *want, "{note}");
     }
 }
+
+#[test]
+fn return_precautions_and_conditional_plans_are_hypothetical() {
+    let note = "Cough for 3 days.\nAssessment: Acute bronchitis.\nPlan: Return if fever or shortness of breath \
+                develops; call for chest pain.";
+    assert_eq!(codes(note), ["J20.9"]);
+    // Without an assessment the note is read whole, and the precaution still codes nothing.
+    let whole = "Sore throat for 2 days. Return if fever develops.";
+    assert!(!codes(whole).iter().any(|c| c.starts_with("R50")), "{:?}", codes(whole));
+    assert!(!skipped(whole, SkipReason::Hypothetical).is_empty());
+}
+
+#[test]
+fn vaccines_and_screenings_name_no_condition() {
+    assert_eq!(codes("Nurse visit - immunization\nInfluenza vaccine 0.5 mL IM given today."), ["Z23"]);
+    // Due, declined or given before: no Z23.
+    assert!(codes("Assessment: Hypertension. Flu shot due next month.").iter().all(|c| *c != "Z23"));
+    assert!(codes("Assessment: Hypertension. Tdap given 2019, up to date.").iter().all(|c| *c != "Z23"));
+    assert_eq!(codes("Preventive lab visit\nAssessment: Screening for HIV."), ["Z11.4"]);
+    assert!(codes("Assessment: Hypertension. Colon cancer screening discussed, to be scheduled.") == ["I10"]);
+}
+
+#[test]
+fn exams_by_age_band_and_findings() {
+    assert_eq!(codes("Annual physical\n45 y/o F. Exam normal.\nA/P: Routine exam - no abnormal findings."), ["Z00.00"]);
+    assert_eq!(codes("Well child check - 4 years\nA: Well child, normal growth."), ["Z00.129"]);
+    assert_eq!(codes("Gyn annual exam\n34F.\nA: Routine gynecologic exam - normal."), ["Z01.419"]);
+    let abnormal =
+        "Annual physical\n52 y/o M.\nA/P:\n1. Routine exam with abnormal findings.\n2. Essential hypertension.";
+    assert_eq!(codes(abnormal), ["I10", "Z00.01"]);
+}
+
+#[test]
+fn tobacco_by_status_and_product() {
+    let current = "Smoking cessation visit\n49F smokes 1 ppd cigarettes. Counseled 10 minutes on quitting.\n\
+                   Dx: Nicotine dependence, cigarettes.";
+    assert_eq!(codes(current), ["F17.210", "Z71.6"]);
+    let chewing = "Assessment: Nicotine dependence, chewing tobacco. Counseling declined.";
+    assert_eq!(codes(chewing), ["F17.220"]);
+    let former = "AAA screening ultrasound\n67M, former smoker (quit 2013).\nImpression: Negative AAA screen.";
+    assert_eq!(codes(former), ["Z13.6", "Z87.891"]);
+    // A relative's smoking is not the patient's.
+    assert_eq!(codes("Assessment: Asthma, mild intermittent. Father smokes cigarettes.").contains(&"F17.210"), false);
+}
+
+#[test]
+fn weeks_of_gestation_go_with_pregnancy_codes() {
+    let note = "OB visit - 24w2d\nA: IUP at 24w2d complicated by obesity, class 2.";
+    let got = codes(note);
+    assert!(got.contains(&"O99.212") && got.contains(&"Z3A.24") && got.contains(&"E66.812"), "{got:?}");
+    // Supervision of a normal pregnancy takes no Z3A code.
+    let normal = "Initial prenatal visit\n26 y/o at 10w2d.\nA: Supervision of normal first pregnancy, first trimester.";
+    assert!(!codes(normal).iter().any(|c| c.starts_with("Z3A")));
+}
