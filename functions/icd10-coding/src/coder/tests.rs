@@ -169,7 +169,7 @@ fn tobacco_by_status_and_product() {
     let former = "AAA screening ultrasound\n67M, former smoker (quit 2013).\nImpression: Negative AAA screen.";
     assert_eq!(codes(former), ["Z13.6", "Z87.891"]);
     // A relative's smoking is not the patient's.
-    assert_eq!(codes("Assessment: Asthma, mild intermittent. Father smokes cigarettes.").contains(&"F17.210"), false);
+    assert!(!codes("Assessment: Asthma, mild intermittent. Father smokes cigarettes.").contains(&"F17.210"));
 }
 
 #[test]
