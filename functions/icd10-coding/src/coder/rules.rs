@@ -131,6 +131,7 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) ->
     let context_ids: HashSet<u32> =
         ["family", "history", "personal", "long", "term", "use"].iter().filter_map(|w| index.word(w)).collect();
     // "Other X" is a specified form the classification does not list; the unspecified code is the default.
+    let site_ids: HashSet<u32> = SITES.iter().filter_map(|w| index.word(w)).collect();
     let generic_ids: HashSet<u32> =
         ["disorder", "disease", "condition", "abnormality"].iter().filter_map(|w| index.word(w)).collect();
     let other_id = index.word("other");
@@ -176,7 +177,8 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) ->
         }
         // "Disorder of lung", "Sleep disorder": a code whose only required word is a site or function needs
         // its disorder word documented, or one generic word ("lungs clear") would carry it.
-        if term.required.len() == 1
+        if term.required.len() <= 2
+            && term.required.iter().all(|id| site_ids.contains(id))
             && term.optional.iter().any(|id| generic_ids.contains(id))
             && !term.optional.iter().any(|id| generic_ids.contains(id) && positions.contains_key(id))
         {
@@ -293,6 +295,15 @@ fn notes_say(table: &CodeTable, code: &str, says: impl Fn(&CodeEntry) -> bool) -
     }
     false
 }
+
+/// Sites and functions: words that name where or what, never by themselves a condition ("lungs clear",
+/// "normal growth and development").
+const SITES: &[&str] = &[
+    "lung", "heart", "kidney", "liver", "thyroid", "bone", "sleep", "skin", "eye", "ear", "growth", "development",
+    "mood", "ligament", "joint", "muscle", "tendon", "nerve", "brain", "blood", "breast", "bladder", "prostate",
+    "uterus", "ovary", "colon", "stomach", "intestine", "esophagus", "tooth", "teeth", "nail", "hair", "spine",
+    "endocrine", "vascular", "respiratory", "cardiac", "renal", "hepatic", "digestive", "urinary", "nose", "throat",
+];
 
 /// Codes of one category compete within a clause: only the best of `B02.9`/`B02.39` is kept.
 fn same_category(a: &str, b: &str) -> bool {
