@@ -244,6 +244,12 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) ->
                 + side_bonus,
         });
     }
+    // A relative's condition is coded only as family history (I.C.21.c.4): the patient's own codes for the same
+    // words would take them from the family history code in the cover below.
+    let family_code = |code: &str| code.get(..3).is_some_and(|z| ("Z80".."Z85").contains(&z));
+    if clause.family && candidates.iter().any(|c| family_code(c.code)) {
+        candidates.retain(|c| family_code(c.code));
+    }
     candidates.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.code.cmp(b.code)));
 
     // Greedy cover: each further code must rest mostly on words no better code has claimed.
@@ -299,10 +305,50 @@ fn notes_say(table: &CodeTable, code: &str, says: impl Fn(&CodeEntry) -> bool) -
 /// Sites and functions: words that name where or what, never by themselves a condition ("lungs clear",
 /// "normal growth and development").
 const SITES: &[&str] = &[
-    "lung", "heart", "kidney", "liver", "thyroid", "bone", "sleep", "skin", "eye", "ear", "growth", "development",
-    "mood", "ligament", "joint", "muscle", "tendon", "nerve", "brain", "blood", "breast", "bladder", "prostate",
-    "uterus", "ovary", "colon", "stomach", "intestine", "esophagus", "tooth", "teeth", "nail", "hair", "spine",
-    "endocrine", "vascular", "respiratory", "cardiac", "renal", "hepatic", "digestive", "urinary", "nose", "throat",
+    "lung",
+    "heart",
+    "kidney",
+    "liver",
+    "thyroid",
+    "bone",
+    "sleep",
+    "skin",
+    "eye",
+    "ear",
+    "growth",
+    "development",
+    "mood",
+    "ligament",
+    "joint",
+    "muscle",
+    "tendon",
+    "nerve",
+    "brain",
+    "blood",
+    "breast",
+    "bladder",
+    "prostate",
+    "uterus",
+    "ovary",
+    "colon",
+    "stomach",
+    "intestine",
+    "esophagus",
+    "tooth",
+    "teeth",
+    "nail",
+    "hair",
+    "spine",
+    "endocrine",
+    "vascular",
+    "respiratory",
+    "cardiac",
+    "renal",
+    "hepatic",
+    "digestive",
+    "urinary",
+    "nose",
+    "throat",
 ];
 
 /// Codes of one category compete within a clause: only the best of `B02.9`/`B02.39` is kept.
