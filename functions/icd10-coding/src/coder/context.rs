@@ -166,7 +166,15 @@ const HYPOTHETICAL_PRE: &[&[&str]] = &[
     &["seek", "care"],
     &["er", "for"],
     &["ed", "for"],
+    &["in", "the", "event"],
+    &["to", "prevent"],
+    &["prevention", "of"],
+    &["risk", "of"],
+    &["risk", "for"],
+    &["at", "risk"],
 ];
+/// Post-triggers: "DVT prophylaxis", "fall precautions" name what is to be prevented.
+const HYPOTHETICAL_POST: &[&str] = &["prophylaxis", "precaution", "prevention"];
 /// What follows is screened or tested for, or vaccinated against.
 const NOT_CONDITION_PRE: &[&[&str]] = &[
     &["screening", "for"],
@@ -410,6 +418,11 @@ fn build_clause(text: &str, start: usize, item: usize, section: Section) -> Opti
                 if terminates(j) {
                     break;
                 }
+                w.hypothetical = true;
+            }
+        }
+        if HYPOTHETICAL_POST.contains(&words_only[i]) {
+            for w in words.iter_mut().take(i).rev().take(4) {
                 w.hypothetical = true;
             }
         }

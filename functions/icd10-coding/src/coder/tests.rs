@@ -137,6 +137,9 @@ fn return_precautions_and_conditional_plans_are_hypothetical() {
     let whole = "Sore throat for 2 days. Return if fever develops.";
     assert!(!codes(whole).iter().any(|c| c.starts_with("R50")), "{:?}", codes(whole));
     assert!(!skipped(whole, SkipReason::Hypothetical).is_empty());
+    // What a prophylaxis or precaution is against is not a condition of the patient.
+    let prophylaxis = codes("Assessment: Primary osteoarthritis of right knee. DVT prophylaxis with aspirin.");
+    assert!(!prophylaxis.iter().any(|c| c.starts_with("I82")), "{prophylaxis:?}");
 }
 
 #[test]
