@@ -689,13 +689,42 @@ const CURRENT: &[&str] = &[
 ];
 const CHEWING: &[&str] = &["chew*", "smokeless", "dip", "dips", "snuff"];
 const OTHER_PRODUCT: &[&str] = &["vape*", "vaping", "e-cig*", "cigar", "cigars", "pipe"];
+const CIGARETTES: &[&str] = &["cigarette", "cigarettes", "ppd", "pack*"];
 const SECONDHAND: &[&str] = &["secondhand", "second-hand", "environmental tobacco", "passive smok*"];
+
+#[derive(Debug, Default)]
+struct Product {
+    chewing: bool,
+    cigarettes: bool,
+    other: bool,
+    remission: bool,
+}
+
+impl Product {
+    /// The Index: Dependence, drug, nicotine F17.200, with subterms by product; a product not documented is
+    /// not assumed to be cigarettes. Remission is coded only as the provider writes it (I.C.5.b.1).
+    fn code(&self) -> &'static str {
+        match (self.chewing, self.cigarettes, self.other, self.remission) {
+            (true, _, _, false) => "F17.220",
+            (true, _, _, true) => "F17.221",
+            (false, true, _, false) => "F17.210",
+            (false, true, _, true) => "F17.211",
+            (false, false, true, false) => "F17.290",
+            (false, false, true, true) => "F17.291",
+            (false, false, false, false) => "F17.200",
+            (false, false, false, true) => "F17.201",
+        }
+    }
+}
 
 /// Tobacco (I.C.5.b): current use is dependence by product (the Index: Smoker — see Dependence, drug,
 /// nicotine), former use Z87.891, exposure to others' smoke Z77.22, cessation counselling given Z71.6; in
 /// pregnancy O99.33- by trimester first (I.C.15).
 fn tobacco(lines: &[Line], pregnancy_trimester: Option<u32>, out: &mut Vec<Reason>) {
-    let mut current: Option<(Span, &str)> = None;
+    let mut current: Option<Span> = None;
+    // What any sentence of current use says of the product, so "smoking cessation visit" does not hide
+    // "smokes 1 ppd" further down.
+    let mut product = Product::default();
     let mut former: Option<Span> = None;
     let mut secondhand: Option<Span> = None;
     let mut counselled: Option<Span> = None;
@@ -722,14 +751,13 @@ fn tobacco(lines: &[Line], pregnancy_trimester: Option<u32>, out: &mut Vec<Reaso
                 && !denied_before(sentence, at, DENIALS)
                 && find(sentence, "quit").is_none_or(|q| find(sentence, "ready to quit").is_some() || q > at)
             {
-                let product = if first_of(sentence, CHEWING).is_some() {
-                    "F17.220"
-                } else if first_of(sentence, OTHER_PRODUCT).is_some() && find(sentence, "cigarette*").is_none() {
-                    "F17.290"
-                } else {
-                    "F17.210"
-                };
-                current.get_or_insert((span_of(*line, s_at + at, len), product));
+                // An e-cigarette is a vaping product, not a cigarette.
+                let without_vapes = sentence.to_ascii_lowercase().replace("e-cig", "vape");
+                product.chewing |= first_of(sentence, CHEWING).is_some();
+                product.cigarettes |= first_of(&without_vapes, CIGARETTES).is_some();
+                product.other |= first_of(sentence, OTHER_PRODUCT).is_some();
+                product.remission |= find(sentence, "remission").is_some();
+                current.get_or_insert(span_of(*line, s_at + at, len));
             }
             if let Some((at, len)) = first_of(sentence, &["counsel*"])
                 && first_of(sentence, &["smok*", "tobacco", "cessation", "quit*", "nicotine", "nrt"]).is_some()
@@ -740,7 +768,8 @@ fn tobacco(lines: &[Line], pregnancy_trimester: Option<u32>, out: &mut Vec<Reaso
         }
     }
     match (current, former) {
-        (Some((span, product)), _) => {
+        (Some(span), _) => {
+            let product = product.code();
             if let Some(t) = pregnancy_trimester {
                 out.push(Reason { code: format!("O99.33{t}"), span, history: false });
             }

@@ -173,6 +173,13 @@ fn tobacco_by_status_and_product() {
     assert_eq!(codes(former), ["Z13.6", "Z87.891"]);
     // A relative's smoking is not the patient's.
     assert!(!codes("Assessment: Asthma, mild intermittent. Father smokes cigarettes.").contains(&"F17.210"));
+    // The product is not assumed: "smokes" alone is nicotine dependence, unspecified (the Index), an e-cigarette
+    // is another product, and remission is coded as written; the product may be named in another sentence.
+    assert_eq!(codes("Assessment: Nicotine dependence. Smokes daily."), ["F17.200"]);
+    assert_eq!(codes("Assessment: Nicotine dependence. Vapes an e-cigarette daily."), ["F17.290"]);
+    assert_eq!(codes("Assessment: Nicotine dependence, cigarettes, in remission."), ["F17.211"]);
+    let elsewhere = "Smoking cessation visit\nSmokes 1 ppd.\nAssessment: Nicotine dependence.";
+    assert_eq!(codes(elsewhere), ["F17.210"]);
 }
 
 #[test]
