@@ -175,7 +175,7 @@ const HYPOTHETICAL_PRE: &[&[&str]] = &[
 ];
 /// Post-triggers: "DVT prophylaxis", "fall precautions" name what is to be prevented.
 const HYPOTHETICAL_POST: &[&str] = &["prophylaxis", "precaution", "prevention"];
-/// What follows is screened or tested for, or vaccinated against.
+/// What follows is screened or tested for, vaccinated against, or only been exposed to.
 const NOT_CONDITION_PRE: &[&[&str]] = &[
     &["screening", "for"],
     &["screen", "for"],
@@ -186,6 +186,11 @@ const NOT_CONDITION_PRE: &[&[&str]] = &[
     &["vaccine", "for"],
     &["vaccinated", "against"],
     &["immunization", "against"],
+    // Contact with and exposure to a disease the patient is not shown to have (I.C.21.c.1: Z20, Z77).
+    &["exposure", "to"],
+    &["exposed", "to"],
+    &["contact", "with"],
+    &["close", "contact"],
 ];
 /// What precedes is screened for or vaccinated against ("influenza vaccine", "lung cancer screening").
 const NOT_CONDITION_POST: &[&str] =

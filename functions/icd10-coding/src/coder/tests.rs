@@ -191,3 +191,12 @@ fn weeks_of_gestation_go_with_pregnancy_codes() {
     let normal = "Initial prenatal visit\n26 y/o at 10w2d.\nA: Supervision of normal first pregnancy, first trimester.";
     assert!(!codes(normal).iter().any(|c| c.starts_with("Z3A")));
 }
+
+#[test]
+fn exposure_is_not_the_disease() {
+    // I.C.21.c.1: contact or exposure codes are for patients without signs of the disease.
+    let note = "Assessment: Exposure to COVID-19 at work, asymptomatic. Close contact with influenza at home.";
+    let got = codes(note);
+    assert!(!got.iter().any(|c| c.starts_with("U07") || c.starts_with("J1")), "{got:?}");
+    assert_eq!(codes("Assessment: COVID-19, confirmed by PCR."), ["U07.1"]);
+}
