@@ -371,6 +371,15 @@ fn choose_seventh(table: &CodeTable, stem: &str, clause: &Clause, follow_up: boo
     let words: HashSet<&str> = clause.words.iter().map(|w| w.token.word.as_str()).collect();
     let has = |w: &str| words.contains(w);
     let pick = |wanted: &dyn Fn(&str) -> bool| options.iter().find(|(_, m)| wanted(m)).map(|(c, _)| *c);
+    let healing = if has("nonunion") || has("non") && has("union") {
+        "nonunion"
+    } else if has("malunion") {
+        "malunion"
+    } else if has("delayed") {
+        "delayed healing"
+    } else {
+        "routine healing"
+    };
     let chosen = if options.iter().any(|(_, m)| m.contains("right") || m.contains("left")) {
         match clause.laterality {
             Some(Laterality::Right) => pick(&|m| m.starts_with("right")),
@@ -381,8 +390,23 @@ fn choose_seventh(table: &CodeTable, stem: &str, clause: &Clause, follow_up: boo
     } else if options.iter().any(|(_, m)| m.contains("initial encounter")) {
         if has("sequela") || has("sequelae") {
             pick(&|m| m == "sequela")
-        } else if has("subsequent") || has("followup") || has("healing") || follow_up && !has("initial") {
-            pick(&|m| m.starts_with("subsequent encounter") && (m.contains("routine") || !m.contains("fracture")))
+        } else if has("subsequent")
+            || has("followup")
+            || has("healing")
+            || healing != "routine healing"
+            || follow_up && !has("initial")
+        {
+            // A fracture's subsequent encounter carries how it heals (routine, delayed, nonunion, malunion) and,
+            // where the category splits them, whether it was open (I.C.19.c.1 and the tabular's 7th characters).
+            let subsequent = |open: bool| {
+                pick(&|m| {
+                    m.starts_with("subsequent encounter")
+                        && (!m.contains("fracture") || m.contains(healing) && (m.contains("open") == open))
+                })
+            };
+            subsequent(has("open"))
+                .or_else(|| subsequent(!has("open")))
+                .or_else(|| pick(&|m| m.starts_with("subsequent encounter") && !m.contains("fracture")))
         } else if has("open") {
             pick(&|m| m.starts_with("initial encounter for open"))
                 .or_else(|| pick(&|m| m.starts_with("initial encounter")))

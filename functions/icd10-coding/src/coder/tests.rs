@@ -200,3 +200,14 @@ fn exposure_is_not_the_disease() {
     assert!(!got.iter().any(|c| c.starts_with("U07") || c.starts_with("J1")), "{got:?}");
     assert_eq!(codes("Assessment: COVID-19, confirmed by PCR."), ["U07.1"]);
 }
+
+#[test]
+fn a_healing_fracture_takes_its_healing_character() {
+    let routine = "Assessment: Closed fracture of left clavicle, shaft, subsequent encounter, healing well.";
+    let delayed = "Assessment: Fracture of left clavicle, shaft, with delayed healing.";
+    let nonunion = "Assessment: Fracture of left clavicle, shaft, nonunion.";
+    let last = |note: &str| codes(note).iter().find(|c| c.starts_with("S42")).map(|c| c.chars().last());
+    assert_eq!(last(routine), Some(Some('D')), "{:?}", codes(routine));
+    assert_eq!(last(delayed), Some(Some('G')), "{:?}", codes(delayed));
+    assert_eq!(last(nonunion), Some(Some('K')), "{:?}", codes(nonunion));
+}
