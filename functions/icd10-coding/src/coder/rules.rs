@@ -43,7 +43,10 @@ pub fn code(table: &CodeTable, index: &Index, note: &str) -> Coding {
     // A visit after active treatment of an injury takes the subsequent-encounter 7th character (I.C.19.a).
     let follow_up = encounter::follow_up_visit(note, &analysis);
     for clause in coded_clauses(&analysis) {
-        for candidate in select(index, table, clause, follow_up) {
+        for mut candidate in select(index, table, clause, follow_up) {
+            if clause.family && matches!(candidate.code, "Z80.8" | "Z80.9") {
+                candidate.code = family_cancer_by_site(index, table, clause, follow_up).unwrap_or(candidate.code);
+            }
             let span = evidence_span(clause, &candidate.matched);
             let description = table.get(candidate.code).map_or("", |e| e.description);
             match judge(clause, &candidate, description) {
@@ -102,6 +105,37 @@ pub fn code(table: &CodeTable, index: &Index, note: &str) -> Coding {
         })
         .collect();
     Coding { proposals, skipped }
+}
+
+/// A relative's cancer by the organ group the Tabular gives each Z80 code ("conditions classifiable to
+/// C15-C26"): the clause read as the patient's own names the neoplasm's category, as the Index's "History,
+/// family, malignant neoplasm (of) site" does. `None` when the site names no single group.
+fn family_cancer_by_site(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) -> Option<&'static str> {
+    let mut own = clause.clone();
+    own.family = false;
+    let neoplasms: Vec<&'static str> = select(index, table, &own, follow_up)
+        .into_iter()
+        .map(|c| c.code)
+        .filter(|c| c.starts_with('C') && *c != "C80.1")
+        .collect();
+    let groups: HashSet<&'static str> = neoplasms
+        .iter()
+        .filter_map(|&neoplasm| {
+            table.entries().iter().find(|e| {
+                e.billable
+                    && e.code.starts_with("Z80")
+                    && e.inclusion_terms().any(|term| {
+                        term.strip_prefix("Conditions classifiable to ")
+                            .is_some_and(|refs| refs.split(", ").any(|r| CodeTable::reference_covers(r, neoplasm)))
+                    })
+            })
+        })
+        .map(|e| e.code)
+        .collect();
+    match groups.len() {
+        1 => groups.into_iter().next(),
+        _ => None,
+    }
 }
 
 /// The assessment states what is coded; elsewhere only relatives' conditions are taken (family history is

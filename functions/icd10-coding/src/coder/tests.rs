@@ -211,3 +211,12 @@ fn a_healing_fracture_takes_its_healing_character() {
     assert_eq!(last(delayed), Some(Some('G')), "{:?}", codes(delayed));
     assert_eq!(last(nonunion), Some(Some('K')), "{:?}", codes(nonunion));
 }
+
+#[test]
+fn family_cancer_by_organ_group() {
+    // Z80.0 covers conditions classifiable to C15-C26: a relative's colon cancer is a digestive organ's.
+    let colon = "HPI: Father had colon cancer at 58.\nAssessment: Annual visit.";
+    assert!(codes(colon).contains(&"Z80.0"), "{:?}", codes(colon));
+    let unknown = "HPI: Mother had cancer.\nAssessment: Annual visit.";
+    assert!(!codes(unknown).contains(&"Z80.0"), "{:?}", codes(unknown));
+}
