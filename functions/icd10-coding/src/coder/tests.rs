@@ -220,3 +220,12 @@ fn family_cancer_by_organ_group() {
     let unknown = "HPI: Mother had cancer.\nAssessment: Annual visit.";
     assert!(!codes(unknown).contains(&"Z80.0"), "{:?}", codes(unknown));
 }
+
+#[test]
+fn a_typed_influenza_is_an_identified_virus() {
+    // I.C.10.c: influenza A or B stated by the provider is J10 (identified virus), untyped influenza J11.
+    let typed = codes("Assessment: Influenza A with cough and fever.");
+    assert!(typed.iter().any(|c| c.starts_with("J10")), "{typed:?}");
+    let untyped = codes("Assessment: Influenza with cough and fever.");
+    assert!(untyped.iter().any(|c| c.starts_with("J11")), "{untyped:?}");
+}

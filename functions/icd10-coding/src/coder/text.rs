@@ -185,6 +185,11 @@ pub const EXPANSIONS: &[(&str, &str)] = &[
     ("strep throat", "streptococcal pharyngitis"),
     ("sore throat", "pharyngitis"),
     ("shingles", "zoster"),
+    // A typed influenza is an identified virus (I.C.10.c: the provider's statement suffices), so J10, not J11.
+    ("influenza a", "identified influenza virus"),
+    ("influenza b", "identified influenza virus"),
+    ("flu a", "influenza identified influenza virus"),
+    ("flu b", "influenza identified influenza virus"),
     ("flu", "influenza"),
     ("hypothyroid", "hypothyroidism"),
     ("hyperthyroid", "hyperthyroidism"),
