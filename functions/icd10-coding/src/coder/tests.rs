@@ -229,3 +229,11 @@ fn a_typed_influenza_is_an_identified_virus() {
     let untyped = codes("Assessment: Influenza with cough and fever.");
     assert!(untyped.iter().any(|c| c.starts_with("J11")), "{untyped:?}");
 }
+
+#[test]
+fn devices_in_place_are_status_codes() {
+    let stent = codes("Assessment: Coronary artery disease of native coronary artery with coronary stent in place.");
+    assert!(stent.contains(&"Z95.5"), "{stent:?}");
+    let valve = codes("Assessment: Mechanical aortic valve replacement in 2017, on warfarin.");
+    assert!(valve.contains(&"Z95.2"), "{valve:?}");
+}

@@ -191,6 +191,10 @@ pub const EXPANSIONS: &[(&str, &str)] = &[
     ("flu a", "influenza identified influenza virus"),
     ("flu b", "influenza identified influenza virus"),
     ("flu", "influenza"),
+    // Status codes as the Index names them (Presence (of), coronary angioplasty implant Z95.5; heart valve,
+    // prosthetic Z95.2): the device in place is the patient's status, not a history.
+    ("coronary stent", "presence coronary angioplasty implant graft"),
+    ("valve replacement", "presence prosthetic heart valve"),
     ("hypothyroid", "hypothyroidism"),
     ("hyperthyroid", "hyperthyroidism"),
     ("light-headed", "light-headedness"),
