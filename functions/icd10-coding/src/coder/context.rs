@@ -12,6 +12,8 @@ pub enum Section {
     /// Assessment, impression, diagnoses: where the provider states what is coded.
     Assessment,
     Plan,
+    /// The medication list: what the patient takes now.
+    Medications,
     Other,
 }
 
@@ -22,6 +24,11 @@ pub struct Word {
     /// Index (in the clause) of the negation trigger whose scope covers this word.
     pub negated_by: Option<usize>,
     pub uncertain: bool,
+    /// Inside a conditional plan or return precaution ("return if fever recurs").
+    pub hypothetical: bool,
+    /// Names what a vaccine, screening or test is for ("influenza vaccine", "screening for hepatitis C"), not
+    /// a condition of the patient.
+    pub not_condition: bool,
     pub history: bool,
     /// Added by an abbreviation or synonym, spanning the note words it stands for.
     pub expanded: bool,
@@ -63,9 +70,16 @@ const NEG_PRE: &[&[&str]] = &[
     &["absent"],
     &["nor"],
     &["rather", "than"],
+    &["declined"],
+    &["declines"],
+    &["refused"],
 ];
 const NEG_POST: &[&[&str]] = &[
     &["not", "involved"],
+    &["not", "indicated"],
+    &["declined"],
+    &["refused"],
+    &["not", "needed"],
     &["negative"],
     &["neg"],
     &["ruled", "out"],
@@ -134,6 +148,53 @@ const UNCERTAIN_POST: &[&[&str]] = &[
     &["questionable"],
     &["not", "excluded"],
 ];
+/// ConText's hypothetical triggers: return precautions and conditional plans name what the patient does not have.
+const HYPOTHETICAL_PRE: &[&[&str]] = &[
+    &["if"],
+    &["should"],
+    &["unless"],
+    &["return", "for"],
+    &["return", "with"],
+    &["call", "for"],
+    &["call", "with"],
+    &["in", "case", "of"],
+    &["watch", "for"],
+    &["monitor", "for"],
+    &["precaution"],
+    &["warning", "sign"],
+    &["red", "flag"],
+    &["seek", "care"],
+    &["er", "for"],
+    &["ed", "for"],
+    &["in", "the", "event"],
+    &["to", "prevent"],
+    &["prevention", "of"],
+    &["risk", "of"],
+    &["risk", "for"],
+    &["at", "risk"],
+];
+/// Post-triggers: "DVT prophylaxis", "fall precautions" name what is to be prevented.
+const HYPOTHETICAL_POST: &[&str] = &["prophylaxis", "precaution", "prevention"];
+/// What follows is screened or tested for, vaccinated against, or only been exposed to.
+const NOT_CONDITION_PRE: &[&[&str]] = &[
+    &["screening", "for"],
+    &["screen", "for"],
+    &["screened", "for"],
+    &["test", "for"],
+    &["tested", "for"],
+    &["testing", "for"],
+    &["vaccine", "for"],
+    &["vaccinated", "against"],
+    &["immunization", "against"],
+    // Contact with and exposure to a disease the patient is not shown to have (I.C.21.c.1: Z20, Z77).
+    &["exposure", "to"],
+    &["exposed", "to"],
+    &["contact", "with"],
+    &["close", "contact"],
+];
+/// What precedes is screened for or vaccinated against ("influenza vaccine", "lung cancer screening").
+const NOT_CONDITION_POST: &[&str] =
+    &["vaccine", "vaccination", "immunization", "shot", "booster", "screening", "screen", "vaccinated"];
 const HISTORY_PRE: &[&[&str]] = &[
     &["history", "of"],
     &["ho"],
@@ -205,18 +266,15 @@ pub fn analyse(note: &str) -> Analysis {
             continue;
         }
         let mut body_start = 0;
-        if let Some((head, _)) = line.split_once(':')
-            && head.split_whitespace().count() <= 5
-            && !head.trim().is_empty()
+        if let Some((raw_head, _)) = line.split_once(':')
+            && raw_head.split_whitespace().count() <= 5
+            && !raw_head.trim().is_empty()
         {
-            let head = head.trim().to_lowercase();
-            let kind = header_kind(&head);
-            if let Some(kind) = kind {
-                section = kind;
-            } else {
-                section = Section::Other;
-            }
-            body_start = head.len() + (line.len() - line.trim_start().len()) + 1;
+            // The body starts after the colon of the line itself: lengths of the trimmed or lowercased header
+            // differ from the line's (a no-break space before the colon, `İ` lowercasing to three bytes).
+            body_start = raw_head.len() + ':'.len_utf8();
+            let head = raw_head.trim().to_lowercase();
+            section = header_kind(&head).unwrap_or(Section::Other);
             if section == Section::Assessment {
                 analysis.has_assessment = true;
             }
@@ -228,7 +286,7 @@ pub fn analyse(note: &str) -> Analysis {
             analysis.has_assessment |= kind == Section::Assessment;
             continue;
         }
-        let body = &line[body_start.min(line.len())..];
+        let body = line.get(body_start..).unwrap_or_default();
         let body_offset = line_start + body_start.min(line.len());
         for (s_start, sentence) in sentences(body) {
             item += 1;
@@ -251,11 +309,15 @@ fn header_kind(head: &str) -> Option<Section> {
         || head.starts_with("a/p")
         || head.starts_with("a&p")
         || head == "dx"
+        || head == "a"
+        || head == "imp"
         || head.starts_with("final diagnos")
     {
         Some(Section::Assessment)
-    } else if head.starts_with("plan") {
+    } else if head.starts_with("plan") || head == "p" {
         Some(Section::Plan)
+    } else if head.starts_with("med") || head.starts_with("current med") {
+        Some(Section::Medications)
     } else if head.len() <= 40 && head.split_whitespace().count() <= 5 && head.chars().any(char::is_alphabetic) {
         Some(Section::Other)
     } else {
@@ -313,7 +375,15 @@ fn build_clause(text: &str, start: usize, item: usize, section: Section) -> Opti
     let words_only: Vec<&str> = owned.iter().map(String::as_str).collect();
     let mut words: Vec<Word> = tokens
         .into_iter()
-        .map(|token| Word { token, negated_by: None, uncertain: false, history: false, expanded: false })
+        .map(|token| Word {
+            token,
+            negated_by: None,
+            uncertain: false,
+            hypothetical: false,
+            not_condition: false,
+            history: false,
+            expanded: false,
+        })
         .collect();
     let n = words.len();
     let terminates = |i: usize| TERMINATE.contains(&words_only[i]);
@@ -346,6 +416,32 @@ fn build_clause(text: &str, start: usize, item: usize, section: Section) -> Opti
         if longest(&words_only, i, UNCERTAIN_POST).is_some() {
             for w in words.iter_mut().take(i) {
                 w.uncertain = true;
+            }
+        }
+        if let Some(len) = longest(&words_only, i, HYPOTHETICAL_PRE) {
+            for (j, w) in words.iter_mut().enumerate().skip(i + len) {
+                if terminates(j) {
+                    break;
+                }
+                w.hypothetical = true;
+            }
+        }
+        if HYPOTHETICAL_POST.contains(&words_only[i]) {
+            for w in words.iter_mut().take(i).rev().take(4) {
+                w.hypothetical = true;
+            }
+        }
+        if let Some(len) = longest(&words_only, i, NOT_CONDITION_PRE) {
+            for (j, w) in words.iter_mut().enumerate().skip(i + len) {
+                if terminates(j) {
+                    break;
+                }
+                w.not_condition = true;
+            }
+        }
+        if NOT_CONDITION_POST.contains(&words_only[i]) {
+            for w in words.iter_mut().take(i).rev().take(4) {
+                w.not_condition = true;
             }
         }
         if let Some(len) = longest(&words_only, i, HISTORY_PRE) {
@@ -431,6 +527,8 @@ fn expand(words: &mut Vec<Word>) {
                         token: Token { word: t.word, span, aside: first.token.aside },
                         negated_by,
                         uncertain: first.uncertain,
+                        hypothetical: first.hypothetical,
+                        not_condition: first.not_condition,
                         history: first.history,
                         expanded: true,
                     });
@@ -455,6 +553,8 @@ fn expand(words: &mut Vec<Word>) {
                     token: Token { word: extra.to_owned(), span: w.token.span, aside: w.token.aside },
                     negated_by: w.negated_by,
                     uncertain: w.uncertain,
+                    hypothetical: w.hypothetical,
+                    not_condition: w.not_condition,
                     history: w.history,
                     expanded: true,
                 });

@@ -180,8 +180,18 @@ fn term_words(text: &str) -> (Vec<String>, Vec<String>, TermSide) {
     let mut alternatives = false;
     let mut side_unspecified = false;
     let tokens = tokenize(text, 0);
+    // "without spontaneous rupture of ear drum", "without loss of consciousness": what a code is without is its
+    // default and rarely written, so those words (up to `of`, at most four) support but are not required.
+    let mut without_left = 0usize;
     for (i, token) in tokens.iter().enumerate() {
         let word = token.word.clone();
+        let absent = without_left > 0 && word != "of";
+        without_left = match word.as_str() {
+            "without" if !required.is_empty() => 4,
+            "of" | "with" => 0,
+            _ => without_left.saturating_sub(1),
+        };
+        let absent = absent || word == "without" && without_left == 4;
         // "unspecified organism", "unspecified ligament": what is unspecified need not be documented; nor
         // need "without complications", the default when none is documented.
         let after_unspecified = i > 1
@@ -216,6 +226,7 @@ fn term_words(text: &str) -> (Vec<String>, Vec<String>, TermSide) {
             || after_unspecified
             || no_complications
             || no_foreign_body
+            || absent
             || unspecified_side
             || is_filler(&word)
         {

@@ -4,6 +4,7 @@
 //! context rules. Pure: no I/O, no clock.
 
 mod context;
+mod encounter;
 mod index;
 mod rules;
 #[cfg(test)]
@@ -49,6 +50,9 @@ pub enum Basis {
     LongTermDrugTherapy,
     /// Personal or family history (I.C.21.c.4).
     History,
+    /// The reason for the encounter (Section IV.A, I.C.21.c): an exam, an immunization, a screening, a drug
+    /// level check, weeks of gestation, counselling.
+    EncounterReason,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -71,6 +75,9 @@ pub enum SkipReason {
     Negated,
     /// "possible", "suspect", "rule out"…: not coded in the outpatient setting (IV.H).
     Uncertain,
+    /// "return if", "call for", "should … develop", precautions: a condition the patient does not have (ConText's
+    /// hypothetical class).
+    Hypothetical,
     /// A symptom integral to a confirmed diagnosis (I.B.5).
     IntegralSymptom,
     /// Excludes1 with a more specific proposal.

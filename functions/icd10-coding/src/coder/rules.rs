@@ -5,10 +5,11 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::context::{Analysis, Clause, Section, analyse};
+use super::encounter;
 use super::index::{Index, TermSide, seventh_code};
 use super::text::Laterality;
 use super::{Assertion, Basis, Coding, Proposal, SkipReason, Skipped, Span};
-use crate::table::CodeTable;
+use crate::table::{CodeEntry, CodeTable};
 
 /// A term must have this share of its required (weighted) words documented.
 const MIN_STRENGTH: f32 = 0.8;
@@ -39,8 +40,13 @@ pub fn code(table: &CodeTable, index: &Index, note: &str) -> Coding {
         .map(|&span| Skipped { code: None, span, reason: SkipReason::NotDocumentation })
         .collect();
 
+    // A visit after active treatment of an injury takes the subsequent-encounter 7th character (I.C.19.a).
+    let follow_up = encounter::follow_up_visit(note, &analysis);
     for clause in coded_clauses(&analysis) {
-        for candidate in select(index, table, clause) {
+        for mut candidate in select(index, table, clause, follow_up) {
+            if clause.family && matches!(candidate.code, "Z80.8" | "Z80.9") {
+                candidate.code = family_cancer_by_site(index, table, clause, follow_up).unwrap_or(candidate.code);
+            }
             let span = evidence_span(clause, &candidate.matched);
             let description = table.get(candidate.code).map_or("", |e| e.description);
             match judge(clause, &candidate, description) {
@@ -72,10 +78,11 @@ pub fn code(table: &CodeTable, index: &Index, note: &str) -> Coding {
         }
     }
 
-    drop_integral_symptoms(&mut found, &mut skipped);
+    drop_integral_symptoms(table, &mut found, &mut skipped);
     combine(table, &mut found);
     long_term_drugs(table, &analysis, &mut found, &mut skipped);
     body_mass_index(table, note, &mut found);
+    encounter_reasons(table, note, &analysis, &mut found);
     resolve_excludes1(table, &mut found, &mut skipped);
 
     // One proposal per code, with every span that supports it.
@@ -100,13 +107,44 @@ pub fn code(table: &CodeTable, index: &Index, note: &str) -> Coding {
     Coding { proposals, skipped }
 }
 
+/// A relative's cancer by the organ group the Tabular gives each Z80 code ("conditions classifiable to
+/// C15-C26"): the clause read as the patient's own names the neoplasm's category, as the Index's "History,
+/// family, malignant neoplasm (of) site" does. `None` when the site names no single group.
+fn family_cancer_by_site(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) -> Option<&'static str> {
+    let mut own = clause.clone();
+    own.family = false;
+    let neoplasms: Vec<&'static str> = select(index, table, &own, follow_up)
+        .into_iter()
+        .map(|c| c.code)
+        .filter(|c| c.starts_with('C') && *c != "C80.1")
+        .collect();
+    let groups: HashSet<&'static str> = neoplasms
+        .iter()
+        .filter_map(|&neoplasm| {
+            table.entries().iter().find(|e| {
+                e.billable
+                    && e.code.starts_with("Z80")
+                    && e.inclusion_terms().any(|term| {
+                        term.strip_prefix("Conditions classifiable to ")
+                            .is_some_and(|refs| refs.split(", ").any(|r| CodeTable::reference_covers(r, neoplasm)))
+                    })
+            })
+        })
+        .map(|e| e.code)
+        .collect();
+    match groups.len() {
+        1 => groups.into_iter().next(),
+        _ => None,
+    }
+}
+
 /// The assessment states what is coded; elsewhere only relatives' conditions are taken (family history is
 /// often written in the history of present illness). A note without an assessment is read whole.
 fn coded_clauses(analysis: &Analysis) -> impl Iterator<Item = &Clause> {
     analysis.clauses.iter().filter(move |c| !analysis.has_assessment || c.section == Section::Assessment || c.family)
 }
 
-fn select(index: &Index, table: &CodeTable, clause: &Clause) -> Vec<Candidate> {
+fn select(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) -> Vec<Candidate> {
     // Word ids with their positions; the history and family contexts add the words of the Z codes.
     let mut positions: HashMap<u32, Vec<usize>> = HashMap::new();
     for (i, w) in clause.words.iter().enumerate() {
@@ -127,6 +165,9 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause) -> Vec<Candidate> {
     let context_ids: HashSet<u32> =
         ["family", "history", "personal", "long", "term", "use"].iter().filter_map(|w| index.word(w)).collect();
     // "Other X" is a specified form the classification does not list; the unspecified code is the default.
+    let site_ids: HashSet<u32> = SITES.iter().filter_map(|w| index.word(w)).collect();
+    let generic_ids: HashSet<u32> =
+        ["disorder", "disease", "condition", "abnormality"].iter().filter_map(|w| index.word(w)).collect();
     let other_id = index.word("other");
     let unspecified_id = index.word("unspecified");
     let mut acc: HashMap<u32, f32> = HashMap::new();
@@ -168,6 +209,15 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause) -> Vec<Candidate> {
         if content_weight < 1.0 || direct_weight < 0.5 * real_weight {
             continue;
         }
+        // "Disorder of lung", "Sleep disorder": a code whose only required word is a site or function needs
+        // its disorder word documented, or one generic word ("lungs clear") would carry it.
+        if term.required.len() <= 2
+            && term.required.iter().all(|id| site_ids.contains(id))
+            && term.optional.iter().any(|id| generic_ids.contains(id))
+            && !term.optional.iter().any(|id| generic_ids.contains(id) && positions.contains_key(id))
+        {
+            continue;
+        }
         let side_bonus = match (term.side, clause.laterality) {
             (TermSide::Any, _) | (TermSide::Unspecified, None) => 0.0,
             (TermSide::Is(l), Some(c)) if l == c => 1.0,
@@ -176,7 +226,7 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause) -> Vec<Candidate> {
         };
         let entry = &table.entries()[term.entry];
         let code = if term.needs_seventh {
-            match choose_seventh(table, entry.code, clause) {
+            match choose_seventh(table, entry.code, clause, follow_up) {
                 Some(code) => code,
                 None => continue,
             }
@@ -200,7 +250,8 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause) -> Vec<Candidate> {
             .map(|&id| index.weight(id).max(3.0))
             .sum();
         // Documented words a trigger outside the code's wording negates contradict the code.
-        let term_words: HashSet<u32> = term.required.iter().chain(&term.optional).copied().collect();
+        // Only a required trigger word is the code's own: an optional "without" (a default) negates as usual.
+        let term_words: HashSet<u32> = term.required.iter().copied().collect();
         let contradicted: f32 = term
             .required
             .iter()
@@ -226,6 +277,12 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause) -> Vec<Candidate> {
                 - 0.05 * (term.optional.iter().any(|&id| Some(id) == other_id) as u8 as f32)
                 + side_bonus,
         });
+    }
+    // A relative's condition is coded only as family history (I.C.21.c.4): the patient's own codes for the same
+    // words would take them from the family history code in the cover below.
+    let family_code = |code: &str| code.get(..3).is_some_and(|z| ("Z80".."Z85").contains(&z));
+    if clause.family && candidates.iter().any(|c| family_code(c.code)) {
+        candidates.retain(|c| family_code(c.code));
     }
     candidates.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.code.cmp(b.code)));
 
@@ -253,13 +310,80 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause) -> Vec<Candidate> {
             && fresh_positions
                 .iter()
                 .all(|&i| clause.words.get(i + 1).is_some_and(|n| !n.expanded && claimed.contains(&n.token.word)));
-        if chosen.is_empty() || fresh >= 2.5 && fresh >= 0.7 * c.matched_weight && !modifier_only {
+        // A code the tabular asks for beside a chosen one ("use additional code to identify the type of heart
+        // failure", "code first the underlying chronic kidney disease") may rest on the same words.
+        let paired = chosen.iter().any(|k| {
+            notes_say(table, k.code, |e| e.use_additional().any(|r| CodeTable::reference_covers(r, c.code)))
+                || notes_say(table, c.code, |e| e.code_first().any(|r| CodeTable::reference_covers(r, k.code)))
+        });
+        if chosen.is_empty() || paired || fresh >= 2.5 && fresh >= 0.7 * c.matched_weight && !modifier_only {
             claimed.extend(c.matched.iter().map(|&i| clause.words[i].token.word.clone()));
             chosen.push(c);
         }
     }
     chosen
 }
+
+/// Whether `code` or one of its ancestors carries a note that `says`.
+fn notes_say(table: &CodeTable, code: &str, says: impl Fn(&CodeEntry) -> bool) -> bool {
+    let mut entry = table.get(code);
+    while let Some(e) = entry {
+        if says(e) {
+            return true;
+        }
+        entry = table.parent(e.code);
+    }
+    false
+}
+
+/// Sites and functions: words that name where or what, never by themselves a condition ("lungs clear",
+/// "normal growth and development").
+const SITES: &[&str] = &[
+    "lung",
+    "heart",
+    "kidney",
+    "liver",
+    "thyroid",
+    "bone",
+    "sleep",
+    "skin",
+    "eye",
+    "ear",
+    "growth",
+    "development",
+    "mood",
+    "ligament",
+    "joint",
+    "muscle",
+    "tendon",
+    "nerve",
+    "brain",
+    "blood",
+    "breast",
+    "bladder",
+    "prostate",
+    "uterus",
+    "ovary",
+    "colon",
+    "stomach",
+    "intestine",
+    "esophagus",
+    "tooth",
+    "teeth",
+    "nail",
+    "hair",
+    "spine",
+    "endocrine",
+    "vascular",
+    "respiratory",
+    "cardiac",
+    "renal",
+    "hepatic",
+    "digestive",
+    "urinary",
+    "nose",
+    "throat",
+];
 
 /// Codes of one category compete within a clause: only the best of `B02.9`/`B02.39` is kept.
 fn same_category(a: &str, b: &str) -> bool {
@@ -268,7 +392,7 @@ fn same_category(a: &str, b: &str) -> bool {
 
 /// The 7th character: laterality where it designates laterality, the encounter for injuries (initial
 /// unless subsequent care or a sequela is documented), otherwise the best-matching meaning.
-fn choose_seventh(table: &CodeTable, stem: &str, clause: &Clause) -> Option<&'static str> {
+fn choose_seventh(table: &CodeTable, stem: &str, clause: &Clause, follow_up: bool) -> Option<&'static str> {
     let mut ancestor = table.get(stem);
     let mut options: Vec<(char, &'static str)> = Vec::new();
     while let Some(entry) = ancestor {
@@ -281,6 +405,15 @@ fn choose_seventh(table: &CodeTable, stem: &str, clause: &Clause) -> Option<&'st
     let words: HashSet<&str> = clause.words.iter().map(|w| w.token.word.as_str()).collect();
     let has = |w: &str| words.contains(w);
     let pick = |wanted: &dyn Fn(&str) -> bool| options.iter().find(|(_, m)| wanted(m)).map(|(c, _)| *c);
+    let healing = if has("nonunion") || has("non") && has("union") {
+        "nonunion"
+    } else if has("malunion") {
+        "malunion"
+    } else if has("delayed") {
+        "delayed healing"
+    } else {
+        "routine healing"
+    };
     let chosen = if options.iter().any(|(_, m)| m.contains("right") || m.contains("left")) {
         match clause.laterality {
             Some(Laterality::Right) => pick(&|m| m.starts_with("right")),
@@ -291,8 +424,23 @@ fn choose_seventh(table: &CodeTable, stem: &str, clause: &Clause) -> Option<&'st
     } else if options.iter().any(|(_, m)| m.contains("initial encounter")) {
         if has("sequela") || has("sequelae") {
             pick(&|m| m == "sequela")
-        } else if has("subsequent") || has("followup") || has("healing") {
-            pick(&|m| m.starts_with("subsequent encounter") && (m.contains("routine") || !m.contains("fracture")))
+        } else if has("subsequent")
+            || has("followup")
+            || has("healing")
+            || healing != "routine healing"
+            || follow_up && !has("initial")
+        {
+            // A fracture's subsequent encounter carries how it heals (routine, delayed, nonunion, malunion) and,
+            // where the category splits them, whether it was open (I.C.19.c.1 and the tabular's 7th characters).
+            let subsequent = |open: bool| {
+                pick(&|m| {
+                    m.starts_with("subsequent encounter")
+                        && (!m.contains("fracture") || m.contains(healing) && (m.contains("open") == open))
+                })
+            };
+            subsequent(has("open"))
+                .or_else(|| subsequent(!has("open")))
+                .or_else(|| pick(&|m| m.starts_with("subsequent encounter") && !m.contains("fracture")))
         } else if has("open") {
             pick(&|m| m.starts_with("initial encounter for open"))
                 .or_else(|| pick(&|m| m.starts_with("initial encounter")))
@@ -320,6 +468,14 @@ fn judge(clause: &Clause, c: &Candidate, description: &str) -> Result<Option<Ass
     let uncertain = c.matched.iter().filter(|&&i| clause.words[i].uncertain).count() as f32;
     if uncertain / total > 0.5 {
         return Err(SkipReason::Uncertain);
+    }
+    let hypothetical = c.matched.iter().filter(|&&i| clause.words[i].hypothetical).count() as f32;
+    if hypothetical / total > 0.5 {
+        return Err(SkipReason::Hypothetical);
+    }
+    // What is vaccinated against or screened for is the encounter layer's business, not a diagnosis.
+    if c.matched.iter().filter(|&&i| clause.words[i].not_condition).count() as f32 / total > 0.5 {
+        return Ok(None);
     }
     let z = c.code.get(..3).unwrap_or("");
     if ("Z80".."Z85").contains(&z) {
@@ -350,15 +506,27 @@ fn evidence_span(clause: &Clause, matched: &[usize]) -> Span {
 
 /// Signs and symptoms routinely associated with a confirmed diagnosis in the same assessment item are not
 /// coded (I.B.5); with only an uncertain diagnosis they are (IV.D).
-fn drop_integral_symptoms(found: &mut Vec<Found>, skipped: &mut Vec<Skipped>) {
+fn drop_integral_symptoms(table: &CodeTable, found: &mut Vec<Found>, skipped: &mut Vec<Skipped>) {
     let symptom = |f: &Found| is_symptom(f.proposal.code, f.proposal.description);
-    let confirmed: HashSet<usize> = found
+    let confirmed: Vec<(usize, &'static str)> = found
         .iter()
         .filter(|f| f.proposal.assertion == Assertion::Present && !f.proposal.code.starts_with('Z') && !symptom(f))
-        .map(|f| f.item)
+        .map(|f| (f.item, f.proposal.code))
         .collect();
+    // A diagnosis whose "use additional code" note names its symptoms (N40.1: nocturia, weak stream) keeps them.
+    let asked_for = |dx: &str, code: &str| {
+        let mut entry = table.get(dx);
+        while let Some(e) = entry {
+            if e.use_additional().any(|r| CodeTable::reference_covers(r, code)) {
+                return true;
+            }
+            entry = table.parent(e.code);
+        }
+        false
+    };
     found.retain(|f| {
-        let integral = symptom(f) && confirmed.contains(&f.item);
+        let integral =
+            symptom(f) && confirmed.iter().any(|&(item, dx)| item == f.item && !asked_for(dx, f.proposal.code));
         if integral {
             skipped.push(Skipped {
                 code: Some(f.proposal.code),
@@ -553,7 +721,23 @@ const STARTING: &[&str] = &[
     "new",
 ];
 
+/// Drugs with a Z79 code of their own only when they treat diabetes.
+const DIABETES_ONLY: &[&str] = &[
+    "empagliflozin",
+    "dapagliflozin",
+    "canagliflozin",
+    "semaglutide",
+    "liraglutide",
+    "dulaglutide",
+    "tirzepatide",
+    "exenatide",
+];
+
 fn long_term_drugs(table: &CodeTable, analysis: &Analysis, found: &mut Vec<Found>, skipped: &mut Vec<Skipped>) {
+    let diabetic = found.iter().any(|f| {
+        f.proposal.assertion == Assertion::Present
+            && ["E08", "E09", "E10", "E11", "E13", "O24"].iter().any(|d| f.proposal.code.starts_with(d))
+    });
     for clause in &analysis.clauses {
         let words: Vec<&str> = clause.words.iter().filter(|w| !w.expanded).map(|w| w.token.word.as_str()).collect();
         for (i, word) in words.iter().enumerate() {
@@ -572,9 +756,18 @@ fn long_term_drugs(table: &CodeTable, analysis: &Analysis, found: &mut Vec<Found
             let ongoing = before.iter().any(|b| ONGOING.contains(b))
                 || words.iter().any(|b| matches!(*b, "longterm" | "since"))
                 || words.windows(2).any(|p| p[0] == "long" && p[1] == "term")
-                || duration_of_months(&words);
-            let starting = before.iter().any(|b| STARTING.contains(b)) || words[i..].contains(&"prn");
-            if !ongoing || starting {
+                || duration_of_months(&words)
+                || words.windows(2).any(|p| p == ["past", "year"] || p == ["every", "day"]);
+            // "fluticasone daily plus albuterol PRN": PRN belongs to the drug it follows closely.
+            let starting =
+                before.iter().any(|b| STARTING.contains(b)) || words.iter().skip(i).take(5).any(|w| *w == "prn");
+            let listed = clause.section == Section::Medications;
+            if !(ongoing || listed) || starting {
+                continue;
+            }
+            // Incretins and SGLT2 inhibitors are hypoglycemics only for a diabetic (they also treat heart
+            // failure, kidney disease and obesity).
+            if DIABETES_ONLY.contains(word) && !diabetic {
                 continue;
             }
             match code.and_then(|c| table.billable(c)) {
@@ -610,14 +803,23 @@ fn body_mass_index(table: &CodeTable, note: &str, found: &mut Vec<Found>) {
     else {
         return;
     };
-    let lower = note.to_lowercase();
-    if lower.contains("percentile") {
+    if find_ascii_word(note, "percentile").is_some() {
         return;
     }
-    let Some(at) = lower.find("bmi") else { return };
-    let rest = &note[at + 3..];
-    let digits_at = rest.find(|c: char| c.is_ascii_digit()).filter(|&i| i <= 4);
-    let Some(start) = digits_at else { return };
+    // "BMI 37.2", "BMI: 37", "BMI today 41.6": the first mention with a number close behind it.
+    let mut from = 0;
+    let found_number = loop {
+        let Some(at) = note.get(from..).and_then(|t| find_ascii_word(t, "bmi")).map(|a| a + from) else { return };
+        let rest = note.get(at + 3..).unwrap_or_default();
+        let digits_at = rest
+            .find(|c: char| c.is_ascii_digit())
+            .filter(|&i| i <= 10 && rest.get(..i).is_some_and(|gap| gap.split_whitespace().count() <= 2));
+        if let Some(start) = digits_at {
+            break (at, rest, start);
+        }
+        from = at + 3;
+    };
+    let (at, rest, start) = found_number;
     let number: String = rest[start..].chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
     let number = number.trim_end_matches('.');
     let Ok(bmi) = number.parse::<f32>() else { return };
@@ -645,6 +847,76 @@ fn body_mass_index(table: &CodeTable, note: &str, found: &mut Vec<Found>) {
         item,
         score: 1.0,
     });
+}
+
+/// Where an ASCII word first occurs in `text`, in any ASCII case. The offset is into `text` itself (never
+/// into a lowercased copy, whose byte lengths can differ), and an ASCII byte is always a char boundary.
+fn find_ascii_word(text: &str, word: &str) -> Option<usize> {
+    let needle = word.as_bytes();
+    text.as_bytes().windows(needle.len()).position(|w| w.eq_ignore_ascii_case(needle))
+}
+
+/// The encounter layer decides the exam, immunization, screening, gestation and tobacco codes; the lexical
+/// matcher's guesses in those categories give way to it.
+fn encounter_reasons(table: &CodeTable, note: &str, analysis: &Analysis, found: &mut Vec<Found>) {
+    let present = |f: &&Found| f.proposal.assertion == Assertion::Present;
+    let facts = encounter::Facts {
+        pregnancy_code: found.iter().filter(present).any(|f| f.proposal.code.starts_with('O')),
+        supervision: found.iter().filter(present).any(|f| f.proposal.code.starts_with("Z34")),
+        current_condition: found
+            .iter()
+            .filter(present)
+            .any(|f| !f.proposal.code.starts_with('Z') && !encounter::owns(f.proposal.code)),
+        obesity: found.iter().filter(present).any(|f| f.proposal.code.starts_with("E66")),
+        tobacco_noted: found.iter().filter(present).any(|f| asks_for_tobacco(table, f.proposal.code)),
+    };
+    let item = found.first().map_or(0, |f| f.item);
+    found.retain(|f| !encounter::owns(f.proposal.code));
+    let reasons = encounter::reasons(note, analysis, &facts);
+    // "Pregnant state, incidental" never stands beside the codes of a pregnancy that is the visit's concern.
+    if facts.pregnancy_code || reasons.iter().any(|r| r.code.starts_with('O') || r.code.starts_with("Z3A")) {
+        found.retain(|f| f.proposal.code != "Z33.1");
+    }
+    // No BMI code in pregnancy (I.C.21.c.3).
+    if reasons.iter().any(|r| r.code.starts_with("Z3A")) || facts.supervision {
+        found.retain(|f| !f.proposal.code.starts_with("Z68"));
+    }
+    for reason in reasons {
+        let Some(entry) = table.billable(&reason.code) else { continue };
+        let (assertion, basis) = if reason.history {
+            (Assertion::PersonalHistory, Basis::History)
+        } else if entry.code.starts_with('Z') {
+            (Assertion::Present, Basis::EncounterReason)
+        } else {
+            (Assertion::Present, Basis::DiagnosisMatch)
+        };
+        found.push(Found {
+            proposal: Proposal {
+                code: entry.code,
+                description: entry.description,
+                evidence: vec![reason.span],
+                assertion,
+                basis,
+                match_strength: 1.0,
+            },
+            item,
+            score: 1.0,
+        });
+    }
+}
+
+/// Whether the code's "use additional code" note (on it or an ancestor) names tobacco use or exposure.
+fn asks_for_tobacco(table: &CodeTable, code: &str) -> bool {
+    let mut entry = table.get(code);
+    while let Some(e) = entry {
+        if e.use_additional()
+            .any(|r| ["F17.210", "Z87.891", "Z72.0", "Z77.22"].iter().any(|c| CodeTable::reference_covers(r, c)))
+        {
+            return true;
+        }
+        entry = table.parent(e.code);
+    }
+    false
 }
 
 /// Two codes in an Excludes1 relation are never reported together: the better-documented one stays.
@@ -709,6 +981,9 @@ pub fn assess_span(note: &str, span: Span) -> Option<SkipReason> {
     }
     if words.iter().filter(|(_, w)| w.uncertain).count() as f32 / n > 0.5 {
         return Some(SkipReason::Uncertain);
+    }
+    if words.iter().filter(|(_, w)| w.hypothetical).count() as f32 / n > 0.5 {
+        return Some(SkipReason::Hypothetical);
     }
     None
 }

@@ -127,3 +127,113 @@ fn negation_forms_in_the_assessment() {
         assert_eq!(codes(note), *want, "{note}");
     }
 }
+
+#[test]
+fn return_precautions_and_conditional_plans_are_hypothetical() {
+    let note = "Cough for 3 days.\nAssessment: Acute bronchitis.\nPlan: Return if fever or shortness of breath \
+                develops; call for chest pain.";
+    assert_eq!(codes(note), ["J20.9"]);
+    // Without an assessment the note is read whole, and the precaution still codes nothing.
+    let whole = "Sore throat for 2 days. Return if fever develops.";
+    assert!(!codes(whole).iter().any(|c| c.starts_with("R50")), "{:?}", codes(whole));
+    assert!(!skipped(whole, SkipReason::Hypothetical).is_empty());
+    // What a prophylaxis or precaution is against is not a condition of the patient.
+    let prophylaxis = codes("Assessment: Primary osteoarthritis of right knee. DVT prophylaxis with aspirin.");
+    assert!(!prophylaxis.iter().any(|c| c.starts_with("I82")), "{prophylaxis:?}");
+}
+
+#[test]
+fn vaccines_and_screenings_name_no_condition() {
+    assert_eq!(codes("Nurse visit - immunization\nInfluenza vaccine 0.5 mL IM given today."), ["Z23"]);
+    // Due, declined or given before: no Z23.
+    assert!(codes("Assessment: Hypertension. Flu shot due next month.").iter().all(|c| *c != "Z23"));
+    assert!(codes("Assessment: Hypertension. Tdap given 2019, up to date.").iter().all(|c| *c != "Z23"));
+    assert_eq!(codes("Preventive lab visit\nAssessment: Screening for HIV."), ["Z11.4"]);
+    assert!(codes("Assessment: Hypertension. Colon cancer screening discussed, to be scheduled.") == ["I10"]);
+}
+
+#[test]
+fn exams_by_age_band_and_findings() {
+    assert_eq!(codes("Annual physical\n45 y/o F. Exam normal.\nA/P: Routine exam - no abnormal findings."), ["Z00.00"]);
+    assert_eq!(codes("Well child check - 4 years\nA: Well child, normal growth."), ["Z00.129"]);
+    assert_eq!(codes("Gyn annual exam\n34F.\nA: Routine gynecologic exam - normal."), ["Z01.419"]);
+    let abnormal =
+        "Annual physical\n52 y/o M.\nA/P:\n1. Routine exam with abnormal findings.\n2. Essential hypertension.";
+    assert_eq!(codes(abnormal), ["I10", "Z00.01"]);
+}
+
+#[test]
+fn tobacco_by_status_and_product() {
+    let current = "Smoking cessation visit\n49F smokes 1 ppd cigarettes. Counseled 10 minutes on quitting.\n\
+                   Dx: Nicotine dependence, cigarettes.";
+    assert_eq!(codes(current), ["F17.210", "Z71.6"]);
+    let chewing = "Assessment: Nicotine dependence, chewing tobacco. Counseling declined.";
+    assert_eq!(codes(chewing), ["F17.220"]);
+    let former = "AAA screening ultrasound\n67M, former smoker (quit 2013).\nImpression: Negative AAA screen.";
+    assert_eq!(codes(former), ["Z13.6", "Z87.891"]);
+    // A relative's smoking is not the patient's.
+    assert!(!codes("Assessment: Asthma, mild intermittent. Father smokes cigarettes.").contains(&"F17.210"));
+    // The product is not assumed: "smokes" alone is nicotine dependence, unspecified (the Index), an e-cigarette
+    // is another product, and remission is coded as written; the product may be named in another sentence.
+    assert_eq!(codes("Assessment: Nicotine dependence. Smokes daily."), ["F17.200"]);
+    assert_eq!(codes("Assessment: Nicotine dependence. Vapes an e-cigarette daily."), ["F17.290"]);
+    assert_eq!(codes("Assessment: Nicotine dependence, cigarettes, in remission."), ["F17.211"]);
+    let elsewhere = "Smoking cessation visit\nSmokes 1 ppd.\nAssessment: Nicotine dependence.";
+    assert_eq!(codes(elsewhere), ["F17.210"]);
+}
+
+#[test]
+fn weeks_of_gestation_go_with_pregnancy_codes() {
+    let note = "OB visit - 24w2d\nA: IUP at 24w2d complicated by obesity, class 2.";
+    let got = codes(note);
+    assert!(got.contains(&"O99.212") && got.contains(&"Z3A.24") && got.contains(&"E66.812"), "{got:?}");
+    // Supervision of a normal pregnancy takes no Z3A code.
+    let normal = "Initial prenatal visit\n26 y/o at 10w2d.\nA: Supervision of normal first pregnancy, first trimester.";
+    assert!(!codes(normal).iter().any(|c| c.starts_with("Z3A")));
+}
+
+#[test]
+fn exposure_is_not_the_disease() {
+    // I.C.21.c.1: contact or exposure codes are for patients without signs of the disease.
+    let note = "Assessment: Exposure to COVID-19 at work, asymptomatic. Close contact with influenza at home.";
+    let got = codes(note);
+    assert!(!got.iter().any(|c| c.starts_with("U07") || c.starts_with("J1")), "{got:?}");
+    assert_eq!(codes("Assessment: COVID-19, confirmed by PCR."), ["U07.1"]);
+}
+
+#[test]
+fn a_healing_fracture_takes_its_healing_character() {
+    let routine = "Assessment: Closed fracture of left clavicle, shaft, subsequent encounter, healing well.";
+    let delayed = "Assessment: Fracture of left clavicle, shaft, with delayed healing.";
+    let nonunion = "Assessment: Fracture of left clavicle, shaft, nonunion.";
+    let last = |note: &str| codes(note).iter().find(|c| c.starts_with("S42")).map(|c| c.chars().last());
+    assert_eq!(last(routine), Some(Some('D')), "{:?}", codes(routine));
+    assert_eq!(last(delayed), Some(Some('G')), "{:?}", codes(delayed));
+    assert_eq!(last(nonunion), Some(Some('K')), "{:?}", codes(nonunion));
+}
+
+#[test]
+fn family_cancer_by_organ_group() {
+    // Z80.0 covers conditions classifiable to C15-C26: a relative's colon cancer is a digestive organ's.
+    let colon = "HPI: Father had colon cancer at 58.\nAssessment: Annual visit.";
+    assert!(codes(colon).contains(&"Z80.0"), "{:?}", codes(colon));
+    let unknown = "HPI: Mother had cancer.\nAssessment: Annual visit.";
+    assert!(!codes(unknown).contains(&"Z80.0"), "{:?}", codes(unknown));
+}
+
+#[test]
+fn a_typed_influenza_is_an_identified_virus() {
+    // I.C.10.c: influenza A or B stated by the provider is J10 (identified virus), untyped influenza J11.
+    let typed = codes("Assessment: Influenza A with cough and fever.");
+    assert!(typed.iter().any(|c| c.starts_with("J10")), "{typed:?}");
+    let untyped = codes("Assessment: Influenza with cough and fever.");
+    assert!(untyped.iter().any(|c| c.starts_with("J11")), "{untyped:?}");
+}
+
+#[test]
+fn devices_in_place_are_status_codes() {
+    let stent = codes("Assessment: Coronary artery disease of native coronary artery with coronary stent in place.");
+    assert!(stent.contains(&"Z95.5"), "{stent:?}");
+    let valve = codes("Assessment: Mechanical aortic valve replacement in 2017, on warfarin.");
+    assert!(valve.contains(&"Z95.2"), "{valve:?}");
+}
