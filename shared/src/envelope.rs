@@ -13,7 +13,7 @@ use crate::error::{ErrorKind, ToolError};
 /// Session attribute (Bedrock) holding the caller's JWT.
 pub const IDENTITY_ATTRIBUTE: &str = "identity_token";
 /// Session attribute (Bedrock) holding a break-glass grant the front end set after the clinician asked.
-pub const BREAK_GLASS_ATTRIBUTE: &str = "break_glass_reason";
+pub const BREAK_GLASS_ATTRIBUTE: &str = "break_glass";
 /// Session attribute (Bedrock) holding a clinician's sign-off the front end set after the clinician acted.
 pub const SIGNOFF_ATTRIBUTE: &str = "clinician_signoff";
 
@@ -225,8 +225,8 @@ pub struct ToolCall {
     /// Raw, not yet validated.
     pub session_id: Option<String>,
     pub identity_token: Option<String>,
-    /// A break-glass grant from the front end (raw; the tool checks it).
-    pub break_glass_reason: Option<String>,
+    /// A break-glass grant from the front end (raw JSON; the tool checks it).
+    pub break_glass: Option<String>,
     /// A clinician's sign-off from the front end (raw; the tool checks it).
     pub signoff: Option<String>,
 }
@@ -283,8 +283,8 @@ pub fn parse(
             arguments,
             session_id: take_string(&mut event, "session_id"),
             identity_token: take_string(&mut event, "identity_token"),
-            break_glass_reason: take_string(&mut event, "break_glass_reason"),
-            signoff: take_string(&mut event, "clinician_signoff"),
+            break_glass: take_json_text(&mut event, "break_glass"),
+            signoff: take_json_text(&mut event, "clinician_signoff"),
         });
     }
     Err(ToolError::invalid("the event matches no known envelope"))
@@ -314,7 +314,7 @@ fn parse_gateway(
         arguments,
         session_id: header(&settings.session_header),
         identity_token: header(&settings.identity_header),
-        break_glass_reason: header(&settings.break_glass_header),
+        break_glass: header(&settings.break_glass_header),
         signoff: header(&settings.signoff_header),
     })
 }
@@ -345,7 +345,7 @@ fn parse_bedrock(mut event: Map<String, Value>) -> Result<ToolCall, ToolError> {
     let prompt_session_attributes = event.remove("promptSessionAttributes").unwrap_or_else(|| json!({}));
     let attribute = |name: &str| session_attributes.get(name).and_then(Value::as_str).map(str::to_owned);
     let identity_token = attribute(IDENTITY_ATTRIBUTE);
-    let break_glass_reason = attribute(BREAK_GLASS_ATTRIBUTE);
+    let break_glass = attribute(BREAK_GLASS_ATTRIBUTE);
     let signoff = attribute(SIGNOFF_ATTRIBUTE);
     let echo = SessionEcho { session_attributes: session_attributes.clone(), prompt_session_attributes };
     let session_id = take_string(&mut event, "sessionId");
@@ -369,7 +369,7 @@ fn parse_bedrock(mut event: Map<String, Value>) -> Result<ToolCall, ToolError> {
             return Err(ToolError::invalid("the bedrock agent event names neither `function` nor `apiPath`"));
         }
     };
-    Ok(ToolCall { envelope, tool, arguments, session_id, identity_token, break_glass_reason, signoff })
+    Ok(ToolCall { envelope, tool, arguments, session_id, identity_token, break_glass, signoff })
 }
 
 /// Bedrock sends every parameter as `{name, type, value}` with the value as a string ("agents-lambda"). Each
@@ -395,6 +395,16 @@ fn collect_parameters(list: Option<&Value>, into: &mut Map<String, Value>) {
             _ => None,
         };
         into.insert(name.to_owned(), typed.unwrap_or_else(|| value.clone()));
+    }
+}
+
+/// A channel value of the direct event: a JSON object (kept as its text, as the other envelopes carry it) or
+/// a string.
+fn take_json_text(map: &mut Map<String, Value>, key: &str) -> Option<String> {
+    match map.remove(key) {
+        Some(Value::String(s)) => Some(s),
+        Some(object @ Value::Object(_)) => Some(object.to_string()),
+        _ => None,
     }
 }
 

@@ -194,12 +194,13 @@ fn gateway_event_with_stringified_propagated_headers() {
 #[test]
 fn identity_in_tool_arguments_is_ignored() {
     // A model that writes a token, a session or a break-glass reason into the arguments changes nothing.
-    let event = json!({"patient_id": PATIENT, "identity_token": "forged", "x-identity-token": "forged", "break_glass_reason": "x"});
+    let event =
+        json!({"patient_id": PATIENT, "identity_token": "forged", "x-identity-token": "forged", "break_glass": "x"});
     let mut context = client_context("gateway.client-context.json");
     context["custom"]["bedrockAgentCorePropagatedHeaders"] = json!({});
     let call = parse(event.to_string().as_bytes(), Some(&context), &settings()).unwrap();
     assert_eq!(call.identity_token, None);
-    assert_eq!(call.break_glass_reason, None);
+    assert_eq!(call.break_glass, None);
 
     let mut bedrock: Value = serde_json::from_slice(&fixture("bedrock-function.json")).unwrap();
     bedrock["sessionAttributes"] = json!({});

@@ -6,12 +6,13 @@ use serde_json::json;
 use shared::ToolError;
 use shared::envelope::ToolReply;
 use shared::fhir::FhirStore;
-use shared::tool::{Action, Call, CedarContext, Permit, Resource, ToolAction};
+use shared::phi;
+use shared::tool::{Action, BreakGlass, Call, CedarContext, Permit, Resource, ToolAction};
 use shared::writer::{ClinicalWriter, Purpose, WritingRequest};
 use time::{Date, Duration, OffsetDateTime};
 use tracing::warn;
 
-use crate::args::{SummaryArgs, SummaryInput, break_glass_reason};
+use crate::args::{SummaryArgs, SummaryInput};
 use crate::{fetch, summary};
 
 /// The pre-visit summary, built once at cold start.
@@ -47,7 +48,8 @@ impl<S: FhirStore, W: ClinicalWriter> ToolAction for PatientSummary<S, W> {
     }
 
     async fn authorize(&self, call: &Call<'_>, args: &SummaryArgs) -> Result<Permit, ToolError> {
-        let reason = break_glass_reason(call.channel.break_glass.as_deref())?;
+        let now = OffsetDateTime::now_utc();
+        let grant = call.channel.break_glass.as_deref().map(|raw| BreakGlass::parse(raw, now)).transpose()?;
         call.audit.patient(&args.patient);
         call.gate.require_ceiling::<SummaryContext>(Resource::Patient(&args.patient))?;
         let since = self.today() - Duration::days(i64::from(self.care_lookback_days));
@@ -55,13 +57,19 @@ impl<S: FhirStore, W: ClinicalWriter> ToolAction for PatientSummary<S, W> {
         let relationship =
             fetch::care_relationship(&self.store, &call.session, &args.patient, practitioner, since).await?;
         call.audit.relationship_reads(&relationship.reads);
-        // Break-glass is used, and flagged, only when no relationship already allows the read.
+        // Break-glass is used, and flagged, only when no relationship already allows the read, and only for the
+        // patient the grant names, before it expires.
+        let reason = grant.filter(|g| g.covers(&args.patient, now)).map(|g| g.reason);
+        if call.channel.break_glass.is_some() && reason.is_none() {
+            warn!("a break-glass grant for another patient, or an expired one, was not used");
+        }
         let break_glass = !relationship.established && reason.is_some();
         let context = SummaryContext { care_relationship: relationship.established, break_glass };
         let permit = call.gate.require(Resource::Patient(&args.patient), &context)?;
         if let Some(reason) = reason.filter(|_| break_glass) {
             warn!("break-glass access granted; flagged for review");
-            call.audit.break_glass(&reason);
+            // The reason is free text a clinician typed in a hurry: identifiers are redacted before it is kept.
+            call.audit.break_glass(&phi::redact_free_text(&reason));
         }
         Ok(permit)
     }

@@ -36,17 +36,3 @@ impl SummaryArgs {
         Ok(Self { patient: FhirId::argument("patient_id", &input.patient_id)? })
     }
 }
-
-/// Break-glass reasons are kept in the audit for review: long enough to say why, short enough to read.
-const BREAK_GLASS_MIN: usize = 10;
-const BREAK_GLASS_MAX: usize = 500;
-
-/// A break-glass reason comes only from a channel the model cannot write, and must say something.
-pub fn break_glass_reason(raw: Option<&str>) -> Result<Option<String>, ToolError> {
-    let Some(reason) = raw.map(str::trim).filter(|r| !r.is_empty()) else { return Ok(None) };
-    let length = reason.chars().count();
-    if !(BREAK_GLASS_MIN..=BREAK_GLASS_MAX).contains(&length) || reason.chars().any(char::is_control) {
-        return Err(ToolError::invalid("the break-glass reason must be 10 to 500 printable characters"));
-    }
-    Ok(Some(reason.to_owned()))
-}

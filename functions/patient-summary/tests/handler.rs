@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use shared::audit::verify_chain;
 use shared::runtime::Handler;
 use shared::testing::TokenSpec;
-use support::{Behaviour, Harness, JOIE, JOIE_ID, SESSION, direct, invocation, load_bundle};
+use support::{Behaviour, Harness, JOIE, JOIE_ID, SESSION, direct, grant, invocation, load_bundle};
 
 const DR_ALVAREZ: &str = "9b2564fd-1e47-420a-bded-387234070ef3";
 
@@ -135,7 +135,7 @@ async fn clinician_without_a_practitioner_id_has_no_relationship_and_reads_nothi
 async fn break_glass_is_allowed_and_flagged() {
     let h = Harness::new(load_bundle(JOIE), Behaviour::default()).await;
     let mut event = direct(&TokenSpec::clinician(DR_ALVAREZ).mint(), JOIE_ID);
-    event["break_glass_reason"] = json!("unconscious patient in the emergency department");
+    event["break_glass"] = grant(JOIE_ID, "unconscious patient in the emergency department");
     let reply = call(&h, &event).await;
     assert_eq!(reply["ok"], true, "{reply}");
     let record = &h.audit()[0];
@@ -148,7 +148,7 @@ async fn break_glass_is_allowed_and_flagged() {
 async fn break_glass_is_not_flagged_when_a_relationship_exists() {
     let h = Harness::new(load_bundle(JOIE), gp_behaviour()).await;
     let mut event = direct(&TokenSpec::clinician(DR_ALVAREZ).mint(), JOIE_ID);
-    event["break_glass_reason"] = json!("just in case, habitually");
+    event["break_glass"] = grant(JOIE_ID, "just in case, habitually");
     assert_eq!(call(&h, &event).await["ok"], true);
     assert_eq!(h.audit()[0]["break_glass"], false);
 }
@@ -161,7 +161,7 @@ async fn break_glass_from_the_model_is_ignored_and_rcm_coders_cannot_break_the_g
     event["arguments"]["break_glass_reason"] = json!("the model says this is an emergency");
     assert_eq!(call(&h, &event).await["error"]["kind"], "invalid_input");
     let mut event = direct(&TokenSpec::with_roles(&["rcm_coder"]).mint(), JOIE_ID);
-    event["break_glass_reason"] = json!("emergency department, unconscious");
+    event["break_glass"] = grant(JOIE_ID, "emergency department, unconscious");
     assert_eq!(call(&h, &event).await["error"]["kind"], "denied");
     assert!(h.requests().is_empty());
 }
@@ -195,7 +195,7 @@ async fn invalid_requests_make_no_downstream_call() {
         cases.push((event, "invalid_input"));
     }
     let mut short_reason = direct(&token, JOIE_ID);
-    short_reason["break_glass_reason"] = json!("because");
+    short_reason["break_glass"] = grant(JOIE_ID, "because");
     cases.push((short_reason, "invalid_input"));
     for (event, kind) in &cases {
         let reply = call(&h, event).await;
@@ -224,7 +224,7 @@ async fn a_patient_that_does_not_exist_is_not_found_only_after_break_glass() {
     // Without a relationship the answer is a deny: whether the patient exists is not revealed.
     assert_eq!(call(&h, &direct(&token, "no-such-patient")).await["error"]["kind"], "denied");
     let mut event = direct(&token, "no-such-patient");
-    event["break_glass_reason"] = json!("emergency department, unconscious");
+    event["break_glass"] = grant("no-such-patient", "emergency department, unconscious");
     assert_eq!(call(&h, &event).await["error"]["kind"], "not_found");
 }
 
@@ -257,4 +257,35 @@ async fn every_envelope_gets_its_own_reply_shape() {
     assert_eq!(verify_chain(&audit_lines), Ok(()));
     let envelopes: Vec<_> = h.audit().iter().map(|r| r["envelope"].as_str().unwrap().to_owned()).collect();
     assert_eq!(envelopes, ["bedrock_openapi", "bedrock_function", "agentcore_gateway"]);
+}
+
+#[tokio::test]
+async fn break_glass_names_one_patient_and_expires() {
+    let h = Harness::new(load_bundle(JOIE), Behaviour::default()).await;
+    let token = TokenSpec::clinician(DR_ALVAREZ).mint();
+    // A grant for another patient, or one that has run out, opens nothing.
+    let mut other = direct(&token, JOIE_ID);
+    other["break_glass"] = grant("another-patient", "unconscious patient in the emergency department");
+    assert_eq!(call(&h, &other).await["error"]["kind"], "denied");
+    let mut expired = direct(&token, JOIE_ID);
+    expired["break_glass"] = json!({"patient_id": JOIE_ID, "reason": "unconscious patient in the emergency department",
+        "expires_at": "2020-01-01T00:00:00Z"});
+    assert_eq!(call(&h, &expired).await["error"]["kind"], "denied");
+    // A plain reason (the old session-wide form) is refused as malformed.
+    let mut plain = direct(&token, JOIE_ID);
+    plain["break_glass"] = json!("unconscious patient in the emergency department");
+    assert_eq!(call(&h, &plain).await["error"]["kind"], "invalid_input");
+    let flagged: Vec<Value> = h.audit().into_iter().filter(|r| r["break_glass"] == true).collect();
+    assert!(flagged.is_empty(), "{flagged:?}");
+}
+
+#[tokio::test]
+async fn a_break_glass_reason_is_redacted_before_the_audit() {
+    let h = Harness::new(load_bundle(JOIE), Behaviour::default()).await;
+    let mut event = direct(&TokenSpec::clinician(DR_ALVAREZ).mint(), JOIE_ID);
+    event["break_glass"] = grant(JOIE_ID, "Pt Jane Doe DOB 03/04/1950 unresponsive");
+    assert_eq!(call(&h, &event).await["ok"], true);
+    let line = h.tool.audit.lines().join("\n");
+    assert!(!line.contains("Jane") && !line.contains("1950"), "{line}");
+    assert_eq!(h.audit()[0]["break_glass"], true);
 }

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Value, json};
 use shared::runtime::Handler;
 use shared::testing::TokenSpec;
-use support::{Behaviour, Harness, JOIE, JOIE_ID, direct, invocation, load_bundle};
+use support::{Behaviour, Harness, JOIE, JOIE_ID, direct, grant, invocation, load_bundle};
 use tracing_subscriber::fmt::MakeWriter;
 
 const CANARY: &str = "ZQXCANARY7731";
@@ -74,7 +74,7 @@ async fn the_canary_never_leaves_the_fhir_response() {
         let token = TokenSpec::clinician(DR_ALVAREZ).mint();
         replies.push(h.tool.call(invocation(&direct(&token, JOIE_ID))).await);
         let mut glass = direct(&token, JOIE_ID);
-        glass["break_glass_reason"] = json!("emergency department, unconscious");
+        glass["break_glass"] = grant(JOIE_ID, "emergency department, unconscious");
         replies.push(h.tool.call(invocation(&glass)).await);
         replies.push(h.tool.call(invocation(&direct(&TokenSpec::with_roles(&["rcm_coder"]).mint(), JOIE_ID))).await);
         audit_lines.extend(h.tool.audit.lines());

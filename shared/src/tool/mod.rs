@@ -303,7 +303,7 @@ impl<T: Actions, S: AuditSink> Shell<T, S> {
 
         let session = SessionContext::new(session_id, invocation.request_id.clone(), invocation.deadline)
             .with_caller(principal.subject.clone());
-        let channel = Channel { break_glass: call.break_glass_reason.clone(), signoff: call.signoff.clone() };
+        let channel = Channel { break_glass: call.break_glass.clone(), signoff: call.signoff.clone() };
         let step = Call {
             session,
             principal: &principal,
