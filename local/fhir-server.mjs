@@ -630,12 +630,14 @@ function outcomeOf(code, text) {
   return { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code, details: { text } }] };
 }
 
-// A fault rule: {type?, method?, kind: status|slow|truncate|foreign|ignore-prefer,
-// status?, retry_after?, delay_ms?, times?}. `times` (default: unlimited)
-// counts the requests a rule still applies to.
-function takeFaults(method, resourceType) {
+// A fault rule: {session_id?, type?, method?, kind: status|slow|truncate|
+// foreign|ignore-prefer|ignore-params, status?, retry_after?, delay_ms?,
+// params?, times?}. `times` (default: unlimited) counts the requests a rule
+// still applies to; `session_id` scopes a rule to one test's requests.
+function takeFaults(method, resourceType, sessionId) {
   const hits = [];
   for (const rule of faults) {
+    if (rule.session_id && rule.session_id !== sessionId) continue;
     if (rule.type && rule.type !== resourceType) continue;
     if (rule.method && rule.method !== method) continue;
     if (rule.times !== undefined) {
@@ -727,7 +729,7 @@ async function handle(req, res) {
       return send(res, 503, outcomeOf('transient', 'Server is still seeding'));
     }
     if (bodyText === null) throw new HttpError(badRequest('Request body too large'));
-    const hits = takeFaults(req.method, resourceType);
+    const hits = takeFaults(req.method, resourceType, req.headers['x-session-id']);
     for (const rule of hits.filter((r) => r.kind === 'slow')) {
       await new Promise((r) => setTimeout(r, Number(rule.delay_ms ?? 1000)));
     }
@@ -754,6 +756,14 @@ async function handle(req, res) {
       method = 'GET';
       target = `${BASE_PATH}/${resourceType}?${bodyText}`;
       forwardedBody = undefined;
+    }
+    // `ignore-params`: a server that drops these parameters, whatever `Prefer` says.
+    const dropped = hits.filter((r) => r.kind === 'ignore-params').flatMap((r) => r.params ?? []);
+    if (dropped.length > 0 && target.includes('?')) {
+      const [pathPart, query] = target.split('?');
+      const kept = new URLSearchParams(query);
+      for (const name of dropped) kept.delete(name);
+      target = `${pathPart}?${kept.toString()}`;
     }
 
     const key = req.headers['x-amz-fhir-idempotency-key'];
