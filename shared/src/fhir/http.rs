@@ -361,7 +361,7 @@ impl FhirStore for HttpFhirStore {
                 .url()
                 .join(&format!("{}/_search", query.resource_type))
                 .map_err(|_| FhirError::Rejected(0))?;
-            let form = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(query.wire_params()).finish();
+            let form = query.form_body();
             let mut next_url: Option<Url> = None;
             let mut set = SearchSet::default();
             let mut pages = 0;

@@ -111,6 +111,11 @@ impl SearchQuery {
         self.param(parameter, value)
     }
 
+    /// The `application/x-www-form-urlencoded` body of `POST [type]/_search`.
+    pub fn form_body(&self) -> String {
+        url::form_urlencoded::Serializer::new(String::new()).extend_pairs(self.wire_params()).finish()
+    }
+
     /// The parameters as sent: with a patient restriction, `_elements` also names the patient link, so that
     /// the ownership check has something to check (`Observation.subject` is optional, so a server may drop
     /// it from a subsetted resource).
