@@ -329,8 +329,7 @@ async fn create_is_retried_after_a_server_error_with_the_same_idempotency_key() 
         .expect(1)
         .mount(&server)
         .await;
-    let written =
-        store(&server, sigv4()).create(&session(Duration::from_secs(5)), "Binary", &binary()).await.unwrap();
+    let written = store(&server, sigv4()).create(&session(Duration::from_secs(5)), "Binary", &binary()).await.unwrap();
     assert_eq!(written.id.as_str(), "b-3");
     let keys: Vec<String> = server
         .received_requests()

@@ -99,7 +99,8 @@ async fn a_server_that_ignores_the_patient_parameter_fails_the_search_closed() {
 /// A server that answers every search with Joie's Condition and `extra`, whatever was asked.
 async fn wiremock_lenient(extra: Value) -> MockServer {
     let server = MockServer::start().await;
-    let own = json!({"resourceType": "Condition", "id": "c-own", "subject": {"reference": format!("Patient/{JOIE_ID}")}});
+    let own =
+        json!({"resourceType": "Condition", "id": "c-own", "subject": {"reference": format!("Patient/{JOIE_ID}")}});
     let body = json!({"resourceType": "Bundle", "type": "searchset",
                       "entry": [{"resource": own}, {"resource": extra}]});
     Mock::given(method("POST")).respond_with(ResponseTemplate::new(200).set_body_json(body)).mount(&server).await;
@@ -111,8 +112,10 @@ async fn a_foreign_resource_slipped_into_a_later_page_fails_the_whole_search() {
     let behaviour = FakeBehaviour { foreign: vec![stranger_condition()], page_size: Some(2), ..Default::default() };
     let fake = FhirFake::start(load_bundle(JOIE).unwrap(), behaviour).await;
     let store = store_at(&fake.base_url(), Signing::None);
-    let err =
-        store.search(&session(Duration::from_secs(5)), &SearchQuery::new("Condition").patient(&joie())).await.unwrap_err();
+    let err = store
+        .search(&session(Duration::from_secs(5)), &SearchQuery::new("Condition").patient(&joie()))
+        .await
+        .unwrap_err();
     assert_eq!(err, FhirError::ForeignResource { resource: "Condition/c-stranger".into() });
     // It was found by paging: the first page was POST, then GETs on the `next` links.
     let requests = fake.requests();
@@ -176,7 +179,10 @@ async fn a_server_that_ignores_the_practitioner_parameters_makes_no_false_relati
 async fn the_relationship_is_read_from_the_returned_resources() {
     let dr = FhirId::parse(DR.trim_start_matches("Practitioner/")).unwrap();
     for (behaviour, expected) in [
-        (FakeBehaviour { general_practitioner: Some(DR.into()), ..Default::default() }, vec![format!("Patient/{JOIE_ID}")]),
+        (
+            FakeBehaviour { general_practitioner: Some(DR.into()), ..Default::default() },
+            vec![format!("Patient/{JOIE_ID}")],
+        ),
         (FakeBehaviour { encounter_participant: Some(DR.into()), ..Default::default() }, vec![]),
         (FakeBehaviour::default(), vec![]),
     ] {
@@ -205,7 +211,10 @@ async fn an_encounter_before_the_look_back_window_does_not_count() {
                            "participant": [{"individual": {"reference": DR}}],
                            "period": {"start": "2010-01-01T00:00:00Z", "end": "2010-01-01T01:00:00Z"}});
     Mock::given(path("/fhir/Encounter/_search"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"resourceType": "Bundle", "entry": [{"resource": encounter}]})))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"resourceType": "Bundle", "entry": [{"resource": encounter}]})),
+        )
         .mount(&server)
         .await;
     Mock::given(path("/fhir/Patient/_search"))
@@ -253,19 +262,29 @@ async fn next_links_with_json_escapes_and_plus_signs_are_followed_and_signed_as_
 }
 
 fn credentials() -> Credentials {
-    Credentials::new("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", Some("session-token".into()), None, "test")
+    Credentials::new(
+        "AKIDEXAMPLE",
+        "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+        Some("session-token".into()),
+        None,
+        "test",
+    )
 }
 
 /// Re-signs what the server received (method, URL as sent, signed headers, body) at the request's own
 /// `x-amz-date`, as HealthLake would verify it, and compares the signature.
 fn assert_signature_matches(request: &Request) {
     let auth = request.headers.get("authorization").unwrap().to_str().unwrap();
-    let signed: Vec<&str> = auth.split("SignedHeaders=").nth(1).unwrap().split(',').next().unwrap().split(';').collect();
+    let signed: Vec<&str> =
+        auth.split("SignedHeaders=").nth(1).unwrap().split(',').next().unwrap().split(';').collect();
     let signature = auth.split("Signature=").nth(1).unwrap();
     let date = request.headers.get("x-amz-date").unwrap().to_str().unwrap();
-    let at = time::PrimitiveDateTime::parse(date, time::macros::format_description!("[year][month][day]T[hour][minute][second]Z"))
-        .unwrap()
-        .assume_utc();
+    let at = time::PrimitiveDateTime::parse(
+        date,
+        time::macros::format_description!("[year][month][day]T[hour][minute][second]Z"),
+    )
+    .unwrap()
+    .assume_utc();
     let at = SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(at.unix_timestamp()).unwrap());
     let headers: Vec<(&str, &str)> = signed
         .iter()
@@ -284,12 +303,18 @@ fn assert_signature_matches(request: &Request) {
         .into();
     let uri = request.url.as_str();
     let signable =
-        SignableRequest::new(request.method.as_str(), uri, headers.into_iter(), SignableBody::Bytes(&request.body)).unwrap();
+        SignableRequest::new(request.method.as_str(), uri, headers.into_iter(), SignableBody::Bytes(&request.body))
+            .unwrap();
     let (_, expected) = sign(signable, &params).unwrap().into_parts();
     assert_eq!(expected, signature, "signature over {} {uri}", request.method);
     // And a changed body would not verify: the form body is covered.
-    let tampered = SignableRequest::new(request.method.as_str(), uri, std::iter::empty(), SignableBody::Bytes(b"subject=Patient%2Fx"))
-        .unwrap();
+    let tampered = SignableRequest::new(
+        request.method.as_str(),
+        uri,
+        std::iter::empty(),
+        SignableBody::Bytes(b"subject=Patient%2Fx"),
+    )
+    .unwrap();
     let (_, other) = sign(tampered, &params).unwrap().into_parts();
     assert_ne!(other, signature);
 }
@@ -327,12 +352,25 @@ async fn fault(behaviour: FakeBehaviour, deadline: Duration) -> (Result<shared::
 async fn throttling_server_errors_slowness_and_truncation_end_in_time_with_the_right_error() {
     let deadline = Duration::from_millis(1500);
     let margin = Duration::from_millis(300);
-    let failing = |status: u16| FakeBehaviour { failing: [("Condition".to_owned(), status)].into(), ..Default::default() };
+    let failing =
+        |status: u16| FakeBehaviour { failing: [("Condition".to_owned(), status)].into(), ..Default::default() };
     let cases = [
-        ("429 with a long Retry-After", FakeBehaviour { retry_after: Some(30), ..failing(429) }, FhirError::Unavailable),
+        (
+            "429 with a long Retry-After",
+            FakeBehaviour { retry_after: Some(30), ..failing(429) },
+            FhirError::Unavailable,
+        ),
         ("503", failing(503), FhirError::Unavailable),
-        ("slower than the deadline", FakeBehaviour { delay: Some(Duration::from_secs(5)), ..Default::default() }, FhirError::Unavailable),
-        ("truncated JSON", FakeBehaviour { truncated: vec!["Condition".into()], ..Default::default() }, FhirError::Decode),
+        (
+            "slower than the deadline",
+            FakeBehaviour { delay: Some(Duration::from_secs(5)), ..Default::default() },
+            FhirError::Unavailable,
+        ),
+        (
+            "truncated JSON",
+            FakeBehaviour { truncated: vec!["Condition".into()], ..Default::default() },
+            FhirError::Decode,
+        ),
     ];
     for (name, behaviour, expected) in cases {
         let (result, took) = fault(behaviour, deadline).await;

@@ -53,7 +53,16 @@ fn id(raw: &str) -> FhirId {
 #[ignore = "needs the local FHIR server (FHIR_URL)"]
 async fn the_summary_searches_pass_the_ownership_check_on_the_largest_patient() {
     let s = session("local-owner-ok-0001", Duration::from_secs(20));
-    for t in ["Patient", "Condition", "Observation", "Encounter", "MedicationRequest", "Procedure", "Immunization", "AllergyIntolerance"] {
+    for t in [
+        "Patient",
+        "Condition",
+        "Observation",
+        "Encounter",
+        "MedicationRequest",
+        "Procedure",
+        "Immunization",
+        "AllergyIntolerance",
+    ] {
         let q = SearchQuery::new(t).patient(&id(FLETCHER_ID)).count(100).pages(3);
         store().search(&s, &q).await.unwrap_or_else(|e| panic!("{t}: {e:?}"));
     }

@@ -423,11 +423,8 @@ impl FhirStore for HttpFhirStore {
             let body = serde_json::to_vec(resource).map_err(|_| FhirError::Rejected(0))?;
             // One key per create, the same on every retry of it.
             let key = idempotency_key();
-            let call = Call {
-                body: &body,
-                idempotency_key: Some(&key),
-                ..Call::new(http::Method::POST, &url, resource_type)
-            };
+            let call =
+                Call { body: &body, idempotency_key: Some(&key), ..Call::new(http::Method::POST, &url, resource_type) };
             let (headers, body) = self.send(session, &call).await?;
             written(&headers, &body, resource_type)
         }

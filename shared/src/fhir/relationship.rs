@@ -102,8 +102,10 @@ impl LinkedEncounter {
     /// start, on or after `since`). An encounter without a readable date does not count: the window is part of
     /// the rule, and a server that ignored `date` must not stretch it.
     fn names(&self, practitioner: &str, since: Date) -> bool {
-        let took_part =
-            self.participant.iter().any(|p| p.individual.as_ref().and_then(|r| r.reference.as_deref()) == Some(practitioner));
+        let took_part = self
+            .participant
+            .iter()
+            .any(|p| p.individual.as_ref().and_then(|r| r.reference.as_deref()) == Some(practitioner));
         let last_day = self.period.as_ref().and_then(|p| p.end.as_deref().or(p.start.as_deref())).and_then(day_of);
         took_part && last_day.is_some_and(|d| d >= since)
     }

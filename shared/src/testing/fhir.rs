@@ -231,12 +231,8 @@ impl Responder {
     }
 
     fn bundle(&self, resource_type: &str, params: &[(String, String)], offset: usize) -> Value {
-        let mut matched: Vec<Value> = self
-            .resources
-            .iter()
-            .map(|r| self.served(r))
-            .filter(|r| Self::matches(resource_type, r, params))
-            .collect();
+        let mut matched: Vec<Value> =
+            self.resources.iter().map(|r| self.served(r)).filter(|r| Self::matches(resource_type, r, params)).collect();
         matched.extend(self.behaviour.foreign.iter().filter(|r| r["resourceType"] == resource_type).cloned());
         let (page, next) = match self.behaviour.page_size {
             Some(size) => {
@@ -322,9 +318,7 @@ impl Responder {
         if !is_search {
             return ResponseTemplate::new(405).set_body_json(outcome("not-supported", "the fake serves searches only"));
         }
-        if is_post_search
-            && !header_is(request, "content-type", "application/x-www-form-urlencoded")
-        {
+        if is_post_search && !header_is(request, "content-type", "application/x-www-form-urlencoded") {
             return ResponseTemplate::new(415).set_body_json(outcome("invalid", "form body expected"));
         }
         if let Some(status) = self.behaviour.failing.get(resource_type) {

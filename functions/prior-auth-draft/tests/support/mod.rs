@@ -3,7 +3,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a failed step is a failed test")]
 #![allow(dead_code, reason = "each test binary uses a different part of this module")]
 
-
 use serde_json::Value;
 
 pub const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared");
@@ -49,8 +48,8 @@ pub fn patient_id(resources: &[Value]) -> String {
 
 // ---- the handler harness ---------------------------------------------------------------------------------
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use prior_auth_draft::PriorAuthTool;
@@ -60,10 +59,10 @@ use serde_json::json;
 use shared::audit::MemoryAuditSink;
 use shared::authz::Authorizer;
 use shared::fhir::{HttpFhirStore, Signing};
-use shared::testing::{FakeBehaviour, FhirFake};
 use shared::keys::{EncryptionContext, KeyError, Keys, LocalKeys, Sealed};
 use shared::runtime::Invocation;
 use shared::session::SessionContext;
+use shared::testing::{FakeBehaviour, FhirFake};
 use shared::writer::{ClinicalWriter, LocalWriter, Narrative, WriterError, WritingRequest};
 
 pub const SESSION: &str = "test-session-0123456789abcdef0123456789abcdef";
