@@ -134,8 +134,7 @@ async fn faults_end_within_the_deadline_with_the_right_error() {
 #[ignore = "needs the local FHIR server (FHIR_URL)"]
 async fn a_retried_create_with_the_same_key_makes_one_binary() {
     let sid = "local-idempotent-0001";
-    // The first create lands but its answer is lost as a 503 ... modelled as: a 503 on the first attempt only
-    // would not have landed, so instead repeat the key by hand through the server's contract.
+    // A retry after a lost answer repeats the key: the server must answer with the first create's resource.
     let key = "123e4567-e89b-42d3-a456-426614174000";
     let body = json!({"resourceType": "Binary", "contentType": "text/plain", "data": "AAEC"});
     let client = reqwest::Client::new();
