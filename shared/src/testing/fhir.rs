@@ -261,7 +261,10 @@ fn page_token(resource_type: &str, params: &[(String, String)], offset: usize) -
     STANDARD.encode(bytes)
 }
 
-fn read_token(token: &str) -> Option<(String, Vec<(String, String)>, usize)> {
+/// Where a page token points: resource type, the search's parameters, offset.
+type PagePosition = (String, Vec<(String, String)>, usize);
+
+fn read_token(token: &str) -> Option<PagePosition> {
     let bytes = STANDARD.decode(token).ok()?;
     let state: Value = serde_json::from_slice(bytes.get(6..)?).ok()?;
     let params = serde_json::from_value(state["params"].clone()).ok()?;
@@ -348,7 +351,7 @@ impl Responder {
             }
         }
         let bundle = self.bundle(&resource_type, &honoured, offset);
-        if self.behaviour.truncated.iter().any(|t| *t == resource_type) {
+        if self.behaviour.truncated.contains(&resource_type) {
             let text = bundle.to_string();
             let cut = text.len() / 2;
             return ResponseTemplate::new(200)
