@@ -1,16 +1,28 @@
-// Loopback FHIR R4 server for local runs of the Lambda tools.
+// Loopback FHIR R4 server for local runs of the Lambda tools, behaving like
+// AWS HealthLake where that matters for safety.
 //
 // Medplum's FhirRouter + MemoryRepository do the FHIR semantics (CRUD, search
-// parameter matching, sorting). This file adds what a real server would do and
-// the in-memory repository does not: paging links, `_elements`, strict
-// rejection of unknown search parameters, HTTP status mapping, a request
-// journal for tests, and seeding from Synthea transaction bundles.
+// parameter matching, sorting). This file adds what HealthLake does and the
+// in-memory repository does not: POST `[type]/_search` with a form body,
+// `Prefer: handling=strict|lenient` (lenient, the default, IGNORES parameters
+// HealthLake does not support, such as `patient` on Condition), opaque `page`
+// tokens in `next` links, JSON with `\/` escapes, `x-amz-fhir-idempotency-key`
+// on create, `_elements`, HTTP status mapping, a request journal and a fault
+// mode for tests, and seeding from Synthea transaction bundles.
+//
+// Concurrency: the main thread owns the socket, the journal, the faults and
+// the idempotency keys; FHIR_WORKERS worker threads (default 2) each hold a
+// seeded copy of the repository and answer searches in parallel. Writes, and
+// every later request for a type that was written, go to worker 0, so a read
+// always sees the writes before it.
 //
 // Logging rule: nothing from a resource body or a query string is ever
 // printed, because the data stands in for PHI. Log lines carry counts, ids,
 // status codes and timings only.
 
 import { createServer } from 'node:http';
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { randomUUID } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -48,6 +60,46 @@ const FHIR_JSON = 'application/fhir+json; charset=utf-8';
 // that starts with `_` (e.g. `_include`) is rejected instead of being silently
 // ignored, so a client relying on it fails loudly in tests rather than in AWS.
 const CONTROL_PARAMS = new Set(['_count', '_offset', '_sort', '_elements', '_total', '_format', '_pretty']);
+
+// "HealthLake supported search parameters" (HealthLake developer guide): every
+// registry parameter except these, and the clinical `patient` parameter only
+// for AllergyIntolerance and Immunization. Lenient handling ignores them, as
+// HealthLake does, so a client that relies on them sees other patients' data.
+const HEALTHLAKE_UNSUPPORTED = new Set([
+  'Account-patient', 'Appointment-patient', 'Appointment-practitioner', 'AppointmentResponse-location',
+  'AppointmentResponse-patient', 'AppointmentResponse-practitioner', 'Bundle-composition', 'Bundle-identifier',
+  'Bundle-message', 'Bundle-timestamp', 'Bundle-type', 'Communication-patient', 'CommunicationRequest-patient',
+  'Consent-source-reference', 'Contract-patient', 'DeviceRequest-patient', 'EpisodeOfCare-care-manager',
+  'Group-characteristic-value', 'Group-value', 'GuidanceResponse-patient', 'List-patient', 'Location-near',
+  'MeasureReport-patient', 'Person-practitioner', 'Person-relatedperson', 'PlanDefinition-definition',
+  'Provenance-patient', 'QuestionnaireResponse-patient', 'RequestGroup-patient', 'RiskAssessment-probability',
+  'Specimen-patient',
+]);
+const CLINICAL_PATIENT_SUPPORTED = new Set(['AllergyIntolerance', 'Immunization']);
+
+function healthLakeSupports(resourceType, code, known) {
+  if (CONTROL_PARAMS.has(code) || SEARCHABLE_SPECIALS.has(code) || code === 'page') return true;
+  if (!(code in known)) return false;
+  if (HEALTHLAKE_UNSUPPORTED.has(`${resourceType}-${code}`)) return false;
+  if (code === 'patient' && !CLINICAL_PATIENT_SUPPORTED.has(resourceType)) return false;
+  return true;
+}
+
+// Opaque page tokens: base64 (standard alphabet) of a marker that always
+// encodes as `++++////`, then the search. A client that sends `+` bare (read
+// as a space) or otherwise mangles the token gets a 400, not another page.
+const TOKEN_MARKER = Buffer.from([0xfb, 0xef, 0xbe, 0xff, 0xff, 0xff]);
+function pageToken(params) {
+  return Buffer.concat([TOKEN_MARKER, Buffer.from(params.toString(), 'utf8')]).toString('base64');
+}
+function readPageToken(token) {
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(token)) throw new HttpError(badRequest('Invalid page token', 'page'));
+  const bytes = Buffer.from(token, 'base64');
+  if (bytes.length < TOKEN_MARKER.length || !bytes.subarray(0, TOKEN_MARKER.length).equals(TOKEN_MARKER)) {
+    throw new HttpError(badRequest('Invalid page token', 'page'));
+  }
+  return new URLSearchParams(bytes.subarray(TOKEN_MARKER.length).toString('utf8'));
+}
 const SEARCHABLE_SPECIALS = new Set(['_id', '_lastUpdated']);
 
 const repo = new MemoryRepository();
@@ -229,7 +281,10 @@ async function seed() {
 // ---------------------------------------------------------------- helpers
 
 function send(res, status, body, contentType = FHIR_JSON, headers = {}) {
-  const payload = body === undefined ? '' : JSON.stringify(body);
+  // FHIR JSON is written with `/` escaped as `\/` (valid JSON, as Java servers
+  // write it), so clients must parse it rather than search the text.
+  const json = body === undefined ? '' : JSON.stringify(body);
+  const payload = contentType === FHIR_JSON ? json.replaceAll('/', '\\/') : json;
   res.writeHead(status, {
     'content-type': contentType,
     'content-length': Buffer.byteLength(payload),
@@ -271,12 +326,13 @@ function parseNonNegativeInt(name, value) {
 
 // Validates a type-level search and normalises paging. Returns the
 // URLSearchParams that will be handed to Medplum.
-function prepareSearch(resourceType, params) {
+function prepareSearch(resourceType, params, strict) {
   const known = getSearchParameters(resourceType) ?? {};
   for (const key of new Set(params.keys())) {
     const base = key.split(/[:.]/)[0];
-    if (CONTROL_PARAMS.has(base) || SEARCHABLE_SPECIALS.has(base) || base in known) continue;
-    throw new HttpError(badRequest(`Unknown or unsupported search parameter: ${base}`, base));
+    if (healthLakeSupports(resourceType, base, known)) continue;
+    if (strict) throw new HttpError(badRequest(`Unknown or unsupported search parameter: ${base}`, base));
+    params.delete(key);
   }
   for (const sortKey of (params.get('_sort') ?? '').split(',').filter(Boolean)) {
     const code = sortKey.replace(/^-/, '');
@@ -308,11 +364,14 @@ function qualifyBareIds(value, targets) {
     .join(',');
 }
 
+// Like HealthLake, links carry an opaque `page` token rather than the
+// search itself (raw `+` and `/` included: see TOKEN_MARKER).
 function pageLink(resourceType, params, count, offset) {
   const p = new URLSearchParams(params);
+  p.delete('page');
   p.set('_count', String(count));
   p.set('_offset', String(offset));
-  return `${BASE_URL}/${resourceType}?${p.toString()}`;
+  return `${BASE_URL}/${resourceType}?page=${pageToken(p)}`;
 }
 
 function addPagingLinks(bundle, resourceType, params, count, offset) {
@@ -401,7 +460,7 @@ async function handleFhir(req, res, url) {
 
   let body;
   if (method === 'POST' || method === 'PUT' || method === 'PATCH') {
-    const raw = await readBody(req);
+    const raw = req.bodyText ?? (await readBody(req));
     if (raw.length > 0) {
       try {
         body = JSON.parse(raw);
@@ -414,13 +473,15 @@ async function handleFhir(req, res, url) {
     }
   }
 
-  const params = url.searchParams;
-  const elements = params.get('_elements');
   const isTypeSearch = method === 'GET' && segments.length === 1;
+  // A `next` link carries only the token; the search it stands for is inside.
+  const params = isTypeSearch && url.searchParams.has('page') ? readPageToken(url.searchParams.get('page')) : url.searchParams;
+  const elements = params.get('_elements');
+  const strict = /(^|[,;\s])handling=strict($|[,;\s])/.test(String(req.headers.prefer ?? ''));
   let routerUrl = rel;
   let paging;
   if (isTypeSearch) {
-    paging = prepareSearch(segments[0], params);
+    paging = prepareSearch(segments[0], params, strict);
     routerUrl = `${rel}?${paging.forRouter.toString()}`;
   } else if (url.search) {
     const passthrough = new URLSearchParams(params);
@@ -449,7 +510,157 @@ async function handleFhir(req, res, url) {
   return send(res, status, out, FHIR_JSON, headers);
 }
 
-// ---------------------------------------------------------------- HTTP server
+// ---------------------------------------------------------------- worker side
+
+// A worker answers one request at a time from its own seeded repository.
+// `res` is a shim that collects what `send` writes.
+async function answerInWorker(msg) {
+  const out = { status: 500, headers: {}, payload: '' };
+  const res = {
+    headersSent: false,
+    get statusCode() {
+      return out.status;
+    },
+    writeHead(status, headers) {
+      out.status = status;
+      out.headers = headers;
+      this.headersSent = true;
+    },
+    end(payload) {
+      out.payload = payload ?? '';
+    },
+  };
+  const url = new URL(msg.url, `http://${HOST}:${PORT}`);
+  const req = { method: msg.method, headers: msg.headers, bodyText: msg.bodyText };
+  try {
+    await handleFhir(req, res, url);
+  } catch (err) {
+    const outcome = err instanceof HttpError ? err.outcome : normalizeOperationOutcome(err);
+    const status = err instanceof HttpError ? err.status : getStatus(outcome);
+    if (!res.headersSent) send(res, status, outcome);
+  }
+  return out;
+}
+
+function runWorker() {
+  seed()
+    .then(() => {
+      ready = true;
+      parentPort.postMessage({ kind: 'ready', stored: storedCount });
+    })
+    .catch((err) => {
+      log(`worker ${workerData.index} seeding failed: ${err?.message ?? err}`);
+      process.exit(1);
+    });
+  // Requests that arrive while seeding wait for it: the main thread only
+  // forwards once every worker is ready, so this is belt and braces.
+  parentPort.on('message', (msg) => {
+    answerInWorker(msg).then((out) => parentPort.postMessage({ kind: 'answer', id: msg.id, ...out }));
+  });
+}
+
+// ---------------------------------------------------------------- main side
+
+const WORKERS = Math.max(1, Number(process.env.FHIR_WORKERS ?? 2));
+const workers = [];
+const pending = new Map();
+let nextId = 1;
+const writtenTypes = new Set();
+// x-amz-fhir-idempotency-key -> the first create's answer (or its promise).
+const idempotent = new Map();
+// Fault rules set through /__faults (tests only).
+let faults = [];
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+function startWorkers() {
+  let readyCount = 0;
+  for (let index = 0; index < WORKERS; index++) {
+    const worker = new Worker(fileURLToPath(import.meta.url), { workerData: { index } });
+    const state = { worker, busy: 0, index };
+    worker.on('message', (msg) => {
+      if (msg.kind === 'ready') {
+        storedCount = msg.stored;
+        readyCount++;
+        if (readyCount === WORKERS) {
+          ready = true;
+          log(`ready resources=${storedCount} workers=${WORKERS}`);
+        }
+        return;
+      }
+      const done = pending.get(msg.id);
+      if (!done) return;
+      pending.delete(msg.id);
+      state.busy--;
+      done(msg);
+    });
+    worker.on('error', (err) => {
+      log(`worker ${index} failed kind=${err?.name ?? 'unknown'}`);
+      process.exit(1);
+    });
+    workers.push(state);
+  }
+}
+
+// Writes and everything about a written type go to worker 0 (read-your-writes);
+// other searches go to the least busy worker.
+function pickWorker(method, resourceType) {
+  if (method !== 'GET' || writtenTypes.has(resourceType)) {
+    if (method !== 'GET' && resourceType) writtenTypes.add(resourceType);
+    return workers[0];
+  }
+  return workers.reduce((a, b) => (b.busy < a.busy ? b : a));
+}
+
+function dispatch(method, url, headers, bodyText, resourceType) {
+  const state = pickWorker(method, resourceType);
+  const id = nextId++;
+  state.busy++;
+  return new Promise((resolveAnswer) => {
+    pending.set(id, resolveAnswer);
+    state.worker.postMessage({ id, method, url, headers, bodyText });
+  });
+}
+
+function writeAnswer(res, answer) {
+  res.writeHead(answer.status, { ...answer.headers, 'content-length': Buffer.byteLength(answer.payload) });
+  res.end(answer.payload);
+}
+
+function outcomeOf(code, text) {
+  return { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code, details: { text } }] };
+}
+
+// A fault rule: {session_id?, type?, method?, kind: status|slow|truncate|
+// foreign|ignore-prefer|ignore-params, status?, retry_after?, delay_ms?,
+// params?, times?}. `times` (default: unlimited) counts the requests a rule
+// still applies to; `session_id` scopes a rule to one test's requests.
+function takeFaults(method, resourceType, sessionId) {
+  const hits = [];
+  for (const rule of faults) {
+    if (rule.session_id && rule.session_id !== sessionId) continue;
+    if (rule.type && rule.type !== resourceType) continue;
+    if (rule.method && rule.method !== method) continue;
+    if (rule.times !== undefined) {
+      if (rule.times <= 0) continue;
+      rule.times--;
+    }
+    hits.push(rule);
+  }
+  return hits;
+}
+
+// Another patient's resource of the same type, for the `foreign` fault.
+async function foreignResource(resourceType, params) {
+  const own = new Set(['subject', 'patient', '_id'].flatMap((k) => params.getAll(k)).flatMap((v) => v.split(',')));
+  const answer = await dispatch('GET', `${BASE_PATH}/${resourceType}?_count=100`, {}, undefined, resourceType);
+  const bundle = JSON.parse(answer.payload);
+  return (bundle.entry ?? [])
+    .map((e) => e.resource)
+    .find((r) => {
+      const ref = r.subject?.reference ?? r.patient?.reference ?? `Patient/${r.id}`;
+      return !own.has(ref) && !own.has(ref.replace(/^Patient\//, '')) && !own.has(r.id);
+    });
+}
 
 async function handle(req, res) {
   const started = performance.now();
@@ -457,7 +668,7 @@ async function handle(req, res) {
 
   if (url.pathname === '/healthz') {
     return ready
-      ? send(res, 200, { status: 'ready', resources: storedCount }, 'application/json')
+      ? send(res, 200, { status: 'ready', resources: storedCount, workers: WORKERS }, 'application/json')
       : send(res, 503, { status: 'seeding' }, 'application/json');
   }
   if (url.pathname === '/__journal') {
@@ -468,16 +679,45 @@ async function handle(req, res) {
     }
     return send(res, 405, { error: 'method not allowed' }, 'application/json');
   }
+  if (url.pathname === '/__faults') {
+    if (req.method === 'GET') return send(res, 200, { rules: faults }, 'application/json');
+    if (req.method === 'DELETE') {
+      faults = [];
+      return send(res, 200, { cleared: true }, 'application/json');
+    }
+    if (req.method === 'POST') {
+      try {
+        const body = JSON.parse(await readBody(req));
+        faults = faults.concat(Array.isArray(body.rules) ? body.rules : [body]);
+        return send(res, 200, { rules: faults }, 'application/json');
+      } catch {
+        return send(res, 400, { error: 'fault rules must be JSON' }, 'application/json');
+      }
+    }
+    return send(res, 405, { error: 'method not allowed' }, 'application/json');
+  }
   if (url.pathname !== BASE_PATH && !url.pathname.startsWith(`${BASE_PATH}/`)) {
     return send(res, 404, { error: 'not found' }, 'application/json');
   }
 
+  const segments = url.pathname.slice(BASE_PATH.length).split('/').filter(Boolean);
+  const resourceType = segments[0] ?? '';
+  const isPostSearch = req.method === 'POST' && segments.length === 2 && segments[1] === '_search';
+  const bodyText = req.method === 'GET' || req.method === 'DELETE' ? undefined : await readBody(req).catch(() => null);
+
   // Journal before any validation: tests must see requests even when they fail.
+  // It is gathered here, on the main thread, whichever worker answers. `body`
+  // holds a POST _search form body as sent (names and values): the server
+  // binds to loopback only and serves synthetic Synthea data, so the journal
+  // is test evidence, never a log; it is never printed.
   const rawQuery = (req.url ?? '').includes('?') ? req.url.slice(req.url.indexOf('?') + 1) : '';
   journal.push({
     method: req.method,
     path: url.pathname,
     query: rawQuery,
+    body: isPostSearch ? bodyText : null,
+    prefer: req.headers.prefer ?? null,
+    idempotency_key: req.headers['x-amz-fhir-idempotency-key'] ?? null,
     session_id: req.headers['x-session-id'] ?? null,
     request_id: req.headers['x-request-id'] ?? null,
   });
@@ -486,13 +726,81 @@ async function handle(req, res) {
   try {
     if (!ready) {
       status = 503;
-      return send(res, 503, {
-        resourceType: 'OperationOutcome',
-        issue: [{ severity: 'error', code: 'transient', details: { text: 'Server is still seeding' } }],
-      });
+      return send(res, 503, outcomeOf('transient', 'Server is still seeding'));
     }
-    await handleFhir(req, res, url);
-    status = res.statusCode;
+    if (bodyText === null) throw new HttpError(badRequest('Request body too large'));
+    const hits = takeFaults(req.method, resourceType, req.headers['x-session-id']);
+    for (const rule of hits.filter((r) => r.kind === 'slow')) {
+      await new Promise((r) => setTimeout(r, Number(rule.delay_ms ?? 1000)));
+    }
+    const failure = hits.find((r) => r.kind === 'status');
+    if (failure) {
+      status = Number(failure.status ?? 503);
+      const headers = failure.retry_after !== undefined ? { 'retry-after': String(failure.retry_after) } : {};
+      return send(res, status, outcomeOf('throttled', 'Injected fault'), FHIR_JSON, headers);
+    }
+
+    let method = req.method;
+    let target = `${url.pathname}${url.search}`;
+    let forwardedBody = bodyText;
+    const headers = { ...req.headers };
+    if (hits.some((r) => r.kind === 'ignore-prefer')) delete headers.prefer;
+    if (isPostSearch) {
+      // "Searching FHIR resources with POST": parameters in the URL or in a
+      // form body, never both.
+      if (url.search) throw new HttpError(badRequest('Search parameters in both the URL and the body'));
+      const type = String(req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+      if (type !== 'application/x-www-form-urlencoded') {
+        throw new HttpError(badRequest('POST _search needs an application/x-www-form-urlencoded body'), 415);
+      }
+      method = 'GET';
+      target = `${BASE_PATH}/${resourceType}?${bodyText}`;
+      forwardedBody = undefined;
+    }
+    // `ignore-params`: a server that drops these parameters, whatever `Prefer` says.
+    const dropped = hits.filter((r) => r.kind === 'ignore-params').flatMap((r) => r.params ?? []);
+    if (dropped.length > 0 && target.includes('?')) {
+      const [pathPart, query] = target.split('?');
+      const kept = new URLSearchParams(query);
+      for (const name of dropped) kept.delete(name);
+      target = `${pathPart}?${kept.toString()}`;
+    }
+
+    const key = req.headers['x-amz-fhir-idempotency-key'];
+    const isCreate = req.method === 'POST' && segments.length === 1;
+    let answer;
+    if (isCreate && key !== undefined) {
+      // "Idempotency and Concurrency": a malformed key is a 400; a repeat of a
+      // key answers 409 with the resource the first request created.
+      if (!UUID.test(String(key))) throw new HttpError(badRequest('x-amz-fhir-idempotency-key must be a UUID'));
+      const earlier = idempotent.get(key);
+      if (earlier) {
+        const first = await earlier;
+        answer = first.status === 201 ? { ...first, status: 409 } : await dispatch(method, target, headers, forwardedBody, resourceType);
+      } else {
+        const attempt = dispatch(method, target, headers, forwardedBody, resourceType);
+        idempotent.set(key, attempt);
+        answer = await attempt;
+        if (answer.status !== 201) idempotent.delete(key);
+      }
+    } else {
+      answer = await dispatch(method, target, headers, forwardedBody, resourceType);
+    }
+
+    if (answer.status === 200 && hits.some((r) => r.kind === 'foreign')) {
+      const bundle = JSON.parse(answer.payload);
+      if (bundle.resourceType === 'Bundle') {
+        const stranger = await foreignResource(resourceType, new URLSearchParams(target.split('?')[1] ?? ''));
+        if (stranger) bundle.entry = [...(bundle.entry ?? []), { resource: stranger, search: { mode: 'match' } }];
+        status = 200;
+        return send(res, 200, bundle);
+      }
+    }
+    if (hits.some((r) => r.kind === 'truncate')) {
+      answer = { ...answer, payload: answer.payload.slice(0, Math.floor(answer.payload.length / 2)) };
+    }
+    status = answer.status;
+    writeAnswer(res, answer);
   } catch (err) {
     const outcome = err instanceof HttpError ? err.outcome : normalizeOperationOutcome(err);
     status = err instanceof HttpError ? err.status : getStatus(outcome);
@@ -501,49 +809,44 @@ async function handle(req, res) {
     if (LOG_REQUESTS) {
       // Resource type and status only: ids in paths are fine but query strings
       // may carry names or identifiers, so they are never logged.
-      const type = url.pathname.slice(BASE_PATH.length).split('/').filter(Boolean)[0] ?? '-';
-      log(`${req.method} type=${type} status=${status ?? res.statusCode} ms=${(performance.now() - started).toFixed(1)}`);
+      log(`${req.method} type=${resourceType || '-'} status=${status ?? res.statusCode} ms=${(performance.now() - started).toFixed(1)}`);
     }
   }
 }
 
-const server = createServer((req, res) => {
-  handle(req, res).catch((err) => {
-    log(`unhandled error kind=${err?.name ?? 'unknown'}`);
-    if (!res.headersSent) send(res, 500, { error: 'internal' }, 'application/json');
-  });
-});
-server.keepAliveTimeout = 5000;
-
-function shutdown(signal) {
-  log(`received ${signal}, shutting down`);
-  server.close(() => process.exit(0));
-  server.closeIdleConnections();
-  // Clients holding keep-alive connections must not keep us alive forever.
-  setTimeout(() => {
-    server.closeAllConnections();
-    process.exit(0);
-  }, 2000).unref();
-}
-process.on('SIGTERM', () => shutdown('SIGTERM'));
-process.on('SIGINT', () => shutdown('SIGINT'));
-
-server.on('error', (err) => {
-  log(`listen failed code=${err.code ?? 'unknown'} port=${PORT}`);
-  process.exit(1);
-});
-
-// Listen first so /healthz can report 503 while seeding is in progress.
-server.listen(PORT, HOST, () => {
-  log(`listening base=${BASE_URL} synthea_dir=${SYNTHEA_DIR}`);
-  seed()
-    .then(() => {
-      ready = true;
-      log(`ready resources=${storedCount}`);
-    })
-    .catch((err) => {
-      // The message may name a file or a urn but never resource content.
-      log(`seeding failed: ${err?.message ?? err}`);
-      process.exit(1);
+function runMain() {
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err) => {
+      log(`unhandled error kind=${err?.name ?? 'unknown'}`);
+      if (!res.headersSent) send(res, 500, { error: 'internal' }, 'application/json');
     });
-});
+  });
+  server.keepAliveTimeout = 5000;
+
+  function shutdown(signal) {
+    log(`received ${signal}, shutting down`);
+    server.close(() => process.exit(0));
+    server.closeIdleConnections();
+    // Clients holding keep-alive connections must not keep us alive forever.
+    setTimeout(() => {
+      server.closeAllConnections();
+      process.exit(0);
+    }, 2000).unref();
+  }
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+
+  server.on('error', (err) => {
+    log(`listen failed code=${err.code ?? 'unknown'} port=${PORT}`);
+    process.exit(1);
+  });
+
+  // Listen first so /healthz can report 503 while the workers seed.
+  server.listen(PORT, HOST, () => {
+    log(`listening base=${BASE_URL} synthea_dir=${SYNTHEA_DIR} workers=${WORKERS}`);
+    startWorkers();
+  });
+}
+
+if (isMainThread) runMain();
+else runWorker();

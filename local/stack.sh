@@ -25,6 +25,7 @@ MOTO_PORT="${MOTO_PORT:-8105}"
 MOTO_VERSION="5.2.5"
 # Validates the prior-auth PAS Bundles (R4B models) in the prior-auth-draft tests.
 FHIR_RESOURCES_VERSION="7.1.0"
+HTTPX_VERSION="0.28.1"
 FHIR_BASE_URL="http://127.0.0.1:$FHIR_PORT/fhir"
 ISSUER_URL="http://127.0.0.1:$ISSUER_PORT"
 
@@ -162,6 +163,14 @@ cmd_install() {
     [[ -x "$VENV/bin/pip" ]] || python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
     say "moto: installed in $((SECONDS - t0))s"
+  fi
+
+  # httpx: the plain-Python baseline of the FHIR fan-out benchmark (local/bench_fhir_fanout.py).
+  if "$VENV/bin/pip" show httpx 2>/dev/null | grep -qx "Version: $HTTPX_VERSION"; then
+    say "httpx: $HTTPX_VERSION present in .venv"
+  else
+    [[ -x "$VENV/bin/pip" ]] || python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "httpx==$HTTPX_VERSION"
   fi
 
   if "$VENV/bin/pip" show fhir.resources 2>/dev/null | grep -qx "Version: $FHIR_RESOURCES_VERSION"; then

@@ -10,7 +10,7 @@ use shared::fhir::{
     CredentialSource, FhirEndpoint, FhirError, FhirId, FhirStore, HttpFhirStore, RetryPolicy, SearchQuery, Signing,
 };
 use shared::session::{SessionContext, SessionId};
-use wiremock::matchers::{header, header_exists, method, path, query_param};
+use wiremock::matchers::{body_string, body_string_contains, header, header_exists, method, path, query_param};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 fn session(deadline: Duration) -> SessionContext {
@@ -27,7 +27,10 @@ fn store(server: &MockServer, signing: Signing) -> HttpFhirStore {
 }
 
 fn bundle(ids: &[&str], next: Option<String>) -> serde_json::Value {
-    let entry: Vec<_> = ids.iter().map(|id| json!({"resource": {"resourceType": "Condition", "id": id}})).collect();
+    let entry: Vec<_> = ids
+        .iter()
+        .map(|id| json!({"resource": {"resourceType": "Condition", "id": id, "subject": {"reference": "Patient/p1"}}}))
+        .collect();
     let link: Vec<_> = next.into_iter().map(|url| json!({"relation": "next", "url": url})).collect();
     json!({"resourceType": "Bundle", "type": "searchset", "entry": entry, "link": link})
 }
@@ -39,10 +42,11 @@ fn query() -> SearchQuery {
 #[tokio::test]
 async fn every_request_carries_session_and_request_ids_and_params() {
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/fhir/Condition"))
-        .and(query_param("patient", "Patient/p1"))
-        .and(query_param("_count", "2"))
+    Mock::given(method("POST"))
+        .and(path("/fhir/Condition/_search"))
+        .and(body_string("subject=Patient%2Fp1&_count=2"))
+        .and(header("content-type", "application/x-www-form-urlencoded"))
+        .and(header("prefer", "handling=strict"))
         .and(header("x-session-id", "sess-abc.123"))
         .and(header("x-request-id", "req-1"))
         .and(header("accept", "application/fhir+json"))
@@ -52,6 +56,9 @@ async fn every_request_carries_session_and_request_ids_and_params() {
         .await;
     let set = store(&server, Signing::None).search(&session(Duration::from_secs(5)), &query()).await.unwrap();
     assert_eq!(set.references(), vec!["Condition/c1"]);
+    // The patient id travels in the body only, never in the URL.
+    let requests: Vec<Request> = server.received_requests().await.unwrap();
+    assert!(!requests[0].url.as_str().contains("p1"), "{}", requests[0].url);
 }
 
 #[tokio::test]
@@ -59,15 +66,19 @@ async fn follows_next_links_and_stops_at_the_page_limit() {
     let server = MockServer::start().await;
     let page2 = format!("{}/fhir/Condition?page=2", server.uri());
     let page3 = format!("{}/fhir/Condition?page=3", server.uri());
-    Mock::given(query_param("page", "2"))
+    Mock::given(method("GET"))
+        .and(query_param("page", "2"))
+        .and(header("prefer", "handling=strict"))
         .respond_with(ResponseTemplate::new(200).set_body_json(bundle(&["c3", "c4"], Some(page3.clone()))))
         .mount(&server)
         .await;
-    Mock::given(query_param("page", "3"))
+    Mock::given(method("GET"))
+        .and(query_param("page", "3"))
         .respond_with(ResponseTemplate::new(200).set_body_json(bundle(&["c5"], None)))
         .mount(&server)
         .await;
-    Mock::given(query_param("_count", "2"))
+    Mock::given(method("POST"))
+        .and(body_string_contains("_count=2"))
         .respond_with(ResponseTemplate::new(200).set_body_json(bundle(&["c1", "c2"], Some(page2))))
         .mount(&server)
         .await;
@@ -81,7 +92,7 @@ async fn follows_next_links_and_stops_at_the_page_limit() {
 #[tokio::test]
 async fn a_next_link_to_another_host_is_never_followed() {
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
+    Mock::given(method("POST"))
         .respond_with(
             ResponseTemplate::new(200)
                 .set_body_json(bundle(&["c1"], Some("https://elsewhere.example/fhir/Condition?page=2".into()))),
@@ -96,7 +107,7 @@ async fn a_next_link_to_another_host_is_never_followed() {
 #[tokio::test]
 async fn not_found_is_not_retried() {
     let server = MockServer::start().await;
-    Mock::given(method("GET")).respond_with(ResponseTemplate::new(404)).expect(1).mount(&server).await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(404)).expect(1).mount(&server).await;
     let result = store(&server, Signing::None).search(&session(Duration::from_secs(5)), &query()).await;
     assert_eq!(result.err(), Some(FhirError::NotFound));
 }
@@ -104,7 +115,7 @@ async fn not_found_is_not_retried() {
 #[tokio::test]
 async fn other_client_errors_are_not_retried() {
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
+    Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(400).set_body_string("{\"issue\":\"secret patient detail\"}"))
         .expect(1)
         .mount(&server)
@@ -119,13 +130,13 @@ async fn other_client_errors_are_not_retried() {
 #[tokio::test]
 async fn throttling_is_retried_honouring_retry_after() {
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
+    Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "1"))
         .up_to_n_times(1)
         .expect(1)
         .mount(&server)
         .await;
-    Mock::given(method("GET"))
+    Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(200).set_body_json(bundle(&["c1"], None)))
         .mount(&server)
         .await;
@@ -138,7 +149,7 @@ async fn throttling_is_retried_honouring_retry_after() {
 #[tokio::test]
 async fn server_errors_are_retried_then_reported_unavailable() {
     let server = MockServer::start().await;
-    Mock::given(method("GET")).respond_with(ResponseTemplate::new(500)).expect(4).mount(&server).await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(500)).expect(4).mount(&server).await;
     let result = store(&server, Signing::None).search(&session(Duration::from_secs(5)), &query()).await;
     assert_eq!(result.err(), Some(FhirError::Unavailable));
 }
@@ -147,7 +158,7 @@ async fn server_errors_are_retried_then_reported_unavailable() {
 async fn retries_stop_at_the_deadline() {
     let server = MockServer::start().await;
     // A Retry-After longer than the time left: give up at once instead of sleeping past the deadline.
-    Mock::given(method("GET"))
+    Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(503).insert_header("retry-after", "30"))
         .expect(1)
         .mount(&server)
@@ -161,7 +172,7 @@ async fn retries_stop_at_the_deadline() {
 #[tokio::test]
 async fn no_request_is_made_once_the_deadline_has_passed() {
     let server = MockServer::start().await;
-    Mock::given(method("GET")).respond_with(ResponseTemplate::new(200)).expect(0).mount(&server).await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).expect(0).mount(&server).await;
     let result = store(&server, Signing::None).search(&session(Duration::ZERO), &query()).await;
     assert_eq!(result.err(), Some(FhirError::Unavailable));
 }
@@ -169,7 +180,7 @@ async fn no_request_is_made_once_the_deadline_has_passed() {
 #[tokio::test]
 async fn healthlake_requests_are_sigv4_signed_for_service_healthlake() {
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
+    Mock::given(method("POST"))
         .and(header_exists("x-amz-date"))
         .and(header("x-amz-security-token", "session-token"))
         .and(header("x-session-id", "sess-abc.123"))
@@ -207,7 +218,7 @@ impl CredentialSource for PerSessionCredentials {
 #[tokio::test]
 async fn per_session_signing_asks_the_source_for_every_request() {
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
+    Mock::given(method("POST"))
         .and(header("x-amz-security-token", "per-session-token"))
         .and(header("x-session-id", "sess-abc.123"))
         .respond_with(ResponseTemplate::new(200).set_body_json(bundle(&[], None)))
@@ -229,10 +240,10 @@ async fn entries_that_do_not_parse_are_kept_as_references() {
     let server = MockServer::start().await;
     let body = json!({"resourceType": "Bundle", "entry": [
         {"resource": {"resourceType": "Condition", "id": "ok", "subject": {"reference": "Patient/p1"}}},
-        {"resource": {"resourceType": "Condition", "id": "bad", "subject": "not a reference"}},
+        {"resource": {"resourceType": "Condition", "id": "bad", "subject": {"reference": "Patient/p1"}, "code": "not a concept"}},
         {"resource": {"resourceType": "OperationOutcome", "id": "oo"}, "search": {"mode": "outcome"}}
     ]});
-    Mock::given(method("GET")).respond_with(ResponseTemplate::new(200).set_body_json(body)).mount(&server).await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200).set_body_json(body)).mount(&server).await;
     let set = store(&server, Signing::None).search(&session(Duration::from_secs(5)), &query()).await.unwrap();
     let parsed = set.parse::<fhir_sdk::r4b::resources::Condition>();
     assert_eq!(parsed.items.len(), 1);
@@ -302,18 +313,69 @@ async fn create_takes_the_id_from_location_when_the_body_is_empty() {
 }
 
 #[tokio::test]
-async fn create_is_not_retried_after_a_server_error() {
-    // The server may have created the resource before failing; a retry would leave a second draft behind.
+async fn create_is_retried_after_a_server_error_with_the_same_idempotency_key() {
+    // The server may have created the resource before failing; the key makes the retry safe ("Idempotency and
+    // Concurrency", HealthLake developer guide).
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(503).set_body_string("Patient Jane Doe"))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"resourceType": "Binary", "id": "b-3"})))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    let written = store(&server, sigv4()).create(&session(Duration::from_secs(5)), "Binary", &binary()).await.unwrap();
+    assert_eq!(written.id.as_str(), "b-3");
+    let keys: Vec<String> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.headers.get("x-amz-fhir-idempotency-key").unwrap().to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0], keys[1], "a retry repeats the key");
+    let uuid = regex::Regex::new("^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$").unwrap();
+    assert!(uuid.is_match(&keys[0]), "{}", keys[0]);
+    // A new create gets a new key.
+    store(&server, Signing::None).create(&session(Duration::from_secs(5)), "Binary", &binary()).await.unwrap_err();
+    let last = server.received_requests().await.unwrap().pop().unwrap();
+    assert_ne!(last.headers.get("x-amz-fhir-idempotency-key").unwrap().to_str().unwrap(), keys[0]);
+}
+
+#[tokio::test]
+async fn a_duplicate_create_answer_returns_the_original_resource() {
+    // HealthLake answers a repeated idempotency key with 409 and the resource the first request created.
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(409)
+                .set_body_json(json!({"resourceType": "Binary", "id": "b-first", "meta": {"versionId": "1"}})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let written =
+        store(&server, Signing::None).create(&session(Duration::from_secs(5)), "Binary", &binary()).await.unwrap();
+    assert_eq!((written.id.as_str(), written.version.as_deref()), ("b-first", Some("1")));
+}
+
+#[tokio::test]
+async fn a_conflict_without_a_resource_is_still_a_conflict() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(409).set_body_json(json!({"resourceType": "OperationOutcome"})))
         .expect(1)
         .mount(&server)
         .await;
     let err =
         store(&server, Signing::None).create(&session(Duration::from_secs(5)), "Binary", &binary()).await.unwrap_err();
-    assert_eq!(err, FhirError::Unavailable);
-    assert!(!err.to_string().contains("Jane"));
+    assert_eq!(err, FhirError::Conflict);
 }
 
 #[tokio::test]

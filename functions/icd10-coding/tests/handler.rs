@@ -117,7 +117,7 @@ async fn the_model_path_sees_only_pseudonymised_text_and_evidence_maps_back_to_t
     let requests = h.requests();
     assert_eq!(requests.len(), 2, "{requests:?}");
     assert!(requests.iter().all(|(_, q, s)| q.contains("_elements=")
-        && q.contains(&format!("patient=Patient%2F{PATIENT}"))
+        && q.contains(&format!("subject=Patient%2F{PATIENT}"))
         && s.as_deref() == Some(SESSION)));
     let meds = requests.iter().find(|(t, _, _)| t == "MedicationRequest").unwrap();
     assert!(meds.1.contains("status=active"));

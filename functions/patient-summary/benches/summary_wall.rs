@@ -68,17 +68,18 @@ fn main() {
 
         let patient = FhirId::parse(PATIENT).unwrap();
         let q = fetch::chart_queries(&patient);
+        // The relationship searches as `shared::fhir::relationship` sends them.
         let relationship = SearchQuery::new("Patient")
-            .param("_id", PATIENT)
+            .patient(&patient)
             .param("general-practitioner", format!("Practitioner/{PRACTITIONER}"))
-            .elements(&["id"])
+            .elements(&["id", "generalPractitioner"])
             .count(1)
             .pages(1);
         let encounter_relationship = SearchQuery::new("Encounter")
             .patient(&patient)
             .param("participant", format!("Practitioner/{PRACTITIONER}"))
             .param("date", "ge2000-01-01")
-            .elements(&["id"])
+            .elements(&["id", "participant", "period"])
             .count(1)
             .pages(1);
         let queries = [
@@ -121,5 +122,35 @@ fn main() {
         // A server that serves one search at a time makes the wall time approach this sum, however
         // concurrently the tool asks.
         println!("sum of all single searches: {:.2} ms", ms(sum));
+
+        // The same searches from a plain Python httpx + asyncio.gather client against the same server.
+        let spec = json!({
+            "base": format!("{}/", base.trim_end_matches('/')),
+            "session_id": "bench-session-0001",
+            "queries": queries.iter().map(|(_, q)| json!({
+                "type": q.resource_type,
+                "form": q.form_body(),
+                "max_pages": q.max_pages,
+            })).collect::<Vec<_>>(),
+        });
+        let repo = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+        let spec_path = std::env::temp_dir().join("bench_fhir_fanout_queries.json");
+        std::fs::write(&spec_path, spec.to_string()).unwrap();
+        let python = std::env::var("BENCH_PYTHON").unwrap_or_else(|_| format!("{repo}/.venv/bin/python"));
+        let output = std::process::Command::new(&python)
+            .arg(format!("{repo}/local/bench_fhir_fanout.py"))
+            .arg(&spec_path)
+            .arg(iterations.to_string())
+            .output();
+        match output {
+            Ok(out) if out.status.success() => {
+                let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+                let python_ms = line["median_ms"].as_f64().unwrap();
+                println!("python httpx + asyncio.gather, same searches (median of {iterations}): {python_ms:.2} ms");
+                println!("ratio vs python: {:.2}x (goal <= 1.0x)", ms(whole) / python_ms);
+            }
+            Ok(out) => println!("python baseline failed: {}", String::from_utf8_lossy(&out.stderr)),
+            Err(e) => println!("python baseline not run ({python}: {e}); `local/stack.sh install` puts httpx in .venv"),
+        }
     });
 }

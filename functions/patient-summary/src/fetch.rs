@@ -21,7 +21,7 @@ pub fn chart_queries(patient: &FhirId) -> ChartQueries {
         .join(",");
     ChartQueries {
         patient: SearchQuery::new("Patient")
-            .param("_id", patient.as_str())
+            .patient(patient)
             .elements(&["id", "gender", "birthDate", "deceased"])
             .count(1)
             .pages(1),

@@ -75,7 +75,7 @@ pub async fn fetch(
     policy: &CoveragePolicy,
 ) -> Result<Fetched, FhirError> {
     let patient_query = SearchQuery::new("Patient")
-        .param("_id", patient.as_str())
+        .patient(patient)
         .elements(&["id", "identifier", "name", "gender", "birthDate"])
         .count(1)
         .pages(1);

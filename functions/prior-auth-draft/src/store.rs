@@ -227,7 +227,9 @@ fn store_error(error: FhirError) -> StoreError {
     match error {
         FhirError::Conflict => StoreError::Conflict,
         FhirError::Decode => StoreError::Decode,
-        FhirError::NotFound | FhirError::Rejected(_) | FhirError::Unavailable => StoreError::Unavailable,
+        FhirError::NotFound | FhirError::Rejected(_) | FhirError::Unavailable | FhirError::ForeignResource { .. } => {
+            StoreError::Unavailable
+        }
     }
 }
 

@@ -17,13 +17,24 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use tracing::{Instrument, debug, info_span, warn};
 
-use super::{FhirError, FhirId, FhirStore, SearchQuery, SearchSet, Written};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, percent_encode};
+
+use super::{FhirError, FhirId, FhirStore, SearchQuery, SearchSet, Written, check_belongs};
 use crate::session::SessionContext;
 
 /// The header that carries the agent session id on every FHIR request.
 pub const SESSION_HEADER: &str = "x-session-id";
 /// The header that carries the Lambda request id on every FHIR request.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// HealthLake's create idempotency key ("Idempotency and Concurrency", HealthLake developer guide): a repeat
+/// with the same key answers 409 with the resource the first request created, instead of a second one.
+pub const IDEMPOTENCY_HEADER: &str = "x-amz-fhir-idempotency-key";
+/// Every search asks the server to reject parameters it does not support. HealthLake is lenient by default
+/// ("Using FHIR search in HealthLake", managing invalid search parameters): an ignored `subject` or
+/// `general-practitioner` would widen the search to other patients or practitioners.
+pub const PREFER_STRICT: &str = "handling=strict";
+const FORM: &str = "application/x-www-form-urlencoded";
+const FHIR_JSON: &str = "application/fhir+json";
 
 /// Credentials chosen per request, e.g. a data-access role assumed for the session (so CloudTrail names the
 /// session and the person on every HealthLake call). Implementations cache; they are asked on every attempt.
@@ -134,11 +145,17 @@ impl HttpFhirStore {
         let mut builder = http::Request::builder()
             .method(call.method.clone())
             .uri(call.url.as_str())
-            .header(ACCEPT, "application/fhir+json")
+            .header(ACCEPT, FHIR_JSON)
             .header(SESSION_HEADER, session.session_id.as_str())
             .header(REQUEST_ID_HEADER, header_safe(&session.request_id));
         if !call.body.is_empty() {
-            builder = builder.header(CONTENT_TYPE, "application/fhir+json");
+            builder = builder.header(CONTENT_TYPE, call.content_type);
+        }
+        if call.search {
+            builder = builder.header("prefer", PREFER_STRICT);
+        }
+        if let Some(key) = call.idempotency_key {
+            builder = builder.header(IDEMPOTENCY_HEADER, key);
         }
         if let Some(version) = call.if_match {
             // A weak ETag on the version id, as FHIR's version-aware update expects.
@@ -158,21 +175,17 @@ impl HttpFhirStore {
         Ok(request)
     }
 
-    async fn get(&self, session: &SessionContext, url: &Url, resource_type: &str) -> Result<bytes::Bytes, FhirError> {
-        let call = Call { method: http::Method::GET, url, body: &[], if_match: None, resource_type };
-        self.send(session, &call).await.map(|(_, body)| body)
-    }
-
-    /// One request with bounded retries. A POST is retried only when the server cannot have acted on it
-    /// (429, or no connection made): after a 5xx or a timeout the resource may exist already, and a retry would
-    /// create a second one. GET is safe to repeat; PUT replaces the same id, and with `If-Match` a repeat of an
-    /// update that did land fails as a conflict rather than applying twice.
+    /// One request with bounded retries. A request that could change something twice is retried only when
+    /// the server cannot have acted on it (429, or no connection made). Searches (GET, or POST `_search`) are
+    /// safe to repeat; a create carries an idempotency key, so HealthLake answers a repeat with the first
+    /// result; PUT replaces the same id, and with `If-Match` a repeat of an update that did land fails as a
+    /// conflict rather than applying twice.
     async fn send(
         &self,
         session: &SessionContext,
         call: &Call<'_>,
     ) -> Result<(http::HeaderMap, bytes::Bytes), FhirError> {
-        let idempotent = call.method != http::Method::POST;
+        let idempotent = call.method != http::Method::POST || call.search || call.idempotency_key.is_some();
         let resource_type = call.resource_type;
         let mut attempt = 0;
         loop {
@@ -192,6 +205,16 @@ impl HttpFhirStore {
                     let status = response.status();
                     if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
                         return Err(FhirError::NotFound);
+                    }
+                    if status == StatusCode::CONFLICT && call.idempotency_key.is_some() {
+                        // A repeat of a create that landed: HealthLake returns the original resource.
+                        let headers = response.headers().clone();
+                        let body = response.bytes().await.map_err(|_| FhirError::Unavailable)?;
+                        if is_resource_of(&body, resource_type) {
+                            debug!(resource_type, attempt, "fhir create answered as a duplicate of an earlier attempt");
+                            return Ok((headers, body));
+                        }
+                        return Err(FhirError::Conflict);
                     }
                     if status == StatusCode::PRECONDITION_FAILED || status == StatusCode::CONFLICT {
                         return Err(FhirError::Conflict);
@@ -244,8 +267,77 @@ struct Call<'a> {
     method: http::Method,
     url: &'a Url,
     body: &'a [u8],
+    content_type: &'static str,
     if_match: Option<&'a str>,
     resource_type: &'a str,
+    /// A search (first page or a `next` link): `Prefer: handling=strict`, and safe to repeat.
+    search: bool,
+    idempotency_key: Option<&'a str>,
+}
+
+impl<'a> Call<'a> {
+    fn new(method: http::Method, url: &'a Url, resource_type: &'a str) -> Self {
+        Self {
+            method,
+            url,
+            body: &[],
+            content_type: FHIR_JSON,
+            if_match: None,
+            resource_type,
+            search: false,
+            idempotency_key: None,
+        }
+    }
+}
+
+/// Whether `body` is a resource of `resource_type` with an id (what a duplicate create answers with).
+fn is_resource_of(body: &[u8], resource_type: &str) -> bool {
+    #[derive(Deserialize)]
+    struct Head {
+        #[serde(rename = "resourceType")]
+        resource_type: Option<String>,
+        id: Option<String>,
+    }
+    serde_json::from_slice::<Head>(body)
+        .is_ok_and(|h| h.resource_type.as_deref() == Some(resource_type) && h.id.is_some())
+}
+
+/// A random UUID v4 for `x-amz-fhir-idempotency-key` (the format HealthLake asks for). Uniqueness, not
+/// secrecy, is what matters here, so the non-cryptographic generator is enough.
+fn idempotency_key() -> String {
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&fastrand::u64(..).to_be_bytes());
+    bytes[8..].copy_from_slice(&fastrand::u64(..).to_be_bytes());
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex = hex::encode(bytes);
+    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+}
+
+/// SigV4 signs the canonical query (each name and value percent-decoded, then encoded with only unreserved
+/// characters left bare), and aws-sigv4 reads a bare `+` as a space while HealthLake's page tokens use it
+/// literally. A `next` link is therefore re-encoded to exactly that canonical form before it is sent, so the
+/// URL on the wire and the one signed agree (`+` becomes `%2B`, `/` `%2F`, `=` `%3D`).
+pub(crate) fn canonical_query(url: &mut Url) {
+    const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+    let Some(query) = url.query() else { return };
+    let encode = |raw: &str| {
+        let bytes: Vec<u8> = percent_decode_str(raw).collect();
+        percent_encode(&bytes, UNRESERVED).to_string()
+    };
+    let pairs: Vec<String> = query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            format!("{}={}", encode(name), encode(value))
+        })
+        .collect();
+    if pairs.is_empty() {
+        url.set_query(None);
+    } else {
+        url.set_query(Some(&pairs.join("&")));
+    }
 }
 
 /// The version id of a write or read: `meta.versionId` in the body, else the `ETag` header (`W/"3"`).
@@ -262,24 +354,52 @@ impl FhirStore for HttpFhirStore {
     async fn search(&self, session: &SessionContext, query: &SearchQuery) -> Result<SearchSet, FhirError> {
         let span = info_span!("fhir_search", resource_type = query.resource_type, pages = tracing::field::Empty);
         async {
-            let mut url = self.endpoint.url().join(query.resource_type).map_err(|_| FhirError::Rejected(0))?;
-            url.query_pairs_mut().extend_pairs(query.params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            // `POST [type]/_search` with a form body ("Searching FHIR resources with POST"): the patient id and
+            // codes travel in the encrypted body, never in a URL that proxies or access logs keep.
+            let first = self
+                .endpoint
+                .url()
+                .join(&format!("{}/_search", query.resource_type))
+                .map_err(|_| FhirError::Rejected(0))?;
+            let form = query.form_body();
+            let mut next_url: Option<Url> = None;
             let mut set = SearchSet::default();
             let mut pages = 0;
             loop {
-                let body = self.get(session, &url, query.resource_type).await?;
+                let call = match &next_url {
+                    None => Call {
+                        body: form.as_bytes(),
+                        content_type: FORM,
+                        search: true,
+                        ..Call::new(http::Method::POST, &first, query.resource_type)
+                    },
+                    // HealthLake answers follow-up pages as GET on the `next` link ("Using FHIR search in
+                    // HealthLake": pagination).
+                    Some(url) => Call { search: true, ..Call::new(http::Method::GET, url, query.resource_type) },
+                };
+                let (_, body) = self.send(session, &call).await?;
                 pages += 1;
                 let page: Page = serde_json::from_slice(&body).map_err(|_| FhirError::Decode)?;
-                let next = page.next();
-                set.resources.extend(page.entry.into_iter().filter(|e| !e.is_outcome()).filter_map(|e| e.resource));
+                let next = page.next().map(str::to_owned);
+                for entry in page.entry.into_iter().filter(|e| !e.is_outcome()) {
+                    let Some(resource) = entry.resource else { continue };
+                    if let Err(e) = check_belongs(query, &resource) {
+                        if let FhirError::ForeignResource { resource } = &e {
+                            warn!(%resource, reason = e.audit_reason(), "fhir search returned a foreign resource; call fails closed");
+                        }
+                        return Err(e);
+                    }
+                    set.resources.push(resource);
+                }
                 match next {
                     Some(next) if pages < query.max_pages => {
-                        let next = Url::parse(next).map_err(|_| FhirError::Decode)?;
+                        let mut next = Url::parse(&next).map_err(|_| FhirError::Decode)?;
                         if !self.endpoint.contains(&next) {
                             warn!("fhir next link leaves the endpoint; not followed");
                             return Err(FhirError::Decode);
                         }
-                        url = next;
+                        canonical_query(&mut next);
+                        next_url = Some(next);
                     }
                     _ => break,
                 }
@@ -301,7 +421,10 @@ impl FhirStore for HttpFhirStore {
         async {
             let url = self.instance_url(resource_type, None)?;
             let body = serde_json::to_vec(resource).map_err(|_| FhirError::Rejected(0))?;
-            let call = Call { method: http::Method::POST, url: &url, body: &body, if_match: None, resource_type };
+            // One key per create, the same on every retry of it.
+            let key = idempotency_key();
+            let call =
+                Call { body: &body, idempotency_key: Some(&key), ..Call::new(http::Method::POST, &url, resource_type) };
             let (headers, body) = self.send(session, &call).await?;
             written(&headers, &body, resource_type)
         }
@@ -318,7 +441,7 @@ impl FhirStore for HttpFhirStore {
         let span = info_span!("fhir_read", resource_type);
         async {
             let url = self.instance_url(resource_type, Some(id))?;
-            let call = Call { method: http::Method::GET, url: &url, body: &[], if_match: None, resource_type };
+            let call = Call::new(http::Method::GET, &url, resource_type);
             let (headers, body) = self.send(session, &call).await?;
             let resource: serde_json::Value = serde_json::from_slice(&body).map_err(|_| FhirError::Decode)?;
             if resource.get("resourceType").and_then(|t| t.as_str()) != Some(resource_type) {
@@ -343,7 +466,7 @@ impl FhirStore for HttpFhirStore {
         async {
             let url = self.instance_url(resource_type, Some(id))?;
             let body = serde_json::to_vec(resource).map_err(|_| FhirError::Rejected(0))?;
-            let call = Call { method: http::Method::PUT, url: &url, body: &body, if_match, resource_type };
+            let call = Call { body: &body, if_match, ..Call::new(http::Method::PUT, &url, resource_type) };
             let (headers, body) = self.send(session, &call).await?;
             written(&headers, &body, resource_type)
         }
@@ -374,24 +497,26 @@ fn written(headers: &http::HeaderMap, body: &[u8], resource_type: &str) -> Resul
     Ok(Written { id, version })
 }
 
+/// A searchset page. Link fields are owned: servers may escape `/` as `\/` in JSON, which a borrowed `&str`
+/// cannot represent (serde would fail the whole page).
 #[derive(Deserialize)]
-struct Page<'a> {
+struct Page {
     #[serde(default)]
     entry: Vec<Entry>,
-    #[serde(default, borrow)]
-    link: Vec<Link<'a>>,
+    #[serde(default)]
+    link: Vec<Link>,
 }
 
-impl<'a> Page<'a> {
-    fn next(&self) -> Option<&'a str> {
-        self.link.iter().find(|l| l.relation == "next").map(|l| l.url)
+impl Page {
+    fn next(&self) -> Option<&str> {
+        self.link.iter().find(|l| l.relation == "next").map(|l| l.url.as_str())
     }
 }
 
 #[derive(Deserialize)]
-struct Link<'a> {
-    relation: &'a str,
-    url: &'a str,
+struct Link {
+    relation: String,
+    url: String,
 }
 
 #[derive(Deserialize)]

@@ -3,6 +3,7 @@
 mod http;
 pub mod relationship;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 
@@ -54,11 +55,46 @@ pub struct SearchQuery {
     pub params: Vec<(String, String)>,
     /// Pages followed at most; a tool that needs "the latest N" sets this to 1.
     pub max_pages: usize,
+    /// The patient every returned resource must belong to. Set by [`SearchQuery::patient`]; a search with a
+    /// patient is sent as `POST [type]/_search` so the id stays out of URLs and request logs.
+    pub patient: Option<FhirId>,
+}
+
+/// Resource types whose patient link is `subject` (search parameter and element). HealthLake does not
+/// support the shared `patient` parameter on them ("HealthLake supported search parameters": clinical
+/// `patient` only for AllergyIntolerance and Immunization) and, being lenient by default, would ignore it.
+const SUBJECT_LINKED: &[&str] = &[
+    "CarePlan",
+    "CareTeam",
+    "Condition",
+    "DiagnosticReport",
+    "DocumentReference",
+    "Encounter",
+    "Goal",
+    "ImagingStudy",
+    "MedicationAdministration",
+    "MedicationRequest",
+    "MedicationStatement",
+    "Observation",
+    "Procedure",
+    "ServiceRequest",
+];
+
+/// How a resource type names its patient: the search parameter and the element that holds the reference.
+/// `Patient` itself is matched by `_id` and checked by its `id`.
+pub fn patient_link(resource_type: &str) -> (&'static str, &'static str) {
+    match resource_type {
+        "Patient" => ("_id", "id"),
+        t if SUBJECT_LINKED.contains(&t) => ("subject", "subject"),
+        // AllergyIntolerance, Immunization and the financial resources (Claim, Coverage's `beneficiary`
+        // aside) link the patient through an element named `patient`.
+        _ => ("patient", "patient"),
+    }
 }
 
 impl SearchQuery {
     pub fn new(resource_type: &'static str) -> Self {
-        Self { resource_type, params: Vec::new(), max_pages: 20 }
+        Self { resource_type, params: Vec::new(), max_pages: 20, patient: None }
     }
 
     pub fn param(mut self, name: &str, value: impl Into<String>) -> Self {
@@ -66,8 +102,36 @@ impl SearchQuery {
         self
     }
 
-    pub fn patient(self, patient: &FhirId) -> Self {
-        self.param("patient", format!("Patient/{patient}"))
+    /// Restricts the search to one patient with the parameter HealthLake supports for this type, and
+    /// makes the client check that every returned resource names that patient.
+    pub fn patient(mut self, patient: &FhirId) -> Self {
+        let (parameter, _) = patient_link(self.resource_type);
+        let value = if parameter == "_id" { patient.to_string() } else { format!("Patient/{patient}") };
+        self.patient = Some(patient.clone());
+        self.param(parameter, value)
+    }
+
+    /// The `application/x-www-form-urlencoded` body of `POST [type]/_search`.
+    pub fn form_body(&self) -> String {
+        url::form_urlencoded::Serializer::new(String::new()).extend_pairs(self.wire_params()).finish()
+    }
+
+    /// The parameters as sent: with a patient restriction, `_elements` also names the patient link, so that
+    /// the ownership check has something to check (`Observation.subject` is optional, so a server may drop
+    /// it from a subsetted resource).
+    pub fn wire_params(&self) -> Vec<(String, String)> {
+        let Some(_) = &self.patient else { return self.params.clone() };
+        let (_, element) = patient_link(self.resource_type);
+        self.params
+            .iter()
+            .map(|(name, value)| {
+                if name == "_elements" && element != "id" && !value.split(',').any(|e| e.trim() == element) {
+                    (name.clone(), format!("{value},{element}"))
+                } else {
+                    (name.clone(), value.clone())
+                }
+            })
+            .collect()
     }
 
     pub fn count(self, n: u32) -> Self {
@@ -113,9 +177,9 @@ pub struct Parsed<T> {
 #[derive(Deserialize)]
 struct ResourceHead<'a> {
     #[serde(rename = "resourceType", borrow)]
-    resource_type: Option<&'a str>,
+    resource_type: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    id: Option<&'a str>,
+    id: Option<Cow<'a, str>>,
 }
 
 impl SearchSet {
@@ -145,6 +209,52 @@ impl SearchSet {
     }
 }
 
+/// What the ownership check reads of a returned resource. Owned strings: a reference may carry JSON escapes
+/// (`Patient\/1`), which a borrowed `&str` cannot hold.
+#[derive(Deserialize)]
+struct Ownership {
+    #[serde(rename = "resourceType")]
+    resource_type: Option<String>,
+    id: Option<String>,
+    subject: Option<OwnerReference>,
+    patient: Option<OwnerReference>,
+}
+
+#[derive(Deserialize)]
+struct OwnerReference {
+    reference: Option<String>,
+}
+
+/// Whether a resource a search returned belongs to it: of the searched type and, for a patient search,
+/// naming that patient (`Patient`: its id; others: the `subject` or `patient` reference, relative, as
+/// HealthLake stores them). Anything unreadable fails closed.
+pub(crate) fn check_belongs(query: &SearchQuery, raw: &RawValue) -> Result<(), FhirError> {
+    let foreign = || FhirError::ForeignResource { resource: reference_of(raw) };
+    let head: Ownership = serde_json::from_str(raw.get()).map_err(|_| foreign())?;
+    if head.resource_type.as_deref() != Some(query.resource_type) {
+        return Err(foreign());
+    }
+    let Some(patient) = &query.patient else { return Ok(()) };
+    let (_, element) = patient_link(query.resource_type);
+    let named = match element {
+        "id" => head.id.as_deref() == Some(patient.as_str()),
+        _ => {
+            let link = if element == "subject" { head.subject } else { head.patient };
+            link.and_then(|l| l.reference).is_some_and(|r| names_patient(&r, patient))
+        }
+    };
+    if named { Ok(()) } else { Err(foreign()) }
+}
+
+/// `Patient/{id}`, or that version of it (`Patient/{id}/_history/{v}`).
+fn names_patient(reference: &str, patient: &FhirId) -> bool {
+    let Some(rest) = reference.strip_prefix("Patient/") else { return false };
+    match rest.split_once('/') {
+        None => rest == patient.as_str(),
+        Some((id, history)) => id == patient.as_str() && history.starts_with("_history/"),
+    }
+}
+
 fn reference_of(raw: &RawValue) -> String {
     match serde_json::from_str::<ResourceHead<'_>>(raw.get()) {
         Ok(ResourceHead { resource_type: Some(t), id: Some(id) }) => format!("{t}/{id}"),
@@ -168,11 +278,30 @@ pub enum FhirError {
     /// 412 (the `If-Match` version is no longer current) or 409: someone else wrote first. Never retried.
     #[error("fhir resource was changed by another request")]
     Conflict,
+    /// A search returned a resource that is not of the searched type or does not name the requested
+    /// patient (a server that ignored the patient parameter, or a paging or proxy fault). The whole call
+    /// fails closed: nothing of that search is shown. `resource` is the offending `Type/id` for the audit
+    /// record; it is never part of the message.
+    #[error("fhir search returned a resource that does not belong to the requested patient")]
+    ForeignResource { resource: String },
 }
 
 impl FhirError {
     pub fn should_retry(&self) -> bool {
         matches!(self, Self::Unavailable)
+    }
+
+    /// A stable, PHI-free name of what went wrong, for the audit record and metrics (the tool's reply only
+    /// ever carries the generic [`ToolError`] kind).
+    pub fn audit_reason(&self) -> &'static str {
+        match self {
+            Self::NotFound => "fhir_not_found",
+            Self::Rejected(_) => "fhir_rejected",
+            Self::Unavailable => "fhir_unavailable",
+            Self::Decode => "fhir_decode",
+            Self::Conflict => "fhir_conflict",
+            Self::ForeignResource { .. } => "fhir_foreign_resource",
+        }
     }
 }
 
@@ -180,7 +309,8 @@ impl From<FhirError> for ToolError {
     fn from(e: FhirError) -> Self {
         match e {
             FhirError::NotFound => ToolError::NotFound,
-            FhirError::Unavailable => ToolError::UpstreamUnavailable,
+            // An upstream fault, not the caller's: reported as such, with the reason left to the audit.
+            FhirError::Unavailable | FhirError::ForeignResource { .. } => ToolError::UpstreamUnavailable,
             FhirError::Conflict => ToolError::invalid("the record was changed by another request; reload it"),
             FhirError::Rejected(_) | FhirError::Decode => ToolError::Internal,
         }
@@ -195,7 +325,8 @@ pub trait FhirStore: Send + Sync {
         query: &SearchQuery,
     ) -> impl Future<Output = Result<SearchSet, FhirError>> + Send;
 
-    /// `POST [base]/{type}`: the server assigns the id. Not retried once the server may have acted on it.
+    /// `POST [base]/{type}`: the server assigns the id. Sent with an `x-amz-fhir-idempotency-key` (one per call,
+    /// the same on every retry), so a retry after a timeout or 5xx cannot create a second resource.
     fn create(
         &self,
         session: &SessionContext,

@@ -1,6 +1,7 @@
 //! The care relationship a Cedar decision needs: is the caller's practitioner linked to the patient? Read
 //! minimally (the server matches, ids only), before any clinical read.
 
+use serde::Deserialize;
 use time::Date;
 
 use super::{FhirId, FhirStore, SearchQuery};
@@ -31,21 +32,87 @@ pub async fn care_relationship(
         return Ok(CareRelationship { established: false, reads: Vec::new() });
     };
     let practitioner_ref = format!("Practitioner/{practitioner}");
+    // The reference elements are requested so that the link is checked in what came back, not inferred from
+    // a non-empty bundle: a server that ignored `general-practitioner` or `participant` (HealthLake is
+    // lenient unless told otherwise) would otherwise make every practitioner "related".
     let general_practitioner = SearchQuery::new("Patient")
-        .param("_id", patient.as_str())
+        .patient(patient)
         .param("general-practitioner", practitioner_ref.as_str())
-        .elements(&["id"])
+        .elements(&["id", "generalPractitioner"])
         .count(1)
         .pages(1);
     let encounter = SearchQuery::new("Encounter")
         .patient(patient)
         .param("participant", practitioner_ref.as_str())
         .param("date", format!("ge{since}"))
-        .elements(&["id"])
+        .elements(&["id", "participant", "period"])
         .count(1)
         .pages(1);
     let (gp, encounters) =
         tokio::try_join!(store.search(session, &general_practitioner), store.search(session, &encounter))?;
-    let reads: Vec<String> = gp.references().into_iter().chain(encounters.references()).collect();
+    let gp_links = gp.parse::<LinkedPatient>().items.into_iter().filter(|p| p.names(&practitioner_ref));
+    let encounter_links =
+        encounters.parse::<LinkedEncounter>().items.into_iter().filter(|e| e.names(&practitioner_ref, since));
+    let reads: Vec<String> = gp_links
+        .map(|p| format!("Patient/{}", p.id))
+        .chain(encounter_links.map(|e| format!("Encounter/{}", e.id)))
+        .collect();
     Ok(CareRelationship { established: !reads.is_empty(), reads })
+}
+
+#[derive(Deserialize)]
+struct Reference {
+    reference: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct LinkedPatient {
+    id: String,
+    #[serde(rename = "generalPractitioner", default)]
+    general_practitioner: Vec<Reference>,
+}
+
+impl LinkedPatient {
+    fn names(&self, practitioner: &str) -> bool {
+        self.general_practitioner.iter().any(|r| r.reference.as_deref() == Some(practitioner))
+    }
+}
+
+#[derive(Deserialize)]
+struct Participant {
+    individual: Option<Reference>,
+}
+
+#[derive(Deserialize)]
+struct Period {
+    start: Option<String>,
+    end: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct LinkedEncounter {
+    id: String,
+    #[serde(default)]
+    participant: Vec<Participant>,
+    period: Option<Period>,
+}
+
+impl LinkedEncounter {
+    /// The practitioner took part, and the encounter reaches into the look-back window (its end, else its
+    /// start, on or after `since`). An encounter without a readable date does not count: the window is part of
+    /// the rule, and a server that ignored `date` must not stretch it.
+    fn names(&self, practitioner: &str, since: Date) -> bool {
+        let took_part = self
+            .participant
+            .iter()
+            .any(|p| p.individual.as_ref().and_then(|r| r.reference.as_deref()) == Some(practitioner));
+        let last_day = self.period.as_ref().and_then(|p| p.end.as_deref().or(p.start.as_deref())).and_then(day_of);
+        took_part && last_day.is_some_and(|d| d >= since)
+    }
+}
+
+/// The calendar day of a FHIR date or dateTime (`2019-06-02`, `2019-06-02T10:00:00-04:00`).
+fn day_of(raw: &str) -> Option<Date> {
+    let day = raw.get(..10)?;
+    Date::parse(day, time::macros::format_description!("[year]-[month]-[day]")).ok()
 }

@@ -1,12 +1,11 @@
-//! Test doubles for the coding tool: a FHIR endpoint on wiremock that answers from given resources and keeps a
-//! journal, a knowledge base that counts its calls, a scripted model, and a tool wired to them.
+//! Test doubles for the coding tool: `shared::testing`'s FHIR fake answering from given resources (with its
+//! journal), a knowledge base that counts its calls, a scripted model, and a tool wired to them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a failed step is a failed test")]
 #![allow(dead_code, reason = "each test binary uses a different part of this module")]
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -15,14 +14,13 @@ use icd10_coding::index::LexicalIndex;
 use icd10_coding::table::CodeTable;
 use serde_json::{Value, json};
 use shared::audit::MemoryAuditSink;
-use shared::fhir::{FhirEndpoint, HttpFhirStore, Signing};
+use shared::fhir::{HttpFhirStore, Signing};
 use shared::knowledge::{KnowledgeBase, KnowledgeError, Passage, RetrievalQuery};
 use shared::model::{ModelError, ModelOutcome, ScriptedModel};
 use shared::runtime::{Handler, Invocation};
 use shared::session::SessionContext;
-use shared::testing::TokenSpec;
+use shared::testing::{FakeBehaviour, FhirFake, TokenSpec};
 use shared::tool::Shell;
-use wiremock::{MockServer, Request, Respond, ResponseTemplate};
 
 pub const SESSION: &str = "test-session-icd10-0123456789abcdef";
 /// The organisation of the test tokens (`TokenSpec::default().org`).
@@ -30,32 +28,8 @@ pub const TENANT: &str = "org-test";
 pub const PATIENT: &str = "p-123";
 pub const DEV_CASES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/icd10/dev_cases.jsonl");
 
-/// One FHIR request the fake server saw: resource type, raw query, `x-session-id` header.
+/// One FHIR request the fake server saw: resource type, parameters (query or form body), `x-session-id`.
 pub type Seen = (String, String, Option<String>);
-
-pub struct Fhir {
-    resources: Arc<Vec<Value>>,
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-impl Respond for Fhir {
-    fn respond(&self, request: &Request) -> ResponseTemplate {
-        let resource_type = request.url.path().trim_start_matches("/fhir/").to_owned();
-        let session = request.headers.get("x-session-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
-        self.seen.lock().unwrap().push((
-            resource_type.clone(),
-            request.url.query().unwrap_or_default().to_owned(),
-            session,
-        ));
-        let entry: Vec<Value> = self
-            .resources
-            .iter()
-            .filter(|r| r["resourceType"] == resource_type.as_str())
-            .map(|r| json!({"resource": r}))
-            .collect();
-        ResponseTemplate::new(200).set_body_json(json!({"resourceType": "Bundle", "type": "searchset", "entry": entry}))
-    }
-}
 
 /// A knowledge base that counts retrievals and answers from the embedded lexical index.
 pub struct CountingKb {
@@ -73,19 +47,15 @@ impl KnowledgeBase for CountingKb {
 pub type Tool = Shell<Icd10Coding<HttpFhirStore, ScriptedModel, CountingKb>, MemoryAuditSink>;
 
 pub struct Harness {
-    pub server: MockServer,
-    pub seen: Arc<Mutex<Vec<Seen>>>,
+    pub fhir: FhirFake,
     pub tool: Tool,
 }
 
 impl Harness {
     /// `model`: `None` is the local default (deterministic coder only).
     pub async fn new(resources: Vec<Value>, model: Option<Result<ModelOutcome, ModelError>>) -> Self {
-        let server = MockServer::start().await;
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let responder = Fhir { resources: Arc::new(resources), seen: seen.clone() };
-        wiremock::Mock::given(wiremock::matchers::method("GET")).respond_with(responder).mount(&server).await;
-        let endpoint = FhirEndpoint::parse(&format!("{}/fhir", server.uri())).unwrap();
+        let fhir = FhirFake::start(resources, FakeBehaviour::default()).await;
+        let endpoint = fhir.endpoint().unwrap();
         let table = CodeTable::embedded().unwrap();
         let action = Icd10Coding {
             store: HttpFhirStore::new(reqwest::Client::new(), endpoint, Signing::None),
@@ -94,11 +64,11 @@ impl Harness {
             table,
         };
         let tool = Shell::for_tests(action, MemoryAuditSink::default(), "icd10-coding-test", TENANT);
-        Self { server, seen, tool }
+        Self { fhir, tool }
     }
 
     pub fn requests(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
+        self.fhir.requests().into_iter().map(|r| (r.resource_type, r.params, r.session_id)).collect()
     }
 
     pub fn model_requests(&self) -> usize {

@@ -3,8 +3,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a failed step is a failed test")]
 #![allow(dead_code, reason = "each test binary uses a different part of this module")]
 
-use std::collections::HashMap;
-
 use serde_json::Value;
 
 pub const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared");
@@ -41,22 +39,7 @@ pub fn patient_names() -> Vec<String> {
 
 /// A Synthea transaction bundle's resources with `urn:uuid:` references resolved to `Type/id`.
 pub fn load_resources(name: &str) -> Vec<Value> {
-    let raw = std::fs::read_to_string(format!("{SHARED}/fhir/synthea/{}", bundle_file(name))).unwrap();
-    let bundle: Value = serde_json::from_str(&raw).unwrap();
-    let entries = bundle["entry"].as_array().unwrap();
-    let mut map = HashMap::new();
-    for e in entries {
-        let r = &e["resource"];
-        map.insert(
-            e["fullUrl"].as_str().unwrap().to_owned(),
-            format!("{}/{}", r["resourceType"].as_str().unwrap(), r["id"].as_str().unwrap()),
-        );
-    }
-    let mut text = serde_json::to_string(&entries.iter().map(|e| e["resource"].clone()).collect::<Vec<_>>()).unwrap();
-    for (urn, reference) in &map {
-        text = text.replace(&format!("\"{urn}\""), &format!("\"{reference}\""));
-    }
-    serde_json::from_str(&text).unwrap()
+    shared::testing::load_bundle(format!("{SHARED}/fhir/synthea/{}", bundle_file(name))).unwrap()
 }
 
 pub fn patient_id(resources: &[Value]) -> String {
@@ -65,8 +48,8 @@ pub fn patient_id(resources: &[Value]) -> String {
 
 // ---- the handler harness ---------------------------------------------------------------------------------
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use prior_auth_draft::policies::PolicyFiles;
@@ -74,13 +57,13 @@ use prior_auth_draft::store::MemoryDraftStore;
 use prior_auth_draft::{PriorAuth, PriorAuthDraft, PriorAuthFinalize};
 use serde_json::json;
 use shared::audit::MemoryAuditSink;
-use shared::fhir::{FhirEndpoint, HttpFhirStore, Signing};
+use shared::fhir::{HttpFhirStore, Signing};
 use shared::keys::{EncryptionContext, KeyError, Keys, LocalKeys, Sealed};
 use shared::runtime::Invocation;
 use shared::session::SessionContext;
+use shared::testing::{FakeBehaviour, FhirFake};
 use shared::tool::Shell;
 use shared::writer::{ClinicalWriter, LocalWriter, Narrative, WriterError, WritingRequest};
-use wiremock::{MockServer, Request, Respond, ResponseTemplate};
 
 pub const SESSION: &str = "test-session-0123456789abcdef0123456789abcdef";
 pub const TENANT: &str = "org-synthea-ma";
@@ -121,52 +104,11 @@ impl ClinicalWriter for CountingWriter {
     }
 }
 
-pub type Seen = Arc<Mutex<Vec<(String, String)>>>;
-
-/// Answers FHIR searches from a bundle, honouring `_id`, `patient`, token codes (`code`, `type`) and the
-/// relationship parameters, so the tool's own search restrictions are exercised.
-pub struct BundleFhir {
-    pub resources: Arc<Vec<Value>>,
-    pub general_practitioner: Option<String>,
-    pub seen: Seen,
-}
-
-fn has_token(concept: &Value, tokens: &str) -> bool {
-    tokens.split(',').any(|token| {
-        let (system, code) = token.split_once('|').unwrap_or(("", token));
-        concept["coding"].as_array().into_iter().flatten().any(|c| c["system"] == system && c["code"] == code)
-    })
-}
-
-impl Respond for BundleFhir {
-    fn respond(&self, request: &Request) -> ResponseTemplate {
-        let resource_type = request.url.path().trim_start_matches("/fhir/").to_owned();
-        let query: HashMap<String, String> = request.url.query_pairs().into_owned().collect();
-        self.seen.lock().unwrap().push((resource_type.clone(), request.url.query().unwrap_or_default().to_owned()));
-        let matches = |r: &&Value| -> bool {
-            let subject = r.get("subject").or_else(|| r.get("patient")).and_then(|s| s["reference"].as_str());
-            let concept =
-                if resource_type == "MedicationRequest" { &r["medicationCodeableConcept"] } else { &r["code"] };
-            r["resourceType"] == resource_type.as_str()
-                && query.get("_id").is_none_or(|id| r["id"] == id.as_str())
-                && query.get("patient").is_none_or(|p| subject == Some(p.as_str()))
-                && query.get("code").is_none_or(|t| has_token(concept, t))
-                && query
-                    .get("general-practitioner")
-                    .is_none_or(|gp| self.general_practitioner.as_deref() == Some(gp.as_str()))
-                && !query.contains_key("participant")
-        };
-        let entry: Vec<Value> = self.resources.iter().filter(matches).map(|r| json!({"resource": r})).collect();
-        ResponseTemplate::new(200).set_body_json(json!({"resourceType": "Bundle", "type": "searchset", "entry": entry}))
-    }
-}
-
 pub type State = PriorAuth<HttpFhirStore, PolicyFiles, CountingWriter, MemoryDraftStore, CountingKeys>;
 pub type Tool = Shell<(PriorAuthDraft<State>, PriorAuthFinalize<State>), MemoryAuditSink>;
 
 pub struct Harness {
-    pub server: MockServer,
-    pub seen: Seen,
+    pub fhir: FhirFake,
     pub tool: Tool,
     pub state: Arc<State>,
 }
@@ -174,16 +116,11 @@ pub struct Harness {
 impl Harness {
     /// `general_practitioner`: the `Practitioner/<id>` the server reports as the patient's GP.
     pub async fn new(resources: Vec<Value>, general_practitioner: Option<&str>, as_of: time::Date) -> Self {
-        let server = MockServer::start().await;
-        let seen: Seen = Arc::new(Mutex::new(Vec::new()));
-        let responder = BundleFhir {
-            resources: Arc::new(resources),
-            general_practitioner: general_practitioner.map(str::to_owned),
-            seen: seen.clone(),
-        };
-        wiremock::Mock::given(wiremock::matchers::method("GET")).respond_with(responder).mount(&server).await;
-        let base = format!("{}/fhir/", server.uri());
-        let endpoint = FhirEndpoint::parse(&base).unwrap();
+        let behaviour =
+            FakeBehaviour { general_practitioner: general_practitioner.map(str::to_owned), ..FakeBehaviour::default() };
+        let fhir = FhirFake::start(resources, behaviour).await;
+        let base = fhir.base_url();
+        let endpoint = fhir.endpoint().unwrap();
         let store = HttpFhirStore::new(reqwest::Client::new(), endpoint, Signing::None);
         let state = Arc::new(PriorAuth {
             store,
@@ -198,11 +135,12 @@ impl Harness {
         });
         let actions = (PriorAuthDraft(state.clone()), PriorAuthFinalize(state.clone()));
         let tool = Shell::for_tests(actions, MemoryAuditSink::default(), "prior-auth-draft-test", TENANT);
-        Self { server, seen, tool, state }
+        Self { fhir, tool, state }
     }
 
+    /// The FHIR requests seen: resource type and parameters (query or form body).
     pub fn requests(&self) -> Vec<(String, String)> {
-        self.seen.lock().unwrap().clone()
+        self.fhir.requests().into_iter().map(|r| (r.resource_type, r.params)).collect()
     }
 
     /// The final audit record of each call (intent records left out).

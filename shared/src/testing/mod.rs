@@ -1,5 +1,10 @@
-//! Test helpers (feature `test-util`): tokens signed with the repository's test-only keys, and a verifier
-//! that trusts them. Never compiled into a deployed function.
+//! Test helpers (feature `test-util`): tokens signed with the repository's test-only keys, a verifier that
+//! trusts them, and a FHIR server fake that behaves like HealthLake ([`fhir`]). Never compiled into a deployed
+//! function.
+
+pub mod fhir;
+
+pub use self::fhir::{FakeBehaviour, FhirFake, FhirRequest, load_bundle};
 
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
@@ -10,9 +15,9 @@ use crate::identity::JwtVerifier;
 pub const ISSUER: &str = "https://issuer.test.invalid";
 pub const AUDIENCE: &str = "clinical-agent-tools";
 const KID: &str = "test-key-1";
-const TRUSTED_KEY: &str = include_str!("../testdata/test-trusted-key.pem");
-const FORGER_KEY: &str = include_str!("../testdata/test-forger-key.pem");
-const JWKS: &str = include_str!("../testdata/test-jwks.json");
+const TRUSTED_KEY: &str = include_str!("../../testdata/test-trusted-key.pem");
+const FORGER_KEY: &str = include_str!("../../testdata/test-forger-key.pem");
+const JWKS: &str = include_str!("../../testdata/test-jwks.json");
 
 /// The claims of a test token; `Default` is a valid clinician token.
 #[derive(Debug, Clone)]
