@@ -55,6 +55,7 @@ pub mod config;
 pub mod healthlake;
 pub mod kms;
 pub mod knowledge;
+pub mod s3;
 pub mod secrets;
 pub mod sts;
 pub mod writer;
@@ -85,6 +86,21 @@ pub enum AwsError {
     DatastoreNotCustomerManaged,
     #[error("per-session credentials need a verified caller")]
     NoCaller,
+    #[error(
+        "`BEDROCK_MODEL_ID` names a model bedrock serves on demand only through an inference profile: give an \
+         application inference profile arn in this region, or a geographic profile id with \
+         `BEDROCK_CROSS_REGION_INFERENCE=true`"
+    )]
+    ModelNeedsInferenceProfile,
+    #[error(
+        "`BEDROCK_MODEL_ID` is a cross-region inference profile, which may process prompts in other regions of \
+         its geography; set `BEDROCK_CROSS_REGION_INFERENCE=true` to allow that"
+    )]
+    CrossRegionInferenceOff,
+    #[error("`BEDROCK_MODEL_ID` is a global inference profile, which may process prompts in any region; never allowed")]
+    GlobalInferenceProfile,
+    #[error("`BEDROCK_MODEL_ID` cannot be invoked from `AWS_REGION`: it names another region or geography")]
+    ModelOutsideRegion,
 }
 
 impl From<Upstream> for AwsError {

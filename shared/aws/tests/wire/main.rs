@@ -4,5 +4,7 @@
 mod bedrock;
 mod control_plane;
 mod knowledge;
+mod policies;
+mod signers;
 mod sts;
 mod timeouts;
