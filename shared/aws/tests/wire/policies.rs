@@ -78,7 +78,7 @@ fn bucket(server: &MockServer) -> PolicyBucket {
         .with_policy(fast())
 }
 
-fn kb(output: fn() -> RetrieveOutput, server: &MockServer) -> (BedrockKnowledgeBase, aws_smithy_mocks::Rule) {
+fn policy_kb(output: fn() -> RetrieveOutput, server: &MockServer) -> (BedrockKnowledgeBase, aws_smithy_mocks::Rule) {
     let rule = mock!(Client::retrieve).then_output(output);
     let client = mock_client!(aws_sdk_bedrockagentruntime, RuleMode::MatchAny, &[&rule]);
     let kb = BedrockKnowledgeBase::new(client, "KB12345678")
@@ -106,7 +106,7 @@ async fn chunks_become_whole_documents_read_once_per_cold_start_and_signed_for_s
     // The key as S3's canonical URI encodes it: space and `+` percent-encoded, once.
     serve(&server, &format!("/{BUCKET}/acme/EHP-IMG-001%20mri%2Blumbar.md"), MRI).await;
     serve(&server, &format!("/{BUCKET}/acme/EHP-DME-003.md"), CPAP).await;
-    let (kb, rule) = kb(chunked, &server);
+    let (kb, rule) = policy_kb(chunked, &server);
 
     let passages = kb.retrieve(&session(), &query(5)).await.unwrap();
     assert_eq!(passages.iter().map(|p| p.text.as_str()).collect::<Vec<_>>(), vec![MRI, CPAP]);
@@ -145,7 +145,7 @@ async fn a_location_outside_the_policy_bucket_fails_closed_before_any_s3_request
             .unwrap()
     }
     let server = MockServer::start().await;
-    let (kb, _) = kb(foreign, &server);
+    let (kb, _) = policy_kb(foreign, &server);
     assert_eq!(kb.retrieve(&session(), &query(5)).await, Err(KnowledgeError::Rejected));
     assert!(server.received_requests().await.unwrap().is_empty());
 
@@ -156,7 +156,7 @@ async fn a_location_outside_the_policy_bucket_fails_closed_before_any_s3_request
             .build();
         RetrieveOutput::builder().retrieval_results(web).build().unwrap()
     }
-    let (kb, _) = kb(not_s3, &server);
+    let (kb, _) = policy_kb(not_s3, &server);
     assert_eq!(kb.retrieve(&session(), &query(5)).await, Err(KnowledgeError::Rejected));
     assert!(server.received_requests().await.unwrap().is_empty());
 }
@@ -179,7 +179,7 @@ async fn missing_denied_and_oversized_documents_are_refused_without_retries() {
             .respond_with(ResponseTemplate::new(status).set_body_string(body))
             .mount(&server)
             .await;
-        let (kb, _) = kb(one, &server);
+        let (kb, _) = policy_kb(one, &server);
         assert_eq!(kb.retrieve(&session(), &query(5)).await, Err(KnowledgeError::Rejected), "{status}");
         assert_eq!(server.received_requests().await.unwrap().len(), 1, "{status}");
     }
@@ -200,12 +200,12 @@ async fn slow_down_is_retried_a_bounded_number_of_times_then_unavailable() {
         .mount(&server)
         .await;
     Mock::given(method("GET")).respond_with(ResponseTemplate::new(200).set_body_string(MRI)).mount(&server).await;
-    let (kb, _) = kb(one, &server);
+    let (kb, _) = policy_kb(one, &server);
     assert_eq!(kb.retrieve(&session(), &query(5)).await.unwrap()[0].text, MRI, "two SlowDowns, then served");
 
     let always = MockServer::start().await;
     Mock::given(method("GET")).respond_with(ResponseTemplate::new(503)).mount(&always).await;
-    let (kb, _) = kb(one, &always);
+    let (kb, _) = policy_kb(one, &always);
     assert_eq!(kb.retrieve(&session(), &query(5)).await, Err(KnowledgeError::Unavailable));
     assert_eq!(always.received_requests().await.unwrap().len(), 3, "max_attempts bounds the retries");
 }
@@ -224,7 +224,7 @@ async fn a_redirect_is_not_followed() {
         .respond_with(ResponseTemplate::new(307).insert_header("location", format!("{}/p.md", elsewhere.uri())))
         .mount(&server)
         .await;
-    let (kb, _) = kb(one, &server);
+    let (kb, _) = policy_kb(one, &server);
     assert_eq!(kb.retrieve(&session(), &query(5)).await, Err(KnowledgeError::Rejected));
     assert!(elsewhere.received_requests().await.unwrap().is_empty(), "the signed request stays on the bucket's host");
 }
