@@ -37,7 +37,7 @@ async fn build() -> Result<Function, StartError> {
     // On AWS the Knowledge Base serves the policies (its configuration is checked by `knowledge_base`); without
     // one, the policy directory is the only source, and a tool with no policies must not serve: every request
     // would fail as "no policy" while the function looked healthy.
-    let knowledge = match ports.knowledge_base(PolicyFiles::default()).map_err(StartError::adapter)? {
+    let knowledge = match ports.payer_policies(PolicyFiles::default()).map_err(StartError::adapter)? {
         KnowledgeAdapter::Local(_) => {
             let policy_dir = env("PAYER_POLICIES_DIR").unwrap_or_else(|| "../shared/payer-policies".to_owned());
             let policies = PolicyFiles::from_dir(&PathBuf::from(policy_dir)).map_err(|_| {

@@ -1,6 +1,8 @@
-//! Coverage policies through the knowledge-base port. On AWS the Bedrock Retrieve adapter returns passages
-//! whose text is a policy document; locally [`PolicyFiles`] serves the same documents from a directory.
-//! Either way the tool parses the passage and keeps only a policy that really covers the service asked.
+//! Coverage policies through the knowledge-base port. On AWS the Bedrock adapter built by
+//! `Ports::payer_policies` returns one passage per matched policy whose text is the whole source document
+//! (read from `PAYER_POLICY_BUCKET`, so the knowledge base's chunking does not matter); locally
+//! [`PolicyFiles`] serves the same documents from a directory. Either way the tool parses the passage and
+//! keeps only a policy that really covers the service asked.
 
 use std::collections::BTreeMap;
 use std::path::Path;

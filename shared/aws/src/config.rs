@@ -18,10 +18,11 @@ use shared::writer::{ClinicalWriter, LocalWriter, Narrative, WriterError, Writin
 use tracing::info;
 
 use crate::AwsError;
-use crate::bedrock::{BedrockModel, Guardrail, ModelId};
+use crate::bedrock::{BedrockModel, CrossRegion, Guardrail, ModelId};
 use crate::healthlake::check_datastore;
 use crate::kms::KmsKeys;
 use crate::knowledge::BedrockKnowledgeBase;
+use crate::s3::{PolicyBucket, policy_http_client};
 use crate::secrets::SecretsManagerSecrets;
 use crate::sts::SessionCredentials;
 use crate::writer::BedrockWriter;
@@ -35,6 +36,8 @@ pub struct Settings {
     pub model_provider: Provider,
     pub clinical_writer: Provider,
     pub knowledge_base_id: Option<String>,
+    /// The bucket whole payer-policy documents are read from (`PAYER_POLICY_BUCKET`).
+    pub payer_policy_bucket: Option<String>,
     pub keys: KeysSetting,
     pub secrets: SecretsSetting,
     pub data_access_role_arn: Option<String>,
@@ -81,7 +84,12 @@ impl Settings {
         let clinical_writer = switch("CLINICAL_WRITER", "local", "bedrock")?;
         let bedrock = if model_provider == Provider::Aws || clinical_writer == Provider::Aws {
             let region = region.clone().ok_or(AwsError::Missing("AWS_REGION"))?;
-            let model_id = ModelId::parse(&required("BEDROCK_MODEL_ID")?, &region)?;
+            let cross_region = match get("BEDROCK_CROSS_REGION_INFERENCE").as_deref() {
+                None | Some("false") => CrossRegion::Refused,
+                Some("true") => CrossRegion::Allowed,
+                Some(_) => return Err(AwsError::Invalid("BEDROCK_CROSS_REGION_INFERENCE")),
+            };
+            let model_id = ModelId::parse_with(&required("BEDROCK_MODEL_ID")?, &region, cross_region)?;
             let guardrail =
                 Guardrail::new(&required("BEDROCK_GUARDRAIL_ID")?, &required("BEDROCK_GUARDRAIL_VERSION")?)?;
             Some((model_id, guardrail))
@@ -129,6 +137,7 @@ impl Settings {
             model_provider,
             clinical_writer,
             knowledge_base_id,
+            payer_policy_bucket: get("PAYER_POLICY_BUCKET"),
             keys,
             secrets,
             data_access_role_arn,
@@ -192,16 +201,18 @@ impl Ports {
     }
 
     /// The Bedrock model, if one is configured; `None` means the tool uses its deterministic path.
+    ///
+    /// Signed with the function role even when per-session credentials are on: the data-access roles hold
+    /// HealthLake permissions only, and Converse / ApplyGuardrail under them would be denied.
     pub fn model(&self) -> Result<Option<BedrockModel>, AwsError> {
         let Some((model_id, guardrail)) = &self.settings.bedrock else {
             return Ok(None);
         };
-        let mut model =
-            BedrockModel::new(aws_sdk_bedrockruntime::Client::new(self.sdk()?), model_id.clone(), guardrail.clone());
-        if let Some(credentials) = self.session_credentials() {
-            model = model.with_session_credentials(credentials);
-        }
-        Ok(Some(model))
+        Ok(Some(BedrockModel::new(
+            aws_sdk_bedrockruntime::Client::new(self.sdk()?),
+            model_id.clone(),
+            guardrail.clone(),
+        )))
     }
 
     pub fn writer(&self) -> Result<WriterAdapter, AwsError> {
@@ -212,15 +223,35 @@ impl Ports {
         }
     }
 
-    /// The Bedrock Knowledge Base if configured, otherwise the tool's own local one.
+    /// The Bedrock Knowledge Base if configured, otherwise the tool's own local one. Passages are the
+    /// knowledge base's chunks (ICD-10 coding). Signed with the function role.
     pub fn knowledge_base<L: KnowledgeBase>(&self, local: L) -> Result<KnowledgeAdapter<L>, AwsError> {
         let Some(id) = &self.settings.knowledge_base_id else {
             return Ok(KnowledgeAdapter::Local(local));
         };
-        let mut kb = BedrockKnowledgeBase::new(aws_sdk_bedrockagentruntime::Client::new(self.sdk()?), id)?;
-        if let Some(credentials) = self.session_credentials() {
-            kb = kb.with_session_credentials(credentials);
+        let kb = BedrockKnowledgeBase::new(aws_sdk_bedrockagentruntime::Client::new(self.sdk()?), id)?;
+        Ok(KnowledgeAdapter::Bedrock(kb))
+    }
+
+    /// Payer policies: the local directory, or the Bedrock Knowledge Base returning each matched policy
+    /// whole, read from `PAYER_POLICY_BUCKET` with the function role (whatever the knowledge base's
+    /// chunking). A knowledge base without that bucket refuses to start: every draft would fail.
+    pub fn payer_policies<L: KnowledgeBase>(&self, local: L) -> Result<KnowledgeAdapter<L>, AwsError> {
+        let Some(id) = &self.settings.knowledge_base_id else {
+            return Ok(KnowledgeAdapter::Local(local));
+        };
+        let bucket = self.settings.payer_policy_bucket.as_deref().ok_or(AwsError::Missing("PAYER_POLICY_BUCKET"))?;
+        let sdk = self.sdk()?;
+        let region = self.settings.region.as_deref().ok_or(AwsError::Missing("AWS_REGION"))?;
+        let credentials = sdk.credentials_provider().ok_or(AwsError::Missing("AWS_ACCESS_KEY_ID"))?;
+        let mut policies = PolicyBucket::new(policy_http_client()?, bucket, region, credentials)?;
+        // The SDK's endpoint override (an emulator, the wire tests) applies to S3 too, path-style.
+        let endpoint = std::env::var("AWS_ENDPOINT_URL_S3").ok().or_else(|| sdk.endpoint_url().map(str::to_owned));
+        if let Some(endpoint) = endpoint.filter(|e| !e.trim().is_empty()) {
+            policies = policies.with_endpoint(endpoint);
         }
+        let kb = BedrockKnowledgeBase::new(aws_sdk_bedrockagentruntime::Client::new(sdk), id)?
+            .with_whole_documents(policies);
         Ok(KnowledgeAdapter::Bedrock(kb))
     }
 
@@ -416,7 +447,52 @@ mod tests {
         );
         assert_eq!(
             settings(&[("MODEL_PROVIDER", "bedrock"), ("AWS_REGION", "us-east-1"), ("BEDROCK_MODEL_ID", "us.x.y")]),
-            Err(AwsError::Invalid("BEDROCK_MODEL_ID"))
+            Err(AwsError::CrossRegionInferenceOff)
         );
+    }
+
+    #[test]
+    fn cross_region_inference_is_off_unless_set_to_true() {
+        let base = [
+            ("AWS_REGION", "us-east-1"),
+            ("MODEL_PROVIDER", "bedrock"),
+            ("BEDROCK_MODEL_ID", "us.anthropic.claude-sonnet-4-20250514-v1:0"),
+            ("BEDROCK_GUARDRAIL_ID", "gr1"),
+            ("BEDROCK_GUARDRAIL_VERSION", "2"),
+        ];
+        assert_eq!(settings(&base), Err(AwsError::CrossRegionInferenceOff));
+        let off = [&base[..], &[("BEDROCK_CROSS_REGION_INFERENCE", "false")]].concat();
+        assert_eq!(settings(&off), Err(AwsError::CrossRegionInferenceOff));
+        let odd = [&base[..], &[("BEDROCK_CROSS_REGION_INFERENCE", "yes")]].concat();
+        assert_eq!(settings(&odd), Err(AwsError::Invalid("BEDROCK_CROSS_REGION_INFERENCE")));
+        let on = [&base[..], &[("BEDROCK_CROSS_REGION_INFERENCE", "true")]].concat();
+        let (model, _) = settings(&on).unwrap().bedrock.unwrap();
+        assert_eq!(model.target(), crate::bedrock::ModelTarget::GeographicProfile);
+    }
+
+    #[test]
+    fn payer_policies_from_a_knowledge_base_need_the_policy_bucket() {
+        let kb = [("AWS_REGION", "us-east-1"), ("KNOWLEDGE_BASE", "bedrock"), ("KNOWLEDGE_BASE_ID", "KB12345678")];
+        let credentials = aws_credential_types::Credentials::new("AKIDTEST", "secret", None, None, "test");
+        let sdk = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(credentials))
+            .build();
+        let ports = Ports::with_sdk(settings(&kb).unwrap(), Some(sdk.clone()));
+        assert!(matches!(ports.knowledge_base(LocalKb), Ok(KnowledgeAdapter::Bedrock(_))), "icd-10 needs no bucket");
+        assert_eq!(ports.payer_policies(LocalKb).err(), Some(AwsError::Missing("PAYER_POLICY_BUCKET")));
+        let bad = [&kb[..], &[("PAYER_POLICY_BUCKET", "Not_A_Bucket")]].concat();
+        let ports = Ports::with_sdk(settings(&bad).unwrap(), Some(sdk));
+        assert_eq!(ports.payer_policies(LocalKb).err(), Some(AwsError::Invalid("PAYER_POLICY_BUCKET")));
+        let local = Ports::with_sdk(settings(&[]).unwrap(), None);
+        assert!(matches!(local.payer_policies(LocalKb), Ok(KnowledgeAdapter::Local(_))));
+    }
+
+    struct LocalKb;
+
+    impl KnowledgeBase for LocalKb {
+        async fn retrieve(&self, _: &SessionContext, _: &RetrievalQuery) -> Result<Vec<Passage>, KnowledgeError> {
+            Ok(Vec::new())
+        }
     }
 }

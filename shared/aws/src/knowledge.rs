@@ -1,8 +1,15 @@
 //! The knowledge-base port on Bedrock Knowledge Bases (`Retrieve`).
 //!
 //! `Retrieve` has no session id parameter: the call is correlated by the span and audit record of the tool
-//! call, and by CloudTrail's role session name when per-session credentials are configured.
-//! `RetrieveAndGenerate` is not used: its `sessionId` is issued by Bedrock, not ours to pass.
+//! call. It is signed with the function role, never with per-session credentials (the data-access roles
+//! hold HealthLake permissions only). `RetrieveAndGenerate` is not used: its `sessionId` is issued by
+//! Bedrock, not ours to pass.
+//!
+//! With [`BedrockKnowledgeBase::with_whole_documents`] (payer policies), a retrieval result is a pointer,
+//! not the answer: a knowledge base splits each document into chunks (about 300 tokens by default, "How
+//! content chunking works for knowledge bases"), so the adapter takes each chunk's source location
+//! (`location.s3Location.uri`), keeps one result per document (its best-scoring chunk's score and
+//! metadata) and returns the whole source document read from the policy bucket.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -18,17 +25,20 @@ use shared::knowledge::{KnowledgeBase, KnowledgeError, Passage, RetrievalQuery};
 use shared::session::SessionContext;
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::sts::SessionCredentials;
+use crate::s3::{PolicyBucket, S3Location};
 use crate::{AwsError, CallPolicy, Upstream, classify, error_code};
 
 /// Most passages asked for in one call (the service allows 100; tools need a handful).
 const MAX_RESULTS: u32 = 25;
 
+/// Chunks asked for per wanted document when whole documents are returned.
+const CHUNKS_PER_DOCUMENT: u32 = 4;
+
 pub struct BedrockKnowledgeBase {
     client: Client,
     knowledge_base_id: String,
     policy: CallPolicy,
-    session_credentials: Option<Arc<SessionCredentials>>,
+    whole_documents: Option<Arc<PolicyBucket>>,
 }
 
 impl fmt::Debug for BedrockKnowledgeBase {
@@ -51,7 +61,7 @@ impl BedrockKnowledgeBase {
             client,
             knowledge_base_id: knowledge_base_id.to_owned(),
             policy: CallPolicy::default(),
-            session_credentials: None,
+            whole_documents: None,
         })
     }
 
@@ -60,27 +70,52 @@ impl BedrockKnowledgeBase {
         self
     }
 
-    pub fn with_session_credentials(mut self, credentials: Arc<SessionCredentials>) -> Self {
-        self.session_credentials = Some(credentials);
+    /// Returns whole source documents from `bucket` instead of chunks (see the module documentation).
+    pub fn with_whole_documents(mut self, bucket: PolicyBucket) -> Self {
+        self.whole_documents = Some(Arc::new(bucket));
         self
     }
 
-    async fn call_config(
+    fn call_config(
         &self,
         session: &SessionContext,
     ) -> Result<aws_sdk_bedrockagentruntime::config::Builder, KnowledgeError> {
         let timeouts = self.policy.timeout_config(session).map_err(knowledge_error)?;
-        let mut config = aws_sdk_bedrockagentruntime::config::Builder::default()
+        Ok(aws_sdk_bedrockagentruntime::config::Builder::default()
             .retry_config(self.policy.retry_config())
-            .timeout_config(timeouts);
-        if let Some(source) = &self.session_credentials {
-            let assumed = source.assume(session).await.map_err(|e| match e {
-                AwsError::Unavailable => KnowledgeError::Unavailable,
-                _ => KnowledgeError::Rejected,
-            })?;
-            config = config.credentials_provider(assumed.credentials);
+            .timeout_config(timeouts))
+    }
+
+    /// One passage per source document, in order of each document's best chunk, with the whole text.
+    async fn whole_documents(
+        &self,
+        bucket: &PolicyBucket,
+        session: &SessionContext,
+        chunks: Vec<Passage>,
+        wanted: usize,
+    ) -> Result<Vec<Passage>, KnowledgeError> {
+        let mut documents: Vec<(S3Location, Passage)> = Vec::new();
+        for chunk in chunks {
+            // Fails closed: a result without an S3 location, or in another bucket, means the knowledge base
+            // indexes something other than the policy bucket, and a partial policy set would go unnoticed.
+            let Some(location) = S3Location::parse(&chunk.source) else {
+                warn!(error = "policy_location_not_s3", "a retrieved policy has no s3 location");
+                return Err(KnowledgeError::Rejected);
+            };
+            if location.bucket != bucket.bucket() {
+                warn!(error = "policy_outside_bucket", "a retrieved policy is outside the payer policy bucket");
+                return Err(KnowledgeError::Rejected);
+            }
+            if !documents.iter().any(|(seen, _)| *seen == location) && documents.len() < wanted {
+                documents.push((location, chunk));
+            }
         }
-        Ok(config)
+        let mut passages = Vec::with_capacity(documents.len());
+        for (location, chunk) in documents {
+            let text = bucket.document(session, &location).await?;
+            passages.push(Passage { text: text.to_string(), ..chunk });
+        }
+        Ok(passages)
     }
 }
 
@@ -131,8 +166,15 @@ impl KnowledgeBase for BedrockKnowledgeBase {
             if query.text.trim().is_empty() {
                 return Err(KnowledgeError::Rejected);
             }
-            let config = self.call_config(session).await?;
-            let results = i32::try_from(query.max_results.clamp(1, MAX_RESULTS)).unwrap_or(1);
+            let config = self.call_config(session)?;
+            let wanted = query.max_results.clamp(1, MAX_RESULTS);
+            // Several chunks of one document often rank together: ask for more, keep `wanted` documents.
+            let chunks = if self.whole_documents.is_some() {
+                wanted.saturating_mul(CHUNKS_PER_DOCUMENT).min(MAX_RESULTS)
+            } else {
+                wanted
+            };
+            let results = i32::try_from(chunks).unwrap_or(1);
             let search = KnowledgeBaseVectorSearchConfiguration::builder()
                 .number_of_results(results)
                 .set_filter(filter(&query.filters)?)
@@ -155,7 +197,15 @@ impl KnowledgeBase for BedrockKnowledgeBase {
                 })?;
             let passages: Vec<Passage> = output.retrieval_results.into_iter().filter_map(passage).collect();
             info!(passages = passages.len(), filters = query.filters.len(), "retrieved");
-            Ok(passages)
+            match &self.whole_documents {
+                None => Ok(passages),
+                Some(bucket) => {
+                    let wanted = usize::try_from(wanted).unwrap_or(usize::MAX);
+                    let documents = self.whole_documents(bucket, session, passages, wanted).await?;
+                    info!(documents = documents.len(), "whole documents read");
+                    Ok(documents)
+                }
+            }
         }
         .instrument(span)
         .await

@@ -15,9 +15,9 @@
 //!
 //! | variable | values | needs |
 //! | --- | --- | --- |
-//! | `MODEL_PROVIDER` | `none` (default), `bedrock` | `BEDROCK_MODEL_ID`, `BEDROCK_GUARDRAIL_ID`, `BEDROCK_GUARDRAIL_VERSION` |
+//! | `MODEL_PROVIDER` | `none` (default), `bedrock` | `BEDROCK_MODEL_ID`, `BEDROCK_GUARDRAIL_ID`, `BEDROCK_GUARDRAIL_VERSION`, `BEDROCK_CROSS_REGION_INFERENCE` (optional, default `false`) |
 //! | `CLINICAL_WRITER` | `local` (default), `bedrock` | the model variables above |
-//! | `KNOWLEDGE_BASE` | `local` (default), `bedrock` | `KNOWLEDGE_BASE_ID` |
+//! | `KNOWLEDGE_BASE` | `local` (default), `bedrock` | `KNOWLEDGE_BASE_ID`; `PAYER_POLICY_BUCKET` for [`config::Ports::payer_policies`] |
 //! | `KEYS` | `local` (default), `kms` | `LOCAL_MASTER_KEY` (64 hex, optional) / `KMS_KEY_ID`, `KMS_MAC_KEY_ID` (optional) |
 //! | `SECRETS` | `env` (default), `secretsmanager` | `SECRETS_TTL_SECONDS` (optional, default 300) |
 //! | `SESSION_CREDENTIALS` | `off` (default), `sts` | `DATA_ACCESS_ROLE_ARN` |
@@ -33,7 +33,8 @@
 //! // Refuses to serve unless the datastore is ACTIVE and encrypted with a customer-managed key.
 //! ports.apply_to_fhir(&mut config).await.map_err(|e| e.to_string())?;
 //! let model = OptionalModel(ports.model()?);   // None inside = deterministic path only
-//! let kb = ports.knowledge_base(MyLocalKb::load()?)?;   // KnowledgeAdapter<MyLocalKb>
+//! let kb = ports.knowledge_base(MyLocalKb::load()?)?;   // KnowledgeAdapter<MyLocalKb>: chunks (ICD-10)
+//! let policies = ports.payer_policies(PolicyFiles::default())?;   // whole documents from the policy bucket
 //! let keys = ports.keys()?;                   // KeysAdapter (LocalKeys or KmsKeys)
 //! let secrets = ports.secrets()?;             // SecretsAdapter (EnvSecrets or Secrets Manager)
 //! ```
@@ -55,6 +56,7 @@ pub mod config;
 pub mod healthlake;
 pub mod kms;
 pub mod knowledge;
+pub mod s3;
 pub mod secrets;
 pub mod sts;
 pub mod writer;
@@ -85,6 +87,21 @@ pub enum AwsError {
     DatastoreNotCustomerManaged,
     #[error("per-session credentials need a verified caller")]
     NoCaller,
+    #[error(
+        "`BEDROCK_MODEL_ID` names a model bedrock serves on demand only through an inference profile: give an \
+         application inference profile arn in this region, or a geographic profile id with \
+         `BEDROCK_CROSS_REGION_INFERENCE=true`"
+    )]
+    ModelNeedsInferenceProfile,
+    #[error(
+        "`BEDROCK_MODEL_ID` is a cross-region inference profile, which may process prompts in other regions of \
+         its geography; set `BEDROCK_CROSS_REGION_INFERENCE=true` to allow that"
+    )]
+    CrossRegionInferenceOff,
+    #[error("`BEDROCK_MODEL_ID` is a global inference profile, which may process prompts in any region; never allowed")]
+    GlobalInferenceProfile,
+    #[error("`BEDROCK_MODEL_ID` cannot be invoked from `AWS_REGION`: it names another region or geography")]
+    ModelOutsideRegion,
 }
 
 impl From<Upstream> for AwsError {

@@ -1,9 +1,12 @@
 //! Per-session credentials: the tool's data-access role assumed with the agent session id as the role
 //! session name and the verified caller as `SourceIdentity`.
 //!
-//! CloudTrail then names both on every HealthLake and Bedrock call made with these credentials
-//! (`userIdentity.arn` ends in `/<session name>`, `userIdentity.sessionContext.sourceIdentity` is the
-//! person), which also correlates the Bedrock calls that cannot carry a session id themselves.
+//! These credentials sign HealthLake FHIR requests only (the `Signing::SigV4PerSession` of the FHIR store):
+//! the data-access roles hold HealthLake permissions and nothing else, so Bedrock (Converse, ApplyGuardrail),
+//! the knowledge base (Retrieve, S3 GetObject of policies), KMS and Secrets Manager keep the function role.
+//! CloudTrail names the session and the person on every HealthLake call made with them (`userIdentity.arn`
+//! ends in `/<session name>`, `userIdentity.sessionContext.sourceIdentity` is the verified caller: "Monitor
+//! and control actions taken with assumed roles" in the IAM guide).
 
 use std::collections::HashMap;
 use std::fmt;

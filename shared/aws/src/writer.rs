@@ -13,7 +13,7 @@ use shared::session::SessionContext;
 use shared::writer::{ClinicalWriter, LocalWriter, Narrative, Statement, WriterError, WritingRequest};
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::bedrock::BedrockModel;
+use crate::bedrock::{BedrockModel, query_text};
 use crate::{Upstream, classify, error_code};
 
 const SYSTEM: &str = "You are a clinical documentation assistant. You rewrite the numbered facts you are given \
@@ -43,7 +43,7 @@ pub async fn check_grounding(
 ) -> Result<Grounding, ModelError> {
     let span = info_span!("bedrock_apply_guardrail", session_id = %session.session_id);
     async {
-        let config = model.call_config(session).await.map_err(to_model_error)?;
+        let config = model.call_config(session).map_err(to_model_error)?;
         let output = model
             .client()
             .apply_guardrail()
@@ -51,7 +51,7 @@ pub async fn check_grounding(
             .guardrail_version(model.guardrail().version())
             .source(GuardrailContentSource::Output)
             .content(text_block(sources, GuardrailContentQualifier::GroundingSource)?)
-            .content(text_block(query, GuardrailContentQualifier::Query)?)
+            .content(text_block(query_text(query.trim())?, GuardrailContentQualifier::Query)?)
             .content(text_block(candidate, GuardrailContentQualifier::GuardContent)?)
             .customize()
             .config_override(config)

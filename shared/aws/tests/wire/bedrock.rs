@@ -135,12 +135,31 @@ async fn every_converse_call_carries_the_guardrail_session_metadata_and_guard_bl
     assert_eq!(
         guarded,
         vec![
+            // "Use contextual grounding check …": the check needs a query beside the grounding sources.
+            ("summarise the note", &[GuardrailConverseContentQualifier::Query][..]),
             ("ICD-10 I20.9 angina pectoris, unspecified", &[GuardrailConverseContentQualifier::GroundingSource][..]),
             ("patient reports chest pain on exertion", &[GuardrailConverseContentQualifier::GuardContent][..]),
         ]
     );
-    // The person's text is never also sent outside a guard block.
-    assert!(!content.iter().any(|b| matches!(b, ContentBlock::Text(t) if t.contains("chest pain"))));
+    // The person's text is never also sent outside a guard block, nor the instructions twice.
+    assert!(!content.iter().any(|b| matches!(b, ContentBlock::Text(_))), "{content:?}");
+}
+
+#[tokio::test]
+async fn grounding_sources_without_a_query_or_with_an_oversized_one_are_not_sent() {
+    let rule = mock!(Client::converse).then_output(|| answer("x", StopReason::EndTurn));
+    let client = mock_client!(aws_sdk_bedrockruntime, RuleMode::MatchAny, &[&rule]);
+    let model = model(client);
+    let base = ModelRequest { grounding_sources: vec!["fact".into()], max_tokens: 10, ..Default::default() };
+    let no_query = model.converse(&session(Duration::from_secs(5)), &base).await;
+    assert_eq!(no_query, Err(ModelError::Rejected));
+    let long = ModelRequest { instructions: "a".repeat(1001), ..base.clone() };
+    assert_eq!(model.converse(&session(Duration::from_secs(5)), &long).await, Err(ModelError::Rejected));
+    assert_eq!(rule.num_calls(), 0);
+    // Without grounding sources the instructions stay plain text (no grounding check runs).
+    let plain = ModelRequest { instructions: "a".repeat(1001), guarded_text: "note".into(), ..Default::default() };
+    model.converse(&session(Duration::from_secs(5)), &ModelRequest { max_tokens: 10, ..plain }).await.unwrap();
+    assert_eq!(rule.num_calls(), 1);
 }
 
 #[tokio::test]

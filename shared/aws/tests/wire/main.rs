@@ -5,5 +5,7 @@ mod audit_mac;
 mod bedrock;
 mod control_plane;
 mod knowledge;
+mod policies;
+mod signers;
 mod sts;
 mod timeouts;
