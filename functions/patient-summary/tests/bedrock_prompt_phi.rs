@@ -94,13 +94,20 @@ fn grounded() -> ApplyGuardrailOutput {
         .unwrap()
 }
 
-/// The model "rewrites" by echoing its numbered grounding sources, which keeps the sentence count right.
+/// The model "rewrites" by echoing its numbered grounding sources, which keeps the sentence count right (the
+/// `query` block, the instructions the grounding check reads, is not a source).
 fn echo(input: &ConverseInput) -> ConverseOutput {
     let lines: Vec<String> = input.messages()[0]
         .content
         .iter()
         .filter_map(|b| match b {
-            ContentBlock::GuardContent(GuardrailConverseContentBlock::Text(t)) => Some(t.text().to_owned()),
+            ContentBlock::GuardContent(GuardrailConverseContentBlock::Text(t))
+                if !t
+                    .qualifiers()
+                    .contains(&aws_sdk_bedrockruntime::types::GuardrailConverseContentQualifier::Query) =>
+            {
+                Some(t.text().to_owned())
+            }
             _ => None,
         })
         .collect();

@@ -48,8 +48,8 @@ pub fn patient_id(resources: &[Value]) -> String {
 
 // ---- the handler harness ---------------------------------------------------------------------------------
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use prior_auth_draft::policies::PolicyFiles;

@@ -166,7 +166,8 @@ async fn throttled_sts_is_retried_then_unavailable_and_no_fhir_request_goes_out(
 #[tokio::test]
 async fn healthlake_requests_are_signed_with_the_session_credentials() {
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
+    // Searches are POST `[type]/_search` (HealthLake: "Searching FHIR resources with POST").
+    Mock::given(method("POST"))
         .and(header("x-session-id", "sess-abc.123"))
         .and(header("x-amz-security-token", "token-sess-abc.123"))
         .respond_with(
