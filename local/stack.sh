@@ -398,6 +398,8 @@ cmd_test() {
     trap 'cmd_down' EXIT
     LAMBDA_NO_RELOAD=1 cmd_up
   fi
+  say "the local FHIR server behaves like HealthLake (POST _search, lenient/strict handling, idempotent create, faults)"
+  FHIR_URL="$FHIR_BASE_URL" cargo test -p shared --test local_fhir_server -- --ignored
   say "end-to-end tests through cargo lambda watch"
   cargo test -p e2e -- --ignored --test-threads=1
   say "scripted demo"

@@ -77,7 +77,7 @@ impl Config {
             jwt_issuer: required("JWT_ISSUER")?,
             jwt_audience: required("JWT_AUDIENCE")?,
             care_lookback_days,
-            envelopes: EnvelopeSettings::from_lookup(&get)?,
+            envelopes: EnvelopeSettings::from_lookup(get)?,
             tenant_organization: get("TENANT_ORGANIZATION")
                 .filter(|t| !t.trim().is_empty())
                 .unwrap_or_else(|| LOCAL_TENANT.to_owned()),

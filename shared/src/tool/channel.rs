@@ -102,7 +102,6 @@ impl Signoff {
 }
 
 #[cfg(test)]
-#[expect(clippy::unwrap_used, reason = "test code: a failed step is a failed test")]
 mod tests {
     use time::macros::datetime;
 

@@ -164,7 +164,6 @@ pub fn context_matches_schema<C: CedarContext>(authorizer: &Authorizer) -> bool 
 }
 
 #[cfg(test)]
-#[expect(clippy::unwrap_used, reason = "test code: a failed step is a failed test")]
 mod tests {
     use super::*;
 
