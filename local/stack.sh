@@ -399,7 +399,7 @@ cmd_test() {
     LAMBDA_NO_RELOAD=1 cmd_up
   fi
   say "the local FHIR server behaves like HealthLake (POST _search, lenient/strict handling, idempotent create, faults)"
-  FHIR_URL="$FHIR_BASE_URL" cargo test -p shared --test local_fhir_server -- --ignored
+  FHIR_URL="http://127.0.0.1:$FHIR_PORT" cargo test -p shared --test local_fhir_server -- --ignored
   say "end-to-end tests through cargo lambda watch"
   cargo test -p e2e -- --ignored --test-threads=1
   say "scripted demo"
