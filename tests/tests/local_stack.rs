@@ -76,7 +76,13 @@ fn fhir_requests(session_id: &str) -> Vec<(String, String)> {
         .iter()
         .filter(|r| r["session_id"] == session_id)
         .map(|r| {
-            (r["path"].as_str().unwrap_or_default().to_owned(), r["query"].as_str().unwrap_or_default().to_owned())
+            // Searches are POST `[type]/_search` with the parameters in a form body (HealthLake: "Searching FHIR
+            // resources with POST"); the journal keeps the body beside the query.
+            let path = r["path"].as_str().unwrap_or_default();
+            let path = path.strip_suffix("/_search").unwrap_or(path).to_owned();
+            let query =
+                r["query"].as_str().filter(|q| !q.is_empty()).or_else(|| r["body"].as_str()).unwrap_or_default();
+            (path, query.to_owned())
         })
         .collect()
 }
@@ -86,6 +92,8 @@ fn audit_records(session_id: &str) -> Vec<Value> {
     log.lines()
         .filter_map(|l| l.find('{').and_then(|i| serde_json::from_str::<Value>(&l[i..]).ok()))
         .filter(|v| v["record_type"] == "tool_audit" && v["session_id"] == session_id)
+        // The final record of each call (its intent record, written at the first permit, is left out).
+        .filter(|v| v["record_kind"] == "final")
         .collect()
 }
 

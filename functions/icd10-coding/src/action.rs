@@ -134,3 +134,16 @@ fn model_use(status: &str) -> ModelUse {
         _ => ModelUse::NotConfigured,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use shared::authz::Authorizer;
+    use shared::tool::context_matches_schema;
+
+    use super::*;
+
+    #[test]
+    fn the_context_matches_the_cedar_schema() {
+        assert!(context_matches_schema::<CodingContext>(&Authorizer::embedded().unwrap()));
+    }
+}

@@ -34,5 +34,5 @@ async fn build() -> Result<Function, StartError> {
         knowledge: ports.knowledge_base(LexicalIndex::new(table)).map_err(StartError::adapter)?,
         table,
     };
-    Shell::new(action, &config, http, StdoutAuditSink::default())
+    Shell::new(action, &config, http, ports.audit_sink().map_err(StartError::adapter)?)
 }

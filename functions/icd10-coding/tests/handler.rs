@@ -267,3 +267,21 @@ async fn the_bedrock_function_envelope_is_answered_in_kind() {
     let body = reply["response"]["functionResponse"]["responseBody"]["TEXT"]["body"].as_str().unwrap();
     assert!(body.contains("ICD-10-CM proposals"), "{body}");
 }
+
+#[tokio::test]
+async fn an_invalid_argument_call_is_audited_with_its_session_id() {
+    let h = Harness::new(history(), None).await;
+    let reply = h.call(&direct(&coder_token(), json!({"note": NOTE, "mrn": "38815207"}))).await;
+    assert_eq!(reply["error"]["kind"], "invalid_input");
+    let record = h.audit().last().unwrap().clone();
+    assert_eq!(record["session_id"], support::SESSION);
+    assert!(h.requests().is_empty());
+}
+
+#[tokio::test]
+async fn coding_replies_carry_no_dates_as_arrays() {
+    let h = Harness::new(history(), None).await;
+    let reply = h.call(&direct(&coder_token(), json!({"note": NOTE, "patient_id": PATIENT}))).await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(shared::dates::non_string_dates(&reply), Vec::<String>::new());
+}

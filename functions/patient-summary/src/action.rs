@@ -95,3 +95,16 @@ impl<S, W> PatientSummary<S, W> {
         self.as_of.unwrap_or_else(|| OffsetDateTime::now_utc().date())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use shared::authz::Authorizer;
+    use shared::tool::context_matches_schema;
+
+    use super::*;
+
+    #[test]
+    fn the_context_matches_the_cedar_schema() {
+        assert!(context_matches_schema::<SummaryContext>(&Authorizer::embedded().unwrap()));
+    }
+}

@@ -28,5 +28,5 @@ async fn build() -> Result<Function, StartError> {
         care_lookback_days: config.care_lookback_days,
         as_of: None,
     };
-    Shell::new(action, &config, http, StdoutAuditSink::default())
+    Shell::new(action, &config, http, ports.audit_sink().map_err(StartError::adapter)?)
 }

@@ -289,3 +289,22 @@ async fn a_break_glass_reason_is_redacted_before_the_audit() {
     assert!(!line.contains("Jane") && !line.contains("1950"), "{line}");
     assert_eq!(h.audit()[0]["break_glass"], true);
 }
+
+#[tokio::test]
+async fn an_invalid_argument_call_is_audited_with_its_session_id() {
+    let h = Harness::new(load_bundle(JOIE), gp_behaviour()).await;
+    let mut event = direct(&TokenSpec::clinician(DR_ALVAREZ).mint(), JOIE_ID);
+    event["arguments"]["mrn"] = json!("38815207");
+    assert_eq!(call(&h, &event).await["error"]["kind"], "invalid_input");
+    let record = h.audit().last().unwrap().clone();
+    assert_eq!(record["session_id"], SESSION);
+    assert!(h.requests().is_empty());
+}
+
+#[tokio::test]
+async fn summary_replies_carry_dates_as_iso_strings() {
+    let h = Harness::new(load_bundle(JOIE), gp_behaviour()).await;
+    let reply = call(&h, &direct(&TokenSpec::clinician(DR_ALVAREZ).mint(), JOIE_ID)).await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(shared::dates::non_string_dates(&reply), Vec::<String>::new());
+}

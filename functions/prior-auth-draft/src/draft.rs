@@ -136,3 +136,16 @@ fn bundle<S, K, W, D, C>(
     let parties = Parties { base: &pa.fhir_base, patient, practitioner, provider_organization: &pa.tenant };
     Ok(pas::bundle(seal_id, &now_rfc3339()?, policy, evaluation, &parties, &evidence))
 }
+
+#[cfg(test)]
+mod tests {
+    use shared::authz::Authorizer;
+    use shared::tool::context_matches_schema;
+
+    use super::*;
+
+    #[test]
+    fn the_context_matches_the_cedar_schema() {
+        assert!(context_matches_schema::<DraftContext>(&Authorizer::embedded().unwrap()));
+    }
+}

@@ -137,3 +137,16 @@ fn attest(content: &mut DraftContent, call: &Call<'_>, args: &FinalizeRequest, u
     }));
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use shared::authz::Authorizer;
+    use shared::tool::context_matches_schema;
+
+    use super::*;
+
+    #[test]
+    fn the_context_matches_the_cedar_schema() {
+        assert!(context_matches_schema::<FinalizeContext>(&Authorizer::embedded().unwrap()));
+    }
+}

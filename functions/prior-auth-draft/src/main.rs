@@ -74,5 +74,5 @@ async fn build() -> Result<Function, StartError> {
         as_of: None,
     });
     let actions = (PriorAuthDraft(state.clone()), PriorAuthFinalize(state));
-    Shell::new(actions, &config, http, StdoutAuditSink::default())
+    Shell::new(actions, &config, http, ports.audit_sink().map_err(StartError::adapter)?)
 }

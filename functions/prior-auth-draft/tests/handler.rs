@@ -9,7 +9,7 @@ mod support;
 use prior_auth_draft::store::DraftStatus;
 use serde_json::{Value, json};
 use shared::testing::TokenSpec;
-use support::{Harness, TENANT, direct, load_resources, patient_id};
+use support::{Harness, SESSION, TENANT, direct, load_resources, patient_id};
 use time::macros::date;
 
 fn practitioner_of(resources: &[Value]) -> String {
@@ -341,4 +341,42 @@ async fn bundles_validate_with_fhir_resources_r4b() {
     assert!(output.status.success(), "{report}{}", String::from_utf8_lossy(&output.stderr));
     assert_eq!(report.matches("ok ").count(), 4, "{report}");
     std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[tokio::test]
+async fn a_letter_writer_fallback_shows_as_the_guardrail_action() {
+    let case = fletcher(true).await;
+    *case.harness.state.writer.fallback.lock().unwrap() = Some("grounding_blocked".into());
+    let reply =
+        case.harness.call(direct("prior_auth_draft", &clinician(&case.practitioner), knee(&case.patient))).await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    let record = case.harness.audit().last().unwrap().clone();
+    assert_eq!(record["guardrail_action"], "grounding_blocked", "{record}");
+    assert_eq!(record["model"], "local-deterministic (fallback from test-model)");
+    // The GuardrailInterventions metric counts any action other than `none` from this same field.
+    assert_ne!(record["guardrail_action"], "none");
+}
+
+#[tokio::test]
+async fn draft_replies_carry_dates_as_iso_strings() {
+    let case = fletcher(true).await;
+    let reply =
+        case.harness.call(direct("prior_auth_draft", &clinician(&case.practitioner), knee(&case.patient))).await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(shared::dates::non_string_dates(&reply), Vec::<String>::new());
+    let dated = reply["result"]["criteria"].to_string();
+    assert!(dated.contains("\"date\":\"19"), "criteria evidence dates are ISO strings: {dated}");
+}
+
+#[tokio::test]
+async fn an_invalid_argument_call_is_audited_with_its_session_id() {
+    let case = fletcher(true).await;
+    let mut args = knee(&case.patient);
+    args["bogus"] = json!("38815207");
+    let reply = case.harness.call(direct("prior_auth_draft", &clinician(&case.practitioner), args)).await;
+    assert_eq!(reply["error"]["kind"], "invalid_input", "{reply}");
+    let record = case.harness.audit().last().unwrap().clone();
+    assert_eq!(record["session_id"], SESSION);
+    assert_eq!(record["outcome"]["error"], "invalid_input");
+    assert!(case.harness.requests().is_empty());
 }

@@ -42,6 +42,8 @@ pub struct Settings {
     pub secrets: SecretsSetting,
     pub data_access_role_arn: Option<String>,
     pub healthlake_datastore_id: Option<String>,
+    /// Records between two keyed audit checkpoints (`AUDIT_CHECKPOINT_EVERY`, 1-10000, default 50).
+    pub audit_checkpoint_every: u64,
 }
 
 /// Local (or no) adapter, or the AWS one.
@@ -142,6 +144,14 @@ impl Settings {
             secrets,
             data_access_role_arn,
             healthlake_datastore_id: get("HEALTHLAKE_DATASTORE_ID"),
+            audit_checkpoint_every: match get("AUDIT_CHECKPOINT_EVERY") {
+                None => 50,
+                Some(raw) => raw
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| (1..=10_000).contains(n))
+                    .ok_or(AwsError::Invalid("AUDIT_CHECKPOINT_EVERY"))?,
+            },
         })
     }
 
@@ -268,6 +278,18 @@ impl Ports {
                 key_id.clone(),
                 mac_key_id.clone(),
             ))),
+        }
+    }
+
+    /// The audit sink: on AWS (`KEYS=kms` with `KMS_MAC_KEY_ID`) its checkpoints are KMS `GenerateMac` over
+    /// the chain head with the HMAC key; otherwise the local key (`AUDIT_MAC_KEY_FILE`), if any.
+    pub fn audit_sink(&self) -> Result<shared::audit::StdoutAuditSink, AwsError> {
+        match &self.settings.keys {
+            KeysSetting::Kms { mac_key_id: Some(mac_key_id), .. } => {
+                let mac = crate::kms::KmsChainMac::new(aws_sdk_kms::Client::new(self.sdk()?), mac_key_id.clone());
+                Ok(shared::audit::StdoutAuditSink::with_mac(Arc::new(mac), self.settings.audit_checkpoint_every))
+            }
+            _ => Ok(shared::audit::StdoutAuditSink::default()),
         }
     }
 

@@ -94,13 +94,21 @@ impl Keys for CountingKeys {
 pub struct CountingWriter {
     pub calls: AtomicUsize,
     pub last: Mutex<Option<WritingRequest>>,
+    /// When set, the letter comes back as a Bedrock writer's fallback would: the deterministic sentences,
+    /// with this guardrail action (`grounding_blocked`, `intervened`, `model_unavailable`).
+    pub fallback: Mutex<Option<String>>,
 }
 
 impl ClinicalWriter for CountingWriter {
     async fn write(&self, s: &SessionContext, r: &WritingRequest) -> Result<Narrative, WriterError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         *self.last.lock().unwrap() = Some(r.clone());
-        LocalWriter.write(s, r).await
+        let mut narrative = LocalWriter.write(s, r).await?;
+        if let Some(action) = self.fallback.lock().unwrap().clone() {
+            narrative.writer = "local-deterministic (fallback from test-model)".into();
+            narrative.guardrail_action = Some(action);
+        }
+        Ok(narrative)
     }
 }
 
