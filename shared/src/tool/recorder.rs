@@ -148,7 +148,7 @@ impl<'a> Recorder<'a> {
         self.with(|r| r.detail = Some(detail));
     }
 
-    /// Closes the record with the call's outcome and latency, writes it with its metrics, and returns it.
+    /// Closes the record with the call's outcome and latency, and writes it with its metrics.
     pub(crate) fn finish<T>(self, outcome: &Result<T, ToolError>) {
         let sink = self.sink;
         let started = self.started;
