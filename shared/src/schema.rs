@@ -136,9 +136,9 @@ fn openapi30(schema: &Value) -> Value {
                     out.insert("type".to_owned(), other.clone());
                 }
             },
-            "const" => {
-                out.insert("enum".to_owned(), json!([value]));
-            }
+            // Bedrock action-group schemas do not support `enum` ("Action group OpenAPI schemas"): the allowed
+            // values go into the description the model reads, and the tool checks them.
+            "const" | "enum" => {}
             // Rust integer formats (uint32, …) are not OpenAPI formats; the bounds say the same.
             "format"
                 if !matches!(value.as_str(), Some("date" | "date-time" | "int32" | "int64" | "float" | "double")) => {}
@@ -149,16 +149,102 @@ fn openapi30(schema: &Value) -> Value {
             "items" | "additionalProperties" if value.is_object() => {
                 out.insert(key.clone(), openapi30(value));
             }
-            "oneOf" | "anyOf" | "allOf" => {
-                let list = value.as_array().map(|l| l.iter().map(openapi30).collect()).unwrap_or_default();
-                out.insert(key.clone(), Value::Array(list));
-            }
             _ => {
                 out.insert(key.clone(), value.clone());
             }
         }
     }
+    if let Some(allowed) = allowed_values(obj) {
+        let description = out.get("description").and_then(Value::as_str).map(str::to_owned);
+        let text = description.map_or(allowed.clone(), |d| format!("{d} {allowed}"));
+        out.insert("description".to_owned(), Value::String(text));
+    }
     Value::Object(out)
+}
+
+/// `One of: a, b.` for an `enum` or `const` node: what the model is told instead of a keyword the target lacks.
+fn allowed_values(obj: &Map<String, Value>) -> Option<String> {
+    let values: Vec<Value> = match (obj.get("enum"), obj.get("const")) {
+        (Some(Value::Array(values)), _) => values.clone(),
+        (_, Some(value)) => vec![value.clone()],
+        _ => return None,
+    };
+    let list: Vec<String> = values.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned)).collect();
+    Some(format!("One of: {}.", list.join(", ")))
+}
+
+/// Why a tool's input type cannot be rendered for an agent target.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SchemaError {
+    /// `anyOf`/`oneOf`/`allOf`: neither Bedrock's OpenAPI subset nor the Gateway's tool schema has them.
+    #[error("tool `{tool}` uses `{keyword}`, which agent tool schemas do not support")]
+    Unsupported { tool: String, keyword: &'static str },
+    /// A node without a `type` (the Gateway requires one on every node).
+    #[error("tool `{tool}` has a schema node without a `type`")]
+    Untyped { tool: String },
+    /// Function-details parameters are flat: string, number, integer, boolean or array.
+    #[error("tool `{tool}` has parameter `{parameter}` that a function-details action group cannot carry")]
+    NotAParameter { tool: String, parameter: String },
+}
+
+/// Checks that `tool`'s input renders for every target: no combinators anywhere and a `type` on every node.
+pub fn check(tool: &ToolSchema) -> Result<(), SchemaError> {
+    fn walk(node: &Value, tool: &str) -> Result<(), SchemaError> {
+        let Some(obj) = node.as_object() else { return Ok(()) };
+        for keyword in ["anyOf", "oneOf", "allOf", "not", "$ref"] {
+            if obj.contains_key(keyword) {
+                return Err(SchemaError::Unsupported { tool: tool.to_owned(), keyword });
+            }
+        }
+        if !obj.contains_key("type") && !obj.contains_key("enum") && !obj.contains_key("const") {
+            return Err(SchemaError::Untyped { tool: tool.to_owned() });
+        }
+        for child in obj.get("properties").and_then(Value::as_object).into_iter().flat_map(|p| p.values()) {
+            walk(child, tool)?;
+        }
+        if let Some(items) = obj.get("items") {
+            walk(items, tool)?;
+        }
+        Ok(())
+    }
+    walk(tool.input.as_value(), &tool.name)
+}
+
+/// A Bedrock Agent function-details action group (`functionSchema`, API `FunctionSchema` / `ParameterDetail`):
+/// one function per tool, its arguments as flat typed parameters. The values arrive as strings and are parsed
+/// back by their declared type (`envelope`).
+pub fn function_schema(tools: &[ToolSchema]) -> Result<Value, SchemaError> {
+    let mut functions = Vec::new();
+    for tool in tools {
+        check(tool)?;
+        let input = tool.input.as_value();
+        let required: Vec<&str> = input
+            .get("required")
+            .and_then(Value::as_array)
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let mut parameters = Map::new();
+        for (name, node) in input.get("properties").and_then(Value::as_object).into_iter().flatten() {
+            let ty = match node.get("type") {
+                Some(Value::Array(types)) => types.iter().find(|t| *t != "null").cloned(),
+                other => other.cloned(),
+            };
+            let ty = ty.and_then(|t| t.as_str().map(str::to_owned)).unwrap_or_else(|| "string".to_owned());
+            if !matches!(ty.as_str(), "string" | "number" | "integer" | "boolean" | "array") {
+                return Err(SchemaError::NotAParameter { tool: tool.name.clone(), parameter: name.clone() });
+            }
+            let mut description = node.get("description").and_then(Value::as_str).unwrap_or_default().to_owned();
+            if let Some(allowed) = node.as_object().and_then(allowed_values) {
+                description = format!("{description} {allowed}").trim().to_owned();
+            }
+            parameters.insert(
+                name.clone(),
+                json!({ "type": ty, "description": description, "required": required.contains(&name.as_str()) }),
+            );
+        }
+        functions.push(json!({ "name": tool.name, "description": tool.description, "parameters": parameters }));
+    }
+    Ok(json!({ "functions": functions }))
 }
 
 /// JSON Schema 2020-12 → the AgentCore Gateway tool-schema subset (`type`, `properties`, `required`, `items`,

@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 
 use serde_json::Value;
-use shared::schema::{ToolSchema, mcp_tools, openapi};
+use shared::schema::{ToolSchema, check, function_schema, mcp_tools, openapi};
 
 /// A tool crate's `tool_schemas`.
 type Schemas = fn() -> Vec<ToolSchema>;
@@ -30,6 +30,7 @@ fn schemas_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("schemas")
 }
 
+#[expect(clippy::unwrap_used, reason = "test code: a schema that does not render fails the test")]
 fn rendered() -> Vec<(String, Value)> {
     let mut files = Vec::new();
     let mut all = Vec::new();
@@ -42,6 +43,7 @@ fn rendered() -> Vec<(String, Value)> {
             &tools,
         );
         files.push((format!("{crate_name}.openapi.json"), doc));
+        files.push((format!("{crate_name}.function-schema.json"), function_schema(&tools).unwrap()));
         all.extend(tools);
     }
     files.push(("mcp-tools.json".to_owned(), mcp_tools(&all)));
@@ -81,4 +83,92 @@ fn every_tool_appears_once_in_both_renderings() {
         let in_openapi = files.iter().filter(|(_, doc)| doc["paths"].get(format!("/{name}")).is_some()).count();
         assert_eq!(in_openapi, 1, "{name}");
     }
+}
+
+fn walk(value: &Value, visit: &mut impl FnMut(&serde_json::Map<String, Value>)) {
+    match value {
+        Value::Object(map) => {
+            visit(map);
+            map.values().for_each(|v| walk(v, visit));
+        }
+        Value::Array(items) => items.iter().for_each(|v| walk(v, visit)),
+        _ => {}
+    }
+}
+
+/// The rules of each target, walked over every generated file: Bedrock action-group OpenAPI is `3.0.0` without
+/// `enum` or combinators ("Action group OpenAPI schemas"); Gateway tool schemas know only `type` (on every node),
+/// `description`, `properties`, `required`, `items` ("Lambda targets" tool schema); function-details parameters
+/// are string, number, integer, boolean or array (API `ParameterDetail`).
+#[test]
+fn every_generated_schema_follows_its_targets_rules() {
+    for (name, doc) in rendered() {
+        if name.ends_with(".openapi.json") {
+            assert_eq!(doc["openapi"], "3.0.0", "{name}");
+            walk(&doc, &mut |node| {
+                for banned in ["enum", "const", "anyOf", "oneOf", "allOf", "$ref"] {
+                    assert!(!node.contains_key(banned), "{name}: `{banned}` in {node:?}");
+                }
+            });
+        } else if name == "mcp-tools.json" {
+            for tool in doc.as_array().unwrap() {
+                fn gateway_node(node: &Value, name: &str) {
+                    let obj = node.as_object().unwrap();
+                    assert!(obj.contains_key("type"), "{name}: untyped node {obj:?}");
+                    for key in obj.keys() {
+                        assert!(
+                            ["type", "description", "properties", "required", "items"].contains(&key.as_str()),
+                            "{name}: `{key}`"
+                        );
+                    }
+                    obj.get("properties")
+                        .and_then(Value::as_object)
+                        .into_iter()
+                        .flatten()
+                        .for_each(|(_, v)| gateway_node(v, name));
+                    if let Some(items) = obj.get("items") {
+                        gateway_node(items, name);
+                    }
+                }
+                gateway_node(&tool["inputSchema"], &name);
+            }
+        } else {
+            for function in doc["functions"].as_array().unwrap() {
+                for (parameter, detail) in function["parameters"].as_object().unwrap() {
+                    let ty = detail["type"].as_str().unwrap();
+                    assert!(
+                        ["string", "number", "integer", "boolean", "array"].contains(&ty),
+                        "{name}: {parameter} {ty}"
+                    );
+                    assert!(detail["required"].is_boolean());
+                }
+            }
+        }
+    }
+    for (_, schemas) in TOOLS {
+        for tool in schemas() {
+            check(&tool).unwrap();
+        }
+    }
+}
+
+#[test]
+fn combinators_and_untyped_nodes_are_refused_before_they_reach_an_agent() {
+    #[derive(shared::schema::schemars::JsonSchema)]
+    #[schemars(crate = "shared::schema::schemars")]
+    #[allow(dead_code, reason = "only its schema is used")]
+    enum Either {
+        Code(String),
+        Count(u32),
+    }
+    #[derive(shared::schema::schemars::JsonSchema)]
+    #[schemars(crate = "shared::schema::schemars")]
+    #[allow(dead_code, reason = "only its schema is used")]
+    struct WithEither {
+        /// One or the other.
+        value: Either,
+    }
+    let tool = ToolSchema::new::<WithEither>("either", "A test tool.");
+    assert!(check(&tool).is_err());
+    assert!(function_schema(&[tool]).is_err());
 }
