@@ -116,16 +116,16 @@ pub async fn find_policy(
         let policy = candidates
             .into_iter()
             .find(|p| p.policy_id == id)
-            .ok_or_else(|| ToolError::invalid(format!("no coverage policy `{id}` was found")))?;
+            .ok_or_else(|| ToolError::invalid("no coverage policy with the given `policy_id` was found"))?;
         if !policy.covers(system, code) {
-            return Err(ToolError::invalid(format!("coverage policy `{id}` does not cover service `{code}`")));
+            return Err(ToolError::invalid("the given `policy_id` does not cover the given `service_code`"));
         }
         return Ok(policy);
     }
     let mut covering: Vec<CoveragePolicy> = candidates.into_iter().filter(|p| p.covers(system, code)).collect();
     match covering.len() {
-        0 => Err(ToolError::invalid(format!("no coverage policy was found for service `{code}`"))),
+        0 => Err(ToolError::invalid("no coverage policy was found for the given `service_code`")),
         1 => Ok(covering.remove(0)),
-        _ => Err(ToolError::invalid(format!("several coverage policies cover service `{code}`; give `policy_id`"))),
+        _ => Err(ToolError::invalid("several coverage policies cover the given `service_code`; give `policy_id`")),
     }
 }
