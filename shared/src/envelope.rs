@@ -250,6 +250,11 @@ pub fn parse(
 ) -> Result<ToolCall, ToolError> {
     let event: Value =
         serde_json::from_slice(payload).map_err(|_| ToolError::invalid("the event is not valid json"))?;
+    // serde_json keeps the last of two equal keys; a gateway, a log or a reviewer may read the first. An
+    // ambiguous event is refused rather than decided on one reading of it.
+    if serde_json::from_slice::<NoDuplicateKeys>(payload).is_err() {
+        return Err(ToolError::invalid("the event repeats a key"));
+    }
     let Value::Object(mut event) = event else {
         return Err(ToolError::invalid("the event must be a json object"));
     };
@@ -513,4 +518,56 @@ fn bedrock_state(error: &ToolError) -> Option<&'static str> {
 
 fn reply_json(reply: &ToolReply) -> Value {
     json!({ "result": reply.result, "text": reply.text })
+}
+
+/// Deserializes any JSON and fails on an object that names a key twice, at any depth.
+struct NoDuplicateKeys;
+
+impl<'de> serde::Deserialize<'de> for NoDuplicateKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(NoDuplicateKeys)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for NoDuplicateKeys {
+    type Value = Self;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("json without repeated keys")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if !seen.insert(key.into_owned()) {
+                return Err(serde::de::Error::custom("a repeated key"));
+            }
+            map.next_value::<NoDuplicateKeys>()?;
+        }
+        Ok(Self)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self, A::Error> {
+        while seq.next_element::<NoDuplicateKeys>()?.is_some() {}
+        Ok(Self)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self, E> {
+        Ok(Self)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self, E> {
+        Ok(Self)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self, E> {
+        Ok(Self)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self, E> {
+        Ok(Self)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self, E> {
+        Ok(Self)
+    }
+    fn visit_unit<E>(self) -> Result<Self, E> {
+        Ok(Self)
+    }
 }

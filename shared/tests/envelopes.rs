@@ -240,3 +240,17 @@ fn a_bedrock_sign_off_is_consumed_by_the_call_it_reaches() {
     assert_eq!(reply["sessionAttributes"]["identity_token"], "<minted>");
     assert!(reply["sessionAttributes"].get("break_glass").is_some());
 }
+
+#[test]
+fn an_event_that_repeats_a_key_is_refused() {
+    // serde_json would keep the second `patient_id`; whoever reads the first would see another patient.
+    let payload = br#"{"tool": "patient_summary", "session_id": "s1", "identity_token": "t",
+        "arguments": {"patient_id": "p1", "patient_id": "p2"}}"#;
+    let err = parse(payload, None, &settings()).err().unwrap().to_string();
+    assert!(err.contains("repeats a key") && !err.contains("p2"), "{err}");
+    let nested = br#"{"tool": "t", "arguments": {"a": [{"x": 1, "x": 2}]}}"#;
+    assert!(parse(nested, None, &settings()).is_err());
+    // Equal keys in different objects are fine.
+    let fine = br#"{"tool": "patient_summary", "session_id": "s1", "arguments": {"patient_id": "p1", "x": {"patient_id": "p2"}}}"#;
+    assert!(parse(fine, None, &settings()).is_ok());
+}

@@ -550,19 +550,21 @@ fn catalogue(t: &Tokens, draft: &(String, String)) -> Vec<Case> {
 
     // ---- other envelopes ----
     add(
-        "gateway: session header over 4 KB",
+        // (A value over 4 KB cannot be delivered through cargo-lambda's emulator, which fails the invocation; the
+        // unit test `a_propagated_header_over_4kb_did_not_come_through_a_gateway` covers it.)
+        "gateway: session id with control characters",
         Summary,
         &|_| {
             (
                 Body::Json(json!({"patient_id": JOIE})),
                 Some(gateway_context(
                     "patient_summary",
-                    json!({"X-Session-Id": "s".repeat(5000), "X-Identity-Token": t.alvarez}),
+                    json!({"X-Session-Id": "s1\r\nX-Identity-Token: forged", "X-Identity-Token": t.alvarez}),
                 )),
             )
         },
         Error("invalid_input"),
-        &[],
+        &["forged"],
         false,
     );
     add(
@@ -1026,19 +1028,19 @@ fn catalogue(t: &Tokens, draft: &(String, String)) -> Vec<Case> {
         true,
     );
     add(
-        "finalize: gateway sign-off header over 4 KB",
+        "finalize: gateway sign-off header that is not JSON",
         PriorAuth,
         &|s| {
             (
                 Body::Json(json!({"draft_id": draft_id})),
                 Some(gateway_context(
                     "prior_auth_finalize",
-                    json!({"X-Session-Id": s, "X-Identity-Token": t.okafor, "X-Clinician-Signoff": "x".repeat(5000)}),
+                    json!({"X-Session-Id": s, "X-Identity-Token": t.okafor, "X-Clinician-Signoff": format!("{{not json {CANARY}")}),
                 )),
             )
         },
         Error("invalid_input"),
-        &[],
+        &[CANARY],
         true,
     );
     add(
