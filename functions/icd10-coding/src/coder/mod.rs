@@ -11,6 +11,8 @@ mod rules;
 mod tests;
 mod text;
 
+use std::sync::LazyLock;
+
 use serde::Serialize;
 
 use crate::table::CodeTable;
@@ -100,6 +102,20 @@ pub struct Skipped {
 pub struct Coding {
     pub proposals: Vec<Proposal>,
     pub skipped: Vec<Skipped>,
+}
+
+/// The index the build script made from the embedded table (`build.rs`), read at cold start without
+/// tokenizing anything; built from the table if the embedded form is unreadable.
+static INDEX: LazyLock<Option<Index>> = LazyLock::new(|| {
+    Index::from_bytes(include_bytes!(concat!(env!("OUT_DIR"), "/coder_index.bin")))
+        .or_else(|| CodeTable::embedded().ok().map(Index::build))
+});
+
+impl Index {
+    /// The index over the embedded table, read once.
+    pub fn embedded() -> Option<&'static Index> {
+        INDEX.as_ref()
+    }
 }
 
 /// Codes a note. Every proposal is billable in `table`.

@@ -180,7 +180,7 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) ->
 
     let mut candidates = Vec::new();
     for (t, matched_weight) in acc {
-        let term = &index.terms[t as usize];
+        let Some(term) = index.term(t) else { continue };
         if term.required_weight <= 0.0 {
             continue;
         }
