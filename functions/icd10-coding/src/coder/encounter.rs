@@ -300,6 +300,8 @@ const GYN_EXAM: &[&str] = &[
     "gynecologic exam",
     "gynecological exam",
     "gynecologic examination",
+    "gynecological examination",
+    "gyn examination",
     "annual gynecologic",
     "well woman",
     "well-woman",

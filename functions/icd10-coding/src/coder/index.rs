@@ -391,14 +391,25 @@ fn term_words(text: &str) -> (Vec<String>, Vec<String>, TermSide) {
     // "without spontaneous rupture of ear drum", "without loss of consciousness": what a code is without is its
     // default and rarely written, so those words (up to `of`, at most four) support but are not required.
     let mut without_left = 0usize;
+    let mut except_left = 0usize;
     for (i, token) in tokens.iter().enumerate() {
         let word = token.word.clone();
         let absent = without_left > 0 && word != "of";
+        // "without loss of consciousness", "without spontaneous rupture of ear drum": an absent event's object
+        // is as absent as the event; elsewhere `of` starts the site ("without foreign body of right hand").
+        let absent_event = i > 0 && matches!(tokens[i - 1].word.as_str(), "loss" | "rupture" | "evidence");
         without_left = match word.as_str() {
             "without" if !required.is_empty() => 4,
+            "of" if without_left > 0 && absent_event => 3,
             "of" | "with" => 0,
             _ => without_left.saturating_sub(1),
         };
+        // "due to plants, except food", "except ankle and foot": what a code excepts is never documented for it.
+        if word == "except" {
+            except_left = 3;
+        }
+        let excepted = except_left > 0;
+        except_left = except_left.saturating_sub(1);
         let absent = absent || word == "without" && without_left == 4;
         // "unspecified organism", "unspecified ligament": what is unspecified need not be documented; nor
         // need "without complications", the default when none is documented.
@@ -435,6 +446,7 @@ fn term_words(text: &str) -> (Vec<String>, Vec<String>, TermSide) {
             || no_complications
             || no_foreign_body
             || absent
+            || excepted
             || unspecified_side
             || is_filler(&word)
         {

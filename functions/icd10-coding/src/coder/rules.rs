@@ -22,6 +22,8 @@ struct Candidate {
     matched_weight: f32,
     strength: f32,
     score: f32,
+    /// Matched one side of a condition documented on both, where the category has no bilateral code.
+    one_of_both: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -147,8 +149,10 @@ fn coded_clauses(analysis: &Analysis) -> impl Iterator<Item = &Clause> {
 fn select(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) -> Vec<Candidate> {
     // Word ids with their positions; the history and family contexts add the words of the Z codes.
     let mut positions: HashMap<u32, Vec<usize>> = HashMap::new();
-    for (i, w) in clause.words.iter().enumerate() {
-        if let Some(id) = index.word(&w.token.word) {
+    // Each word of the clause looked up once.
+    let word_ids: Vec<Option<u32>> = clause.words.iter().map(|w| index.word(&w.token.word)).collect();
+    for (i, id) in word_ids.iter().enumerate() {
+        if let Some(id) = *id {
             positions.entry(id).or_default().push(i);
         }
     }
@@ -218,10 +222,16 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) ->
         {
             continue;
         }
-        let side_bonus = match (term.side, clause.laterality) {
-            (TermSide::Any, _) | (TermSide::Unspecified, None) => 0.0,
-            (TermSide::Is(l), Some(c)) if l == c => 1.0,
-            (TermSide::One(l), Some(c)) if l == c => 1.0,
+        let (side_bonus, one_of_both) = match (term.side, clause.laterality) {
+            (TermSide::Any, _) | (TermSide::Unspecified, None) => (0.0, false),
+            (TermSide::Is(l), Some(c)) if l == c => (1.0, false),
+            (TermSide::One(l), Some(c)) if l == c => (1.0, false),
+            // No bilateral code: each side is coded (I.B.13); a bilateral code, where there is one, scores higher.
+            (TermSide::Is(l) | TermSide::One(l), Some(Laterality::Bilateral))
+                if l != Laterality::Bilateral && !has_bilateral_sibling(table, table.entries()[term.entry].code) =>
+            {
+                (0.5, true)
+            }
             _ => continue,
         };
         let entry = &table.entries()[term.entry];
@@ -259,7 +269,7 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) ->
                 positions.get(id).is_some_and(|p| {
                     p.iter().all(|&i| {
                         clause.words[i].negated_by.is_some_and(|t| {
-                            index.word(&clause.words[t].token.word).is_none_or(|tid| !term_words.contains(&tid))
+                            word_ids.get(t).copied().flatten().is_none_or(|tid| !term_words.contains(&tid))
                         })
                     })
                 })
@@ -276,6 +286,7 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) ->
                 - 0.05 * (term.optional.iter().filter(|&&id| Some(id) != unspecified_id).count() as f32)
                 - 0.05 * (term.optional.iter().any(|&id| Some(id) == other_id) as u8 as f32)
                 + side_bonus,
+            one_of_both,
         });
     }
     // A relative's condition is coded only as family history (I.C.21.c.4): the patient's own codes for the same
@@ -283,6 +294,25 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) ->
     let family_code = |code: &str| code.get(..3).is_some_and(|z| ("Z80".."Z85").contains(&z));
     if clause.family && candidates.iter().any(|c| family_code(c.code)) {
         candidates.retain(|c| family_code(c.code));
+    }
+    // An "Unspecified …" code is the default when nothing more is documented, and an "Other …" code the residual
+    // for a specified form the classification does not list: a code of the category whose every required word
+    // is documented ("Colles' fracture of left radius" beside "Unspecified fracture of the lower end of left
+    // radius") is the more specific statement and goes first.
+    let unspecified = |code: &str| {
+        table.get(code).is_some_and(|e| e.description.starts_with("Unspecified") || e.description.starts_with("Other"))
+    };
+    let specific: Vec<(&'static str, f32)> =
+        candidates.iter().filter(|c| c.strength >= 1.0 && !unspecified(c.code)).map(|c| (c.code, c.score)).collect();
+    for c in candidates.iter_mut().filter(|c| unspecified(c.code)) {
+        if let Some(best) = specific
+            .iter()
+            .filter(|(code, score)| same_category(code, c.code) && *score >= c.score - 4.0)
+            .map(|(_, score)| *score)
+            .max_by(f32::total_cmp)
+        {
+            c.score = c.score.min(best - 0.01);
+        }
     }
     candidates.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.code.cmp(b.code)));
 
@@ -296,12 +326,11 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) ->
         let fresh: f32 = c
             .matched
             .iter()
-            .map(|&i| clause.words[i].token.word.as_str())
-            .collect::<HashSet<_>>()
+            .filter_map(|&i| Some((clause.words.get(i)?.token.word.as_str(), word_ids.get(i).copied().flatten()?)))
+            .collect::<HashMap<_, _>>()
             .into_iter()
-            .filter(|w| !claimed.contains(*w))
-            .filter_map(|w| index.word(w))
-            .map(|id| index.weight(id))
+            .filter(|(w, _)| !claimed.contains(*w))
+            .map(|(_, id)| index.weight(id))
             .sum();
         // A lone fresh word that modifies a claimed one ("viral pharyngitis") is part of that concept.
         let fresh_positions: Vec<usize> =
@@ -318,10 +347,58 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) ->
         });
         if chosen.is_empty() || paired || fresh >= 2.5 && fresh >= 0.7 * c.matched_weight && !modifier_only {
             claimed.extend(c.matched.iter().map(|&i| clause.words[i].token.word.clone()));
+            let other_side = c.one_of_both.then(|| other_side(table, c.code)).flatten();
+            if let Some(code) = other_side {
+                chosen.push(Candidate { code, ..c.clone() });
+            }
             chosen.push(c);
         }
     }
     chosen
+}
+
+/// Whether the code's subcategory (or a code with a 7th character's stem's) has a bilateral code.
+fn has_bilateral_sibling(table: &CodeTable, code: &str) -> bool {
+    let entries = table.entries();
+    let Some(prefix) = table.parent(code).map(|p| p.code) else { return false };
+    let from = entries.partition_point(|e| e.code < prefix);
+    entries
+        .get(from..)
+        .unwrap_or_default()
+        .iter()
+        .take_while(|e| e.code.starts_with(prefix))
+        .any(|e| e.description.to_lowercase().contains("bilateral"))
+}
+
+/// The same condition on the other side (`M19.041` → `M19.042`): the sibling whose description differs only
+/// by right and left.
+fn other_side(table: &CodeTable, code: &str) -> Option<&'static str> {
+    let entry = table.billable(code)?;
+    let description = entry.description.to_lowercase();
+    let swapped = if description.contains("right") {
+        description.replace("right", "left")
+    } else if description.contains("left") {
+        description.replace("left", "right")
+    } else {
+        return None;
+    };
+    // Under the parent, or for a code with a 7th character under the stem's parent.
+    let entries = table.entries();
+    let mut ancestor = table.parent(code);
+    for _ in 0..2 {
+        let prefix = ancestor?.code;
+        let from = entries.partition_point(|e| e.code < prefix);
+        let found = entries
+            .get(from..)?
+            .iter()
+            .take_while(|e| e.code.starts_with(prefix))
+            .find(|e| e.billable && e.code != entry.code && e.description.to_lowercase() == swapped);
+        if let Some(e) = found {
+            return Some(e.code);
+        }
+        ancestor = table.parent(prefix);
+    }
+    None
 }
 
 /// Whether `code` or one of its ancestors carries a note that `says`.

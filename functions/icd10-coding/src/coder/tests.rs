@@ -237,3 +237,25 @@ fn devices_in_place_are_status_codes() {
     let valve = codes("Assessment: Mechanical aortic valve replacement in 2017, on warfarin.");
     assert!(valve.contains(&"Z95.2"), "{valve:?}");
 }
+
+#[test]
+fn each_side_is_coded_when_the_category_has_no_bilateral_code() {
+    // I.B.13: M19.04- has right and left hand codes only.
+    assert_eq!(codes("Assessment: Primary osteoarthritis of both hands."), ["M19.041", "M19.042"]);
+    // A bilateral code, where one exists, is the one code.
+    assert_eq!(codes("Assessment: Primary osteoarthritis of both knees."), ["M17.0"]);
+}
+
+#[test]
+fn what_a_code_is_without_or_excepts_need_not_be_written() {
+    // "without spontaneous rupture of ear drum" is the default of H66.00-; "except food" restricts L23.7.
+    assert_eq!(codes("Assessment: Acute suppurative otitis media, left ear."), ["H66.002"]);
+    assert_eq!(codes("Assessment: Allergic contact dermatitis due to plants."), ["L23.7"]);
+}
+
+#[test]
+fn the_listed_form_beats_the_unspecified_and_other_codes() {
+    assert_eq!(codes("Assessment: Closed Colles' fracture, left distal radius, initial encounter."), ["S52.532A"]);
+    // "distal radius" is the tabular's "lower end of radius".
+    assert_eq!(codes("Assessment: Right distal radius fracture, initial encounter."), ["S52.501A"]);
+}
