@@ -380,7 +380,7 @@ const SIDED: &[&str] = &[
 ];
 
 /// Required words, optional words and the side a description or inclusion term names.
-fn term_words(text: &str) -> (Vec<String>, Vec<String>, TermSide) {
+pub fn term_words(text: &str) -> (Vec<String>, Vec<String>, TermSide) {
     let mut required = Vec::new();
     let mut optional = Vec::new();
     let mut side = None;

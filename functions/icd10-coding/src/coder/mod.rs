@@ -3,6 +3,7 @@
 //! It is the local default and the safety net on AWS: model proposals are validated by the same table and
 //! context rules. Pure: no I/O, no clock.
 
+mod alphabetic;
 mod context;
 mod encounter;
 mod index;

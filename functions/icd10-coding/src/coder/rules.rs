@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use super::alphabetic;
 use super::context::{Analysis, Clause, Section, analyse};
 use super::encounter;
 use super::index::{Index, TermSide, seventh_code};
@@ -45,6 +46,7 @@ pub fn code(table: &CodeTable, index: &Index, note: &str) -> Coding {
     // A visit after active treatment of an injury takes the subsequent-encounter 7th character (I.C.19.a).
     let follow_up = encounter::follow_up_visit(note, &analysis);
     for clause in coded_clauses(&analysis) {
+        let before = found.len();
         for mut candidate in select(index, table, clause, follow_up) {
             if clause.family && matches!(candidate.code, "Z80.8" | "Z80.9") {
                 candidate.code = family_cancer_by_site(index, table, clause, follow_up).unwrap_or(candidate.code);
@@ -78,6 +80,24 @@ pub fn code(table: &CodeTable, index: &Index, note: &str) -> Coding {
                 }
             }
         }
+        // Where the tabular's wording found no history code, the Index's History subterms may (I.C.21.c.4).
+        let history_found = found.get(before..).unwrap_or_default().iter().any(|f| is_history_code(f.proposal.code));
+        if !history_found && let Some((code, at)) = alphabetic::history_code(table, clause) {
+            let Some(entry) = table.billable(code) else { continue };
+            let family = code.starts_with("Z8") && code.get(..3).is_some_and(|z| z < "Z85");
+            found.push(Found {
+                proposal: Proposal {
+                    code: entry.code,
+                    description: entry.description,
+                    evidence: vec![evidence_span(clause, &at)],
+                    assertion: if family { Assertion::FamilyHistory } else { Assertion::PersonalHistory },
+                    basis: Basis::History,
+                    match_strength: 1.0,
+                },
+                item: clause.item,
+                score: 1.0,
+            });
+        }
     }
 
     drop_integral_symptoms(table, &mut found, &mut skipped);
@@ -107,6 +127,11 @@ pub fn code(table: &CodeTable, index: &Index, note: &str) -> Coding {
         })
         .collect();
     Coding { proposals, skipped }
+}
+
+/// Z80–Z87 and the classification's own "old" history codes (I25.2).
+fn is_history_code(code: &str) -> bool {
+    code.get(..3).is_some_and(|z| ("Z80".."Z88").contains(&z)) || code == "I25.2"
 }
 
 /// A relative's cancer by the organ group the Tabular gives each Z80 code ("conditions classifiable to
