@@ -627,8 +627,10 @@ fn drop_integral_symptoms(table: &CodeTable, found: &mut Vec<Found>, skipped: &m
         false
     };
     found.retain(|f| {
-        let integral =
-            symptom(f) && confirmed.iter().any(|&(item, dx)| item == f.item && !asked_for(dx, f.proposal.code));
+        let integral = symptom(f)
+            && confirmed.iter().any(|&(item, dx)| {
+                (item == f.item || routinely_with(f.proposal.code, dx)) && !asked_for(dx, f.proposal.code)
+            });
         if integral {
             skipped.push(Skipped {
                 code: Some(f.proposal.code),
@@ -638,6 +640,37 @@ fn drop_integral_symptoms(table: &CodeTable, found: &mut Vec<Found>, skipped: &m
         }
         !integral
     });
+}
+
+/// Symptoms the classification's own body-system grouping ties to a family of diagnoses: a confirmed diagnosis
+/// anywhere in the assessment accounts for them ("Acute cystitis. Dysuria." — I.B.5), as (symptom prefixes,
+/// diagnosis prefixes).
+const ROUTINE_SYMPTOMS: &[(&[&str], &[&str])] = &[
+    // Urinary symptoms with urinary tract infections.
+    (&["R30", "R35.0", "R39.1"], &["N30", "N10", "N39.0", "N34"]),
+    // Cough, wheeze, shortness of breath, sore throat, congestion with acute respiratory infections,
+    // asthma and COPD.
+    (
+        &["R05", "R06", "R07.0", "R09.81", "R09.82", "J02.9"],
+        &[
+            "J0", "J10", "J11", "J12", "J13", "J14", "J15", "J16", "J17", "J18", "J20", "J21", "J22", "J44", "J45",
+            "U07.1",
+        ],
+    ),
+    // Nausea, vomiting, diarrhea, abdominal pain with gastroenteritis and the acute digestive diagnoses.
+    (&["R11", "R19.7", "R10"], &["A08", "A09", "K29", "K35", "K37", "K52.9", "K57", "K80", "K81", "K85"]),
+    // Headache with migraine and the other headache syndromes.
+    (&["R51"], &["G43", "G44"]),
+    // Ear pain with otitis.
+    (&["H92.0"], &["H60", "H65", "H66", "H67"]),
+    // Fever with acute infections.
+    (&["R50.9"], &["A", "B0", "B3", "J0", "J1", "J20", "J21", "J22", "H66", "N10", "N30", "N39.0", "U07.1"]),
+];
+
+fn routinely_with(symptom: &str, diagnosis: &str) -> bool {
+    ROUTINE_SYMPTOMS.iter().any(|(symptoms, diagnoses)| {
+        symptoms.iter().any(|s| symptom.starts_with(s)) && diagnoses.iter().any(|d| diagnosis.starts_with(d))
+    })
 }
 
 /// Chapter 18 and the pain codes of other chapters ("Pain in left arm", "Otalgia").

@@ -259,3 +259,18 @@ fn the_listed_form_beats_the_unspecified_and_other_codes() {
     // "distal radius" is the tabular's "lower end of radius".
     assert_eq!(codes("Assessment: Right distal radius fracture, initial encounter."), ["S52.501A"]);
 }
+
+#[test]
+fn symptoms_a_confirmed_diagnosis_accounts_for_are_not_coded_in_another_item() {
+    assert_eq!(codes("Assessment: Acute cystitis. Dysuria.\nPlan: Nitrofurantoin."), ["N30.00"]);
+    // A symptom of another body system stays.
+    assert_eq!(codes("Assessment: Acute cystitis. Chest pain."), ["N30.00", "R07.9"]);
+}
+
+#[test]
+fn follow_up_after_completed_treatment_and_surveillance() {
+    let z09 = "Follow-up visit\nAssessment: Follow-up exam after completed treatment for pneumonia, resolved.";
+    assert_eq!(codes(z09), ["Z09"]);
+    let surveillance = "GI\nAssessment: Surveillance colonoscopy, history of colon polyps.";
+    assert_eq!(codes(surveillance), ["Z12.11", "Z86.0100"]);
+}
