@@ -290,6 +290,11 @@ pub fn analyse(note: &str) -> Analysis {
         let body_offset = line_start + body_start.min(line.len());
         for (s_start, sentence) in sentences(body) {
             item += 1;
+            // Terse notes name the assessment inside a paragraph: "… Ottawa negative. Dx: ankle sprain. RICE."
+            if let Some(kind) = inline_header(sentence) {
+                section = kind;
+                analysis.has_assessment |= kind == Section::Assessment;
+            }
             for (c_start, clause) in clauses(sentence) {
                 let start = body_offset + s_start + c_start;
                 if let Some(c) = build_clause(clause, start, item, section) {
@@ -299,6 +304,23 @@ pub fn analyse(note: &str) -> Analysis {
         }
     }
     analysis
+}
+
+/// A section named at the start of a sentence inside a line ("Dx: …", "Dx viral URI", "Plan: …").
+fn inline_header(sentence: &str) -> Option<Section> {
+    let words: Vec<String> = sentence.split_whitespace().take(2).map(|w| w.to_lowercase()).collect();
+    let first = words.first()?;
+    let (head, colon) = match first.strip_suffix(':') {
+        Some(h) => (h, true),
+        None => (first.as_str(), false),
+    };
+    match head {
+        "dx" | "diagnosis" | "diagnoses" | "assessment" | "impression" | "a/p" | "imp" if colon || head == "dx" => {
+            Some(Section::Assessment)
+        }
+        "plan" | "rx" if colon => Some(Section::Plan),
+        _ => None,
+    }
 }
 
 fn header_kind(head: &str) -> Option<Section> {

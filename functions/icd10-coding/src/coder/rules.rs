@@ -372,6 +372,23 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) ->
         });
         if chosen.is_empty() || paired || fresh >= 2.5 && fresh >= 0.7 * c.matched_weight && !modifier_only {
             claimed.extend(c.matched.iter().map(|&i| clause.words[i].token.word.clone()));
+            // A synonym and the note's word it stands for are one concept ("cancer" = "malignant neoplasm"):
+            // a code resting on the synonym claims the note's word, so it cannot carry a second, vaguer code.
+            let spans: Vec<Span> = c
+                .matched
+                .iter()
+                .filter_map(|&i| clause.words.get(i))
+                .filter(|w| w.expanded)
+                .map(|w| w.token.span)
+                .collect();
+            claimed.extend(
+                clause
+                    .words
+                    .iter()
+                    .filter(|w| !w.expanded)
+                    .filter(|w| spans.iter().any(|s| s.start <= w.token.span.start && w.token.span.end <= s.end))
+                    .map(|w| w.token.word.clone()),
+            );
             let other_side = c.one_of_both.then(|| other_side(table, c.code)).flatten();
             if let Some(code) = other_side {
                 chosen.push(Candidate { code, ..c.clone() });

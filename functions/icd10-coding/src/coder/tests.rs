@@ -274,3 +274,11 @@ fn follow_up_after_completed_treatment_and_surveillance() {
     let surveillance = "GI\nAssessment: Surveillance colonoscopy, history of colon polyps.";
     assert_eq!(codes(surveillance), ["Z12.11", "Z86.0100"]);
 }
+
+#[test]
+fn an_assessment_named_inside_a_paragraph_is_the_assessment() {
+    let note = "Telehealth. 2 days nasal congestion and sore throat. No fever. Dx viral URI. Supportive care.";
+    assert_eq!(codes(note), ["J06.9"]);
+    // A synonym's source word cannot carry a second, vaguer code ("cancer" beside C18.9: no C80.1).
+    assert_eq!(codes("Assessment: Colon cancer."), ["C18.9"]);
+}
