@@ -4,6 +4,8 @@
 //! Our own implementation of the published trigger-and-scope idea: a trigger opens a scope that runs forward
 //! (or, for a post-trigger, backward) to the end of its clause or to a terminating word.
 
+use std::sync::LazyLock;
+
 use super::Span;
 use super::text::{EXPANSIONS, Laterality, POSTPROCEDURAL, Token, laterality_of, tokenize};
 
@@ -522,13 +524,20 @@ fn clause_laterality(words: &[&str]) -> Option<Laterality> {
     }
 }
 
+/// The expansions' words, tokenized once.
+static EXPANSION_WORDS: LazyLock<Vec<(Vec<String>, Vec<Token>)>> = LazyLock::new(|| {
+    EXPANSIONS
+        .iter()
+        .map(|(source, target)| (tokenize(source, 0).into_iter().map(|t| t.word).collect(), tokenize(target, 0)))
+        .collect()
+});
+
 /// Adds the classification's words for abbreviations and lay terms, with the context of the words they
 /// stand for, and the postprocedural reading of "X after <procedure>".
 fn expand(words: &mut Vec<Word>) {
     let plain: Vec<String> = words.iter().map(|w| w.token.word.clone()).collect();
     let mut added = Vec::new();
-    for (source, target) in EXPANSIONS {
-        let source_words: Vec<String> = tokenize(source, 0).into_iter().map(|t| t.word).collect();
+    for (source_words, target) in EXPANSION_WORDS.iter() {
         if source_words.is_empty() {
             continue;
         }
@@ -539,7 +548,7 @@ fn expand(words: &mut Vec<Word>) {
                 let span = Span { start: first.token.span.start, end: last.token.span.end };
                 // "uncomplicated" = "without complications": the expansion negates its own words.
                 let mut own_trigger = None;
-                for t in tokenize(target, 0) {
+                for t in target.iter().cloned() {
                     let at = words.len() + added.len();
                     let negated_by = own_trigger.or(first.negated_by);
                     if t.word == "without" {
