@@ -141,6 +141,12 @@ pub fn warm_up() {
     });
 }
 
+/// The words of a query as the code index spells them (the coder's tokenizer: lowercase, plurals folded,
+/// stop words dropped).
+pub fn query_words(query: &str) -> impl Iterator<Item = String> {
+    text::tokenize(query, 0).into_iter().map(|t| t.word).filter(|w| !text::is_stopword(w))
+}
+
 /// Codes a note with a given index (tests and benches build their own).
 pub fn code_note_with(table: &CodeTable, index: &Index, note: &str) -> Coding {
     rules::code(table, index, note)
