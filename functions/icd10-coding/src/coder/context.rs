@@ -140,6 +140,14 @@ const UNCERTAIN_PRE: &[&[&str]] = &[
     &["compatible", "with"],
     &["working", "diagnosis"],
     &["cannot", "exclude"],
+    &["doubt"],
+    &["doubtful"],
+    // What the patient fears is not a diagnosis (Z71.1 is the visit's code then).
+    &["worried", "about"],
+    &["worried", "of"],
+    &["afraid", "of"],
+    &["fear", "of"],
+    &["concerned", "about"],
 ];
 const UNCERTAIN_POST: &[&[&str]] = &[
     &["suspected"],
@@ -147,6 +155,7 @@ const UNCERTAIN_POST: &[&[&str]] = &[
     &["not", "confirmed"],
     &["is", "possible"],
     &["unlikely"],
+    &["less", "likely"],
     &["questionable"],
     &["not", "excluded"],
 ];
@@ -509,10 +518,11 @@ fn clause_laterality(words: &[&str]) -> Option<Laterality> {
             Some(Laterality::Left) => left = true,
             _ => {}
         }
-        if *w == "od" {
+        // The eyes' and the abdominal quadrants' abbreviations name a side.
+        if matches!(*w, "od" | "rlq" | "ruq") {
             right = true;
         }
-        if *w == "os" {
+        if matches!(*w, "os" | "llq" | "luq") {
             left = true;
         }
     }

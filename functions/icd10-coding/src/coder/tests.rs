@@ -282,3 +282,13 @@ fn an_assessment_named_inside_a_paragraph_is_the_assessment() {
     // A synonym's source word cannot carry a second, vaguer code ("cancer" beside C18.9: no C80.1).
     assert_eq!(codes("Assessment: Colon cancer."), ["C18.9"]);
 }
+
+#[test]
+fn uncertainty_fear_and_and_or_titles() {
+    assert_eq!(codes("Assessment: Cough. Pneumonia is less likely given clear CXR."), ["R05.9"]);
+    assert_eq!(codes("Assessment: Headache. Doubt migraine."), ["R51.9"]);
+    assert!(!codes("Assessment: Anxiety. Worried about having cancer.").iter().any(|c| c.starts_with('C')));
+    // "Dizziness and giddiness" is met by either word (I.A.14).
+    assert_eq!(codes("Assessment: Dizziness, suspect BPPV."), ["R42"]);
+    assert_eq!(codes("Assessment: Abdominal pain, RLQ."), ["R10.31"]);
+}
