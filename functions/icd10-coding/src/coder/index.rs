@@ -425,6 +425,10 @@ pub fn term_words(text: &str) -> (Vec<String>, Vec<String>, TermSide) {
         if unspecified_side {
             side_unspecified = true;
         }
+        // "unspecified ovary", "unspecified knee": the side is unspecified, the organ is not, so it stays
+        // required ("cancer" alone is no neoplasm of the ovary). "Unspecified side" names nothing, and the ear
+        // chapter's conditions name their organ ("otitis media" is of an ear).
+        let unspecified_side = unspecified_side && matches!(word.as_str(), "side" | "ear");
         // "X and other diseases of Y": what follows names a residual group, not something to document.
         if word == "and" && required.len() >= 2 && tokens.get(i + 1).is_some_and(|n| n.word == "other") {
             alternatives = true;

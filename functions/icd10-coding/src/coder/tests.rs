@@ -292,3 +292,11 @@ fn uncertainty_fear_and_and_or_titles() {
     assert_eq!(codes("Assessment: Dizziness, suspect BPPV."), ["R42"]);
     assert_eq!(codes("Assessment: Abdominal pain, RLQ."), ["R10.31"]);
 }
+
+#[test]
+fn an_unspecified_side_leaves_the_organ_required() {
+    // Not C56.9 "Malignant neoplasm of unspecified ovary", nor a sprain of the elbow.
+    assert_eq!(codes("Assessment: Cancer, on chemotherapy."), ["C80.1"]);
+    assert!(codes("Assessment: Sprain.").is_empty());
+    assert_eq!(codes("Assessment: Otitis media."), ["H66.90"]);
+}
