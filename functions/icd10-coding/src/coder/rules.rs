@@ -195,8 +195,10 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) ->
         ["family", "history", "personal", "long", "term", "use"].iter().filter_map(|w| index.word(w)).collect();
     // "Other X" is a specified form the classification does not list; the unspecified code is the default.
     let site_ids: HashSet<u32> = SITES.iter().filter_map(|w| index.word(w)).collect();
-    let generic_ids: HashSet<u32> =
-        ["disorder", "disease", "condition", "abnormality"].iter().filter_map(|w| index.word(w)).collect();
+    let generic_ids: HashSet<u32> = ["disorder", "disease", "condition", "abnormality", "illness", "problem"]
+        .iter()
+        .filter_map(|w| index.word(w))
+        .collect();
     let other_id = index.word("other");
     let unspecified_id = index.word("unspecified");
     let mut acc: HashMap<u32, f32> = HashMap::new();
@@ -236,6 +238,20 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) ->
             .map(|&id| index.weight(id))
             .sum();
         if content_weight < 1.0 || direct_weight < 0.5 * real_weight {
+            continue;
+        }
+        // "Infection of bone NOS" is not any infection: an organ or function the term requires is documented.
+        if term.required.iter().any(|id| site_ids.contains(id) && !positions.contains_key(id)) {
+            continue;
+        }
+        // Nor is one word beside an optional organ ("Infection of bone NOS": bone is filler in fracture terms).
+        if term.required.len() == 1
+            && term.optional.iter().any(|id| site_ids.contains(id) && !positions.contains_key(id))
+        {
+            continue;
+        }
+        // "Illness, unspecified": a term of generic words alone never carries a code.
+        if term.required.iter().all(|id| generic_ids.contains(id)) {
             continue;
         }
         // "Disorder of lung", "Sleep disorder": a code whose only required word is a site or function needs

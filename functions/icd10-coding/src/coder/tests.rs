@@ -300,3 +300,10 @@ fn an_unspecified_side_leaves_the_organ_required() {
     assert!(codes("Assessment: Sprain.").is_empty());
     assert_eq!(codes("Assessment: Otitis media."), ["H66.90"]);
 }
+
+#[test]
+fn generic_words_carry_no_code() {
+    // Not M86.9 ("Infection of bone NOS") nor R69 ("Illness, unspecified").
+    assert!(codes("Assessment: Infection.").is_empty());
+    assert!(codes("Assessment: Illness.").is_empty());
+}
