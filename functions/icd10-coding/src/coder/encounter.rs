@@ -22,7 +22,7 @@ pub struct Reason {
 /// Categories (or codes) this layer decides: the lexical matcher's guesses there are replaced.
 pub const OWNED: &[&str] = &[
     "Z00", "Z01.4", "Z23", "Z11", "Z12", "Z13", "Z3A", "F17", "Z72.0", "Z87.891", "Z71.6", "Z77.22", "O99.21",
-    "O99.33", "Z51.81", "Z09",
+    "O99.33", "Z51.81", "Z09", "Z02.5", "Z01.81", "Z71.3",
 ];
 
 pub fn owns(code: &str) -> bool {
@@ -86,6 +86,7 @@ pub fn reasons(note: &str, analysis: &Analysis, facts: &Facts) -> Vec<Reason> {
     screening(title, &assessment, &lines, exam, &mut out);
     drug_monitoring(&stated, &lines, &mut out);
     follow_up_after_treatment(&stated, facts, &mut out);
+    special_examinations(&stated, &mut out);
     let weeks = gestation(note, &assessment);
     let pregnant = weeks.is_some()
         && (facts.pregnancy_code || PREGNANCY.iter().any(|p| find(note, p).is_some()))
@@ -293,6 +294,9 @@ const CHILD_EXAM: &[&str] = &[
     "well-baby",
     "well visit",
     "newborn check",
+    "newborn visit",
+    "newborn exam*",
+    "newborn health",
     "health supervision visit",
 ];
 const GYN_EXAM: &[&str] = &[
@@ -544,6 +548,38 @@ fn follow_up_after_treatment(stated: &[Line], facts: &Facts, out: &mut Vec<Reaso
                 out.push(Reason { code: "Z09".to_owned(), span: span_of(*line, s_at + at, len), history: false });
                 return;
             }
+        }
+    }
+}
+
+/// Examinations for an administrative or procedural purpose (I.C.21.c.13, IV.M), as stated in the title or the
+/// assessment: participation in sport (Z02.5), before a procedure (Z01.818, the reason for the procedure coded
+/// beside it), and dietary counselling (Z71.3).
+const SPECIAL_EXAMS: &[(&[&str], &str)] = &[
+    (&["sports physical", "sport physical", "sports clearance", "sports participation", "preparticipation"], "Z02.5"),
+    (
+        &[
+            "preoperative exam*",
+            "pre-operative exam*",
+            "pre-op exam*",
+            "preop exam*",
+            "preoperative evaluation",
+            "pre-operative evaluation",
+            "preoperative clearance",
+            "pre-op clearance",
+            "surgical clearance",
+        ],
+        "Z01.818",
+    ),
+    (&["dietary counsel*", "diet counsel*", "nutrition counsel*", "nutritional counsel*"], "Z71.3"),
+];
+
+fn special_examinations(stated: &[Line], out: &mut Vec<Reason>) {
+    for (phrases, code) in SPECIAL_EXAMS {
+        if let Some(span) = stated_phrase(stated, phrases, DENIALS)
+            && !out.iter().any(|r| r.code == *code)
+        {
+            out.push(Reason { code: (*code).to_owned(), span, history: false });
         }
     }
 }

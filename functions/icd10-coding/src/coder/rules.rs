@@ -1049,6 +1049,11 @@ fn encounter_reasons(table: &CodeTable, note: &str, analysis: &Analysis, found: 
     if reasons.iter().any(|r| r.code.starts_with("Z3A")) || facts.supervision {
         found.retain(|f| !f.proposal.code.starts_with("Z68"));
     }
+    // The layer's specific code replaces the matcher's unspecified one of its category (Z71.3 over Z71.9).
+    found.retain(|f| {
+        !(f.proposal.description.contains("unspecified")
+            && reasons.iter().any(|r| r.code != f.proposal.code && same_category(&r.code, f.proposal.code)))
+    });
     for reason in reasons {
         let Some(entry) = table.billable(&reason.code) else { continue };
         let (assertion, basis) = if reason.history {

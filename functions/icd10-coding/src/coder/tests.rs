@@ -307,3 +307,10 @@ fn generic_words_carry_no_code() {
     assert!(codes("Assessment: Infection.").is_empty());
     assert!(codes("Assessment: Illness.").is_empty());
 }
+
+#[test]
+fn examinations_for_a_purpose_and_dietary_counselling() {
+    assert_eq!(codes("Sports physical\nAssessment: Sports physical, cleared."), ["Z02.5"]);
+    assert_eq!(codes("Pre-op visit\nAssessment: Preoperative examination before knee arthroscopy."), ["Z01.818"]);
+    assert_eq!(codes("Follow-up\nAssessment: Dietary counseling for hyperlipidemia."), ["E78.5", "Z71.3"]);
+}
