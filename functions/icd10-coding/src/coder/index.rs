@@ -415,7 +415,23 @@ pub fn term_words(text: &str) -> (Vec<String>, Vec<String>, TermSide) {
         // need "without complications", the default when none is documented.
         let after_unspecified = i > 1
             && tokens[i - 1].word == "unspecified"
-            && matches!(word.as_str(), "organism" | "ligament" | "cause" | "agent" | "joint" | "muscle" | "tendon");
+            && matches!(
+                word.as_str(),
+                "organism"
+                    | "ligament"
+                    | "cause"
+                    | "agent"
+                    | "joint"
+                    | "muscle"
+                    | "tendon"
+                    | "quadrant"
+                    | "location"
+                    | "degree"
+                    | "trimester"
+                    | "stage"
+                    | "episode"
+                    | "severity"
+            );
         let no_complications = (word == "without" || word == "complication")
             && tokens.windows(2).any(|w| w[0].word == "without" && w[1].word == "complication");
         // "without foreign body" is the default of an open wound; it is rarely written.
