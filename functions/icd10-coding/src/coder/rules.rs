@@ -25,6 +25,8 @@ struct Candidate {
     score: f32,
     /// Matched one side of a condition documented on both, where the category has no bilateral code.
     one_of_both: bool,
+    /// An "Unspecified …" or "Other …" code: the default or the residual of its category.
+    residual: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -328,6 +330,7 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) ->
                 - 0.05 * (term.optional.iter().any(|&id| Some(id) == other_id) as u8 as f32)
                 + side_bonus,
             one_of_both,
+            residual: entry.description.starts_with("Unspecified") || entry.description.starts_with("Other"),
         });
     }
     // A relative's condition is coded only as family history (I.C.21.c.4): the patient's own codes for the same
@@ -340,12 +343,9 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) ->
     // for a specified form the classification does not list: a code of the category whose every required word
     // is documented ("Colles' fracture of left radius" beside "Unspecified fracture of the lower end of left
     // radius") is the more specific statement and goes first.
-    let unspecified = |code: &str| {
-        table.get(code).is_some_and(|e| e.description.starts_with("Unspecified") || e.description.starts_with("Other"))
-    };
     let specific: Vec<(&'static str, f32)> =
-        candidates.iter().filter(|c| c.strength >= 1.0 && !unspecified(c.code)).map(|c| (c.code, c.score)).collect();
-    for c in candidates.iter_mut().filter(|c| unspecified(c.code)) {
+        candidates.iter().filter(|c| c.strength >= 1.0 && !c.residual).map(|c| (c.code, c.score)).collect();
+    for c in candidates.iter_mut().filter(|c| c.residual) {
         if let Some(best) = specific
             .iter()
             .filter(|(code, score)| same_category(code, c.code) && *score >= c.score - 4.0)
