@@ -133,8 +133,8 @@ pub fn code_note(table: &CodeTable, note: &str) -> Coding {
     }
 }
 
-/// Builds the lexical index on a background thread, so the function answers its first poll with only the
-/// code table loaded; a note that arrives before the index is ready waits for it.
+/// Reads the embedded index (a few milliseconds) on a background thread beside the table parse at cold start;
+/// a note that arrives before it is ready waits for it.
 pub fn warm_up() {
     let _ = std::thread::Builder::new().name("icd10-index".to_owned()).spawn(|| {
         let _ = Index::embedded();
