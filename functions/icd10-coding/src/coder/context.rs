@@ -603,6 +603,26 @@ fn expand(words: &mut Vec<Word>) {
         }
     }
     words.extend(added);
+    primary_osteoarthritis(words);
+}
+
+/// The Index: Osteoarthritis → ankle, elbow, foot joint, hand joint, hip, knee, shoulder, wrist: each site's
+/// code is its primary osteoarthritis (M19.07-, M17.1-…), post-traumatic and secondary forms only as written. So
+/// a site beside "osteoarthritis" adds the word "primary"; alone, "osteoarthritis" stays M19.90.
+fn primary_osteoarthritis(words: &mut Vec<Word>) {
+    const SITES: &[&str] = &["ankle", "elbow", "foot", "hand", "hip", "knee", "shoulder", "wrist"];
+    let has = |w: &str| words.iter().any(|x| x.token.word == w);
+    if !has("osteoarthritis")
+        || has("primary")
+        || has("secondary")
+        || has("posttraumatic")
+        || has("traumatic")
+        || !SITES.iter().any(|s| has(s))
+    {
+        return;
+    }
+    let Some(oa) = words.iter().find(|w| w.token.word == "osteoarthritis").cloned() else { return };
+    words.push(Word { token: Token { word: "primary".to_owned(), ..oa.token }, expanded: true, ..oa });
 }
 
 #[cfg(test)]

@@ -449,9 +449,9 @@ pub fn term_words(text: &str) -> (Vec<String>, Vec<String>, TermSide) {
         if word == "and" && required.len() >= 2 && tokens.get(i + 1).is_some_and(|n| n.word == "other") {
             alternatives = true;
         }
-        // "Dizziness and giddiness": `and` in a title means "and/or" (I.A.14), so of a two-word title's pair the
-        // second need not be documented.
-        if word == "and" && required.len() == 1 && i + 2 == tokens.len() {
+        // "Dizziness and giddiness", "…, ankle and foot": `and` in a title means "and/or" (I.A.14), so the word
+        // after a final `and` need not be documented.
+        if word == "and" && !required.is_empty() && i + 2 == tokens.len() {
             alternatives = true;
         }
         if word == "unilateral" {

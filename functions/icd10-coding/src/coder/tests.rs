@@ -314,3 +314,12 @@ fn examinations_for_a_purpose_and_dietary_counselling() {
     assert_eq!(codes("Pre-op visit\nAssessment: Preoperative examination before knee arthroscopy."), ["Z01.818"]);
     assert_eq!(codes("Follow-up\nAssessment: Dietary counseling for hyperlipidemia."), ["E78.5", "Z71.3"]);
 }
+
+#[test]
+fn osteoarthritis_of_a_site_is_primary_as_the_index_says() {
+    assert_eq!(codes("Assessment: Osteoarthritis of right knee."), ["M17.11"]);
+    assert_eq!(codes("Assessment: Degenerative joint disease of the left knee."), ["M17.12"]);
+    assert_eq!(codes("Assessment: Osteoarthritis of both hands."), ["M19.041", "M19.042"]);
+    assert_eq!(codes("Assessment: Primary osteoarthritis of left ankle."), ["M19.072"]);
+    assert_eq!(codes("Assessment: Osteoarthritis."), ["M19.90"]);
+}

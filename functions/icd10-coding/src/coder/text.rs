@@ -154,6 +154,9 @@ pub const EXPANSIONS: &[(&str, &str)] = &[
     ("mi", "myocardial infarction ischemic heart disease"),
     ("heart attack", "myocardial infarction"),
     ("oa", "osteoarthritis"),
+    // Index: Disease, joint, degenerative — see Osteoarthritis.
+    ("djd", "osteoarthritis"),
+    ("degenerative joint disease", "osteoarthritis"),
     ("gerd", "gastro-esophageal reflux disease"),
     ("acid reflux", "gastro-esophageal reflux disease"),
     ("uti", "urinary tract infection"),
