@@ -188,7 +188,9 @@ pub const EXPANSIONS: &[(&str, &str)] = &[
     ("llq", "left lower quadrant"),
     ("ruq", "right upper quadrant"),
     ("luq", "left upper quadrant"),
-    ("lbp", "low back pain"),
+    ("lbp", "low back pain lumbago"),
+    // Index: Lumbago, lumbalgia M54.50; with sciatica M54.4-.
+    ("low back pain", "lumbago"),
     ("uncomplicated", "without complications"),
     ("tm intact", "without rupture ear drum"),
     ("no perforation", "without rupture ear drum"),
@@ -324,8 +326,8 @@ pub enum Laterality {
 
 pub fn laterality_of(word: &str) -> Option<Laterality> {
     match word {
-        "right" | "r" | "rt" => Some(Laterality::Right),
-        "left" | "l" | "lt" => Some(Laterality::Left),
+        "right" | "r" | "rt" | "rightsided" => Some(Laterality::Right),
+        "left" | "l" | "lt" | "leftsided" => Some(Laterality::Left),
         "bilateral" | "both" => Some(Laterality::Bilateral),
         _ => None,
     }
