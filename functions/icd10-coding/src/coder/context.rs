@@ -58,6 +58,8 @@ pub struct Analysis {
 
 const NEG_PRE: &[&[&str]] = &[
     &["no"],
+    // "no longer has asthma symptoms": what has ended is not coded as current.
+    &["no", "longer"],
     &["denies"],
     &["denied"],
     &["deny"],
@@ -106,7 +108,6 @@ const PSEUDO: &[&[&str]] = &[
     &["not", "improved"],
     &["not", "better"],
     &["not", "controlled"],
-    &["no", "longer"],
 ];
 const UNCERTAIN_PRE: &[&[&str]] = &[
     &["possible"],
@@ -142,6 +143,16 @@ const UNCERTAIN_PRE: &[&[&str]] = &[
     &["cannot", "exclude"],
     &["doubt"],
     &["doubtful"],
+    &["presumed"],
+    &["presumably"],
+    &["suggest"],
+    &["suggests"],
+    &["suggesting"],
+    &["ddx"],
+    &["worried", "that"],
+    &["worried", "he"],
+    &["worried", "she"],
+    &["concerned", "that"],
     // What the patient fears is not a diagnosis (Z71.1 is the visit's code then).
     &["worried", "about"],
     &["worried", "of"],
@@ -156,6 +167,13 @@ const UNCERTAIN_POST: &[&[&str]] = &[
     &["is", "possible"],
     &["unlikely"],
     &["less", "likely"],
+    &["is", "a", "consideration"],
+    &["a", "consideration"],
+    &["in", "the", "differential"],
+    &["on", "the", "differential"],
+    // "Gout versus pseudogout": both sides of a "versus" are uncertain.
+    &["versus"],
+    &["vs"],
     &["questionable"],
     &["not", "excluded"],
 ];
@@ -183,6 +201,8 @@ const HYPOTHETICAL_PRE: &[&[&str]] = &[
     &["risk", "of"],
     &["risk", "for"],
     &["at", "risk"],
+    &["prophylaxis", "against"],
+    &["prophylaxis", "for"],
 ];
 /// Post-triggers: "DVT prophylaxis", "fall precautions" name what is to be prevented.
 const HYPOTHETICAL_POST: &[&str] = &["prophylaxis", "precaution", "prevention"];

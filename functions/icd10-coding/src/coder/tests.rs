@@ -323,3 +323,18 @@ fn osteoarthritis_of_a_site_is_primary_as_the_index_says() {
     assert_eq!(codes("Assessment: Primary osteoarthritis of left ankle."), ["M19.072"]);
     assert_eq!(codes("Assessment: Osteoarthritis."), ["M19.90"]);
 }
+
+#[test]
+fn more_uncertain_and_hypothetical_wording_is_not_coded() {
+    for note in [
+        "Assessment: Presumed viral conjunctivitis.",
+        "Assessment: Asthma is a consideration.",
+        "Assessment: Appendicitis in the differential.",
+        "Assessment: Prophylaxis against endocarditis before dental work.",
+        "Assessment: Gout versus pseudogout of right knee.",
+        "Assessment: Symptoms suggest influenza; test pending.",
+        "Assessment: No longer has asthma symptoms.",
+    ] {
+        assert!(codes(note).is_empty(), "{note}: {:?}", codes(note));
+    }
+}
