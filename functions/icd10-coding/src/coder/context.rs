@@ -321,6 +321,9 @@ pub fn analyse(note: &str) -> Analysis {
         let body_offset = line_start + body_start.min(line.len());
         for (s_start, sentence) in sentences(body) {
             item += 1;
+            // "Anemia? Check CBC.": a diagnosis asked as a question is uncertain.
+            let queried = body.get(s_start + sentence.len()..).is_some_and(|rest| rest.starts_with('?'));
+            let first_clause = analysis.clauses.len();
             // Terse notes name the assessment inside a paragraph: "… Ottawa negative. Dx: ankle sprain. RICE."
             if let Some(kind) = inline_header(sentence) {
                 section = kind;
@@ -330,6 +333,11 @@ pub fn analyse(note: &str) -> Analysis {
                 let start = body_offset + s_start + c_start;
                 if let Some(c) = build_clause(clause, start, item, section) {
                     analysis.clauses.push(c);
+                }
+            }
+            if queried && let Some(last) = analysis.clauses.get_mut(first_clause..).and_then(|c| c.last_mut()) {
+                for w in &mut last.words {
+                    w.uncertain = true;
                 }
             }
         }
@@ -426,6 +434,14 @@ fn build_clause(text: &str, start: usize, item: usize, section: Section) -> Opti
     }
     let owned: Vec<String> = tokens.iter().map(|t| t.word.clone()).collect();
     let words_only: Vec<&str> = owned.iter().map(String::as_str).collect();
+    // "?angina", "? PE": a query mark before a word makes the rest of the clause uncertain.
+    let queried_from = tokens.iter().position(|t| {
+        t.span
+            .start
+            .checked_sub(start)
+            .and_then(|at| text.get(..at))
+            .is_some_and(|before| before.trim_end().ends_with('?'))
+    });
     let mut words: Vec<Word> = tokens
         .into_iter()
         .map(|token| Word {
@@ -463,6 +479,11 @@ fn build_clause(text: &str, start: usize, item: usize, section: Section) -> Opti
         }
         if let Some(len) = longest(&words_only, i, UNCERTAIN_PRE) {
             for w in words.iter_mut().skip(i + len) {
+                w.uncertain = true;
+            }
+        }
+        if queried_from == Some(i) {
+            for w in words.iter_mut().skip(i) {
                 w.uncertain = true;
             }
         }

@@ -338,3 +338,9 @@ fn more_uncertain_and_hypothetical_wording_is_not_coded() {
         assert!(codes(note).is_empty(), "{note}: {:?}", codes(note));
     }
 }
+
+#[test]
+fn a_queried_diagnosis_is_uncertain() {
+    assert!(codes("Assessment: Anemia? Check CBC.").is_empty());
+    assert_eq!(codes("Assessment: Chest pain, ?angina."), ["R07.9"]);
+}
