@@ -52,7 +52,9 @@ pub fn history_code(table: &CodeTable, clause: &Clause) -> Option<(&'static str,
         .iter()
         .enumerate()
         .filter(|(_, w)| {
-            w.negated_by.is_none()
+            // "Prior pneumonia, resolved": what has resolved is exactly what a history code is for.
+            let resolved = w.negated_by.and_then(|t| clause.words.get(t)).is_some_and(|t| t.token.word == "resolved");
+            (w.negated_by.is_none() || resolved)
                 && !w.uncertain
                 && !w.hypothetical
                 && !w.not_condition

@@ -623,11 +623,21 @@ fn judge(clause: &Clause, c: &Candidate, description: &str) -> Result<Option<Ass
         return Ok(None);
     }
     let history = c.matched.iter().filter(|&&i| clause.words[i].history).count() as f32;
-    if history / total > 0.5 {
+    if history / total > 0.5 && !still_treated(clause) {
         // The classification codes some histories itself (old myocardial infarction, I25.2).
         return Ok(description.to_lowercase().starts_with("old ").then_some(Assertion::PersonalHistory));
     }
     Ok(Some(Assertion::Present))
+}
+
+/// "History of hypertension, well controlled on lisinopril", "history of breast cancer, on tamoxifen": a
+/// condition still under treatment or control is current, whatever word introduces it (I.C.21.c.4: history codes
+/// are for conditions that no longer exist; I.C.2.m).
+fn still_treated(clause: &Clause) -> bool {
+    let words: Vec<&str> = clause.words.iter().filter(|w| !w.expanded).map(|w| w.token.word.as_str()).collect();
+    let drug = |w: &str| DRUGS.iter().any(|(d, _)| *d == w) || NO_SPECIFIC_CODE.contains(&w);
+    words.iter().any(|w| matches!(*w, "controlled" | "uncontrolled" | "managed" | "ongoing" | "currently"))
+        || words.windows(2).any(|p| matches!(p[0], "on" | "taking") && drug(p[1]))
 }
 
 fn evidence_span(clause: &Clause, matched: &[usize]) -> Span {

@@ -344,3 +344,10 @@ fn a_queried_diagnosis_is_uncertain() {
     assert!(codes("Assessment: Anemia? Check CBC.").is_empty());
     assert_eq!(codes("Assessment: Chest pain, ?angina."), ["R07.9"]);
 }
+
+#[test]
+fn history_wording_for_a_treated_condition_and_a_resolved_one() {
+    // Still treated: current (I.C.21.c.4). Resolved: the history code.
+    assert_eq!(codes("Assessment: History of hypertension, well controlled on lisinopril."), ["I10"]);
+    assert_eq!(codes("Assessment: Prior pneumonia last year, resolved."), ["Z87.01"]);
+}
