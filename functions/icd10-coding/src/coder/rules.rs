@@ -271,7 +271,8 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) ->
             (TermSide::One(l), Some(c)) if l == c => (1.0, false),
             // No bilateral code: each side is coded (I.B.13); a bilateral code, where there is one, scores higher.
             (TermSide::Is(l) | TermSide::One(l), Some(Laterality::Bilateral))
-                if l != Laterality::Bilateral && !has_bilateral_sibling(table, table.entries()[term.entry].code) =>
+                if l != Laterality::Bilateral
+                    && !has_bilateral_sibling(table, table.entries().get(term.entry).map_or("", |e| e.code)) =>
             {
                 (0.5, true)
             }
