@@ -265,14 +265,14 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) ->
         {
             continue;
         }
+        let term_code = table.entries().get(term.entry).map_or("", |e| e.code);
         let (side_bonus, one_of_both) = match (term.side, clause.laterality) {
             (TermSide::Any, _) | (TermSide::Unspecified, None) => (0.0, false),
             (TermSide::Is(l), Some(c)) if l == c => (1.0, false),
             (TermSide::One(l), Some(c)) if l == c => (1.0, false),
             // No bilateral code: each side is coded (I.B.13); a bilateral code, where there is one, scores higher.
             (TermSide::Is(l) | TermSide::One(l), Some(Laterality::Bilateral))
-                if l != Laterality::Bilateral
-                    && !has_bilateral_sibling(table, table.entries().get(term.entry).map_or("", |e| e.code)) =>
+                if l != Laterality::Bilateral && !has_bilateral_sibling(table, term_code) =>
             {
                 (0.5, true)
             }
