@@ -428,7 +428,6 @@ pub fn term_words(text: &str) -> (Vec<String>, Vec<String>, TermSide) {
                     | "location"
                     | "degree"
                     | "trimester"
-                    | "stage"
                     | "episode"
                     | "severity"
             );
