@@ -401,7 +401,15 @@ cmd_test() {
   say "the local FHIR server behaves like HealthLake (POST _search, lenient/strict handling, idempotent create, faults)"
   FHIR_URL="http://127.0.0.1:$FHIR_PORT" cargo test -p shared --test local_fhir_server -- --ignored
   say "end-to-end tests through cargo lambda watch"
-  cargo test -p e2e -- --ignored --test-threads=1
+  cargo test -p e2e -- --ignored --test-threads=1 --skip the_bad_input_catalogue
+  say "the bad-input catalogue (tests/tests/bad_inputs.rs): every case a typed error or its documented allow, no downstream call, no echo"
+  local catalogue_log="$LOG_DIR/bad_inputs.log" catalogue_status=0
+  cargo test -p e2e --test bad_inputs -- --ignored --nocapture >"$catalogue_log" 2>&1 || catalogue_status=$?
+  grep -E '^(ok  |FAIL|bad-input catalogue:)' "$catalogue_log" || true
+  if ((catalogue_status != 0)); then
+    tail -40 "$catalogue_log"
+    die "the bad-input catalogue failed (full output: $catalogue_log)"
+  fi
   say "scripted demo"
   "$NODE" "$LOCAL_DIR/demo.mjs"
   if ((started_here)); then

@@ -109,10 +109,17 @@ pub enum RecordKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Detail {
-    /// A prior-auth draft was stored under this id.
-    PriorAuthDraft { draft_id: String },
-    /// A prior-auth draft was (or was to be) finalised: `attested` once the clinician's sign-off is on it.
-    PriorAuthFinalize { draft_id: String, attested: bool, override_reason: Option<String> },
+    /// A prior-auth draft was stored under this id, with the hash of the content the clinician reviews.
+    PriorAuthDraft { draft_id: String, content_hash: String },
+    /// A prior-auth draft was (or was to be) finalised: `attested` once the clinician's sign-off is on it;
+    /// `content_hash` is the content the sign-off named; the override reason is pseudonymised (the
+    /// clinician's own words stay sealed in the draft).
+    PriorAuthFinalize {
+        draft_id: String,
+        attested: bool,
+        content_hash: Option<String>,
+        override_reason: Option<String>,
+    },
 }
 
 impl AuditRecord {

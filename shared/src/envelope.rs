@@ -347,7 +347,13 @@ fn parse_bedrock(mut event: Map<String, Value>) -> Result<ToolCall, ToolError> {
     let identity_token = attribute(IDENTITY_ATTRIBUTE);
     let break_glass = attribute(BREAK_GLASS_ATTRIBUTE);
     let signoff = attribute(SIGNOFF_ATTRIBUTE);
-    let echo = SessionEcho { session_attributes: session_attributes.clone(), prompt_session_attributes };
+    // The reply's session attributes become the session's ("agents-lambda": the function may modify them). A
+    // sign-off is for one call, so it is consumed: the reply leaves it out and it cannot linger in the session.
+    let mut echoed = session_attributes.clone();
+    if let Some(attributes) = echoed.as_object_mut() {
+        attributes.remove(SIGNOFF_ATTRIBUTE);
+    }
+    let echo = SessionEcho { session_attributes: echoed, prompt_session_attributes };
     let session_id = take_string(&mut event, "sessionId");
 
     let mut arguments = Map::new();

@@ -33,13 +33,23 @@ impl EncryptionContext {
         Self(pairs)
     }
 
-    /// The context of a stored draft (coding proposal, prior-auth request).
+    /// The context of a stored draft (coding proposal, prior-auth request). `patient` is the patient's keyed
+    /// pseudonym ([`Keys::pseudonym`]), never the FHIR id: CloudTrail records the context of every KMS call
+    /// in clear.
     pub fn draft(tenant: &str, patient: &str, draft_id: &str) -> Self {
         Self(BTreeMap::from([
             ("tenant".to_owned(), tenant.to_owned()),
             ("patient".to_owned(), patient.to_owned()),
             ("draft_id".to_owned(), draft_id.to_owned()),
         ]))
+    }
+
+    /// The same context with one more pair (e.g. a draft's status), bound like the others: opening under a
+    /// different value fails.
+    #[must_use]
+    pub fn with(mut self, key: &str, value: &str) -> Self {
+        self.0.insert(key.to_owned(), value.to_owned());
+        self
     }
 
     pub fn pairs(&self) -> &BTreeMap<String, String> {

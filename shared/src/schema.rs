@@ -33,12 +33,28 @@ pub struct ToolSchema {
     pub description: String,
     pub input: Schema,
     pub output: Option<Schema>,
+    /// A Bedrock Agent asks the user to confirm before invoking it (`x-requireConfirmation` /
+    /// `requireConfirmation`; Bedrock guide "Get user confirmation before invoking action group function").
+    pub require_confirmation: bool,
 }
 
 impl ToolSchema {
     /// The schema of a tool taking `I`.
     pub fn new<I: JsonSchema>(name: &str, description: &str) -> Self {
-        Self { name: name.to_owned(), description: description.to_owned(), input: schema_of::<I>(), output: None }
+        Self {
+            name: name.to_owned(),
+            description: description.to_owned(),
+            input: schema_of::<I>(),
+            output: None,
+            require_confirmation: false,
+        }
+    }
+
+    /// The same tool, confirmed by the user before a Bedrock Agent invokes it.
+    #[must_use]
+    pub fn confirmed(mut self, require: bool) -> Self {
+        self.require_confirmation = require;
+        self
     }
 
     /// The same tool, declaring its output as `O`.
@@ -67,10 +83,7 @@ pub fn openapi(title: &str, version: &str, description: &str, tools: &[ToolSchem
     for tool in tools {
         let response_schema =
             tool.output.as_ref().map_or_else(|| json!({ "type": "object" }), |s| openapi30(s.as_value()));
-        paths.insert(
-            format!("/{}", tool.name),
-            json!({
-                "post": {
+        let mut operation = json!({
                     "operationId": tool.name,
                     "summary": first_sentence(&tool.description),
                     "description": tool.description,
@@ -84,9 +97,11 @@ pub fn openapi(title: &str, version: &str, description: &str, tools: &[ToolSchem
                             "content": { "application/json": { "schema": response_schema } },
                         },
                     },
-                },
-            }),
-        );
+        });
+        if tool.require_confirmation {
+            operation["x-requireConfirmation"] = json!("ENABLED");
+        }
+        paths.insert(format!("/{}", tool.name), json!({ "post": operation }));
     }
     json!({
         "openapi": "3.0.0",
@@ -242,7 +257,11 @@ pub fn function_schema(tools: &[ToolSchema]) -> Result<Value, SchemaError> {
                 json!({ "type": ty, "description": description, "required": required.contains(&name.as_str()) }),
             );
         }
-        functions.push(json!({ "name": tool.name, "description": tool.description, "parameters": parameters }));
+        let mut function = json!({ "name": tool.name, "description": tool.description, "parameters": parameters });
+        if tool.require_confirmation {
+            function["requireConfirmation"] = json!("ENABLED");
+        }
+        functions.push(function);
     }
     Ok(json!({ "functions": functions }))
 }

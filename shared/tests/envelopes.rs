@@ -225,3 +225,18 @@ fn unusable_events_are_invalid_input() {
         );
     }
 }
+
+#[test]
+fn a_bedrock_sign_off_is_consumed_by_the_call_it_reaches() {
+    // The function's reply sets the session's attributes ("agents-lambda"): the sign-off is left out of them, so
+    // it cannot stay in the session for a later call; the identity and a break-glass grant stay.
+    let mut event: Value = serde_json::from_slice(&fixture("bedrock-function.json")).unwrap();
+    event["sessionAttributes"]["clinician_signoff"] = json!("{\"draft_id\": \"d1\"}");
+    event["sessionAttributes"]["break_glass"] = json!("{\"patient_id\": \"p1\"}");
+    let call = parse(event.to_string().as_bytes(), None, &settings()).unwrap();
+    assert_eq!(call.signoff.as_deref(), Some("{\"draft_id\": \"d1\"}"));
+    let reply = render(&call.envelope, &reply(), "req-1");
+    assert!(reply["sessionAttributes"].get("clinician_signoff").is_none(), "{reply}");
+    assert_eq!(reply["sessionAttributes"]["identity_token"], "<minted>");
+    assert!(reply["sessionAttributes"].get("break_glass").is_some());
+}

@@ -80,17 +80,50 @@ fn a_draft_is_a_sealed_binary_and_finalizes_once() {
     let stored = binary.to_string();
     assert!(!stored.contains("27447") && !stored.contains("Claim"), "clear clinical content in the Binary");
 
+    let content_hash = reply["result"]["content_hash"].as_str().unwrap().to_owned();
+
+    // The model cannot sign: an attestation written as an argument is refused, and nothing changes.
+    let mut injected = event("direct-finalize.json");
+    injected["session_id"] = json!(session_id);
+    injected["identity_token"] = json!(token);
+    injected["arguments"] =
+        json!({"draft_id": draft_id, "attestation": "I attest.", "override_reason": "Proceed anyway"});
+    injected.as_object_mut().unwrap().remove("clinician_signoff");
+    let refused = invoke(&injected);
+    assert_eq!(refused["error"]["kind"], "invalid_input", "{refused}");
+
+    // The application's sign-off, bound to the draft and its content hash.
+    let signed_at = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap();
     let mut finalize = event("direct-finalize.json");
     finalize["session_id"] = json!(session_id);
     finalize["identity_token"] = json!(token);
     finalize["arguments"]["draft_id"] = json!(draft_id);
+    finalize["clinician_signoff"]["draft_id"] = json!(draft_id);
+    finalize["clinician_signoff"]["content_hash"] = json!(content_hash);
+    finalize["clinician_signoff"]["signed_at"] = json!(signed_at);
     let reply = invoke(&finalize);
     assert_eq!(reply["ok"], true, "{reply}");
     assert_eq!(reply["result"]["status"], "final");
+    assert_eq!(reply["result"]["attestation"]["content_hash"], content_hash);
     let binary: Value = client().get(format!("{}/Binary/{draft_id}", fhir_base())).send().unwrap().json().unwrap();
     assert_eq!(tag(&binary, "urn:agent-tools:prior-auth-draft:status"), "final");
 
     // A second finalize is refused: the stored status is final.
     let again = invoke(&finalize);
     assert_eq!(again["ok"], false, "{again}");
+
+    // Whoever can update the Binary sets it back to `draft` to attest it again: the status is bound to the
+    // seal, so the draft no longer opens and the call fails closed.
+    let mut edited = binary.clone();
+    for t in edited["meta"]["tag"].as_array_mut().unwrap() {
+        if t["system"] == "urn:agent-tools:prior-auth-draft:status" {
+            t["code"] = json!("draft");
+        }
+    }
+    let put = client().put(format!("{}/Binary/{draft_id}", fhir_base())).json(&edited).send().unwrap();
+    assert!(put.status().is_success(), "the FHIR server took the edit: {}", put.status());
+    let reply = invoke(&finalize);
+    assert_eq!(reply["error"]["kind"], "internal", "{reply}");
+    let binary: Value = client().get(format!("{}/Binary/{draft_id}", fhir_base())).send().unwrap().json().unwrap();
+    assert_eq!(tag(&binary, "urn:agent-tools:prior-auth-draft:status"), "draft", "the tool wrote nothing");
 }

@@ -172,3 +172,19 @@ fn combinators_and_untyped_nodes_are_refused_before_they_reach_an_agent() {
     assert!(check(&tool).is_err());
     assert!(function_schema(&[tool]).is_err());
 }
+
+/// Only the sign-off step asks a Bedrock Agent for the user's confirmation (Bedrock guide, "Get user
+/// confirmation before invoking action group function": `x-requireConfirmation` / `requireConfirmation`).
+#[test]
+fn finalize_and_only_finalize_requires_the_users_confirmation() {
+    let files = rendered();
+    let find = |name: &str| files.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()).unwrap();
+    let openapi = find("prior-auth-draft.openapi.json");
+    assert_eq!(openapi["paths"]["/prior_auth_finalize"]["post"]["x-requireConfirmation"], "ENABLED");
+    assert!(openapi["paths"]["/prior_auth_draft"]["post"].get("x-requireConfirmation").is_none());
+    let functions = find("prior-auth-draft.function-schema.json");
+    for function in functions["functions"].as_array().unwrap() {
+        let confirmed = function.get("requireConfirmation").and_then(Value::as_str) == Some("ENABLED");
+        assert_eq!(confirmed, function["name"] == "prior_auth_finalize", "{function}");
+    }
+}

@@ -1,5 +1,11 @@
-//! The ICD-10 coding action: Cedar on the organisation, then the deterministic coder, the (pseudonymised)
-//! model path and the FHIR history cross-check. Envelope, identity, arguments, audit and reply are the shell's.
+//! The ICD-10 coding action: Cedar on the organisation (or, for a cross-check, on the patient), then the
+//! deterministic coder, the (pseudonymised) model path and the FHIR history cross-check. Envelope,
+//! identity, arguments, audit and reply are the shell's.
+//!
+//! Minimum necessary: a patient's history is read only when Cedar allows the cross-check for that patient
+//! (a coder needs the encounter the note documents to be the patient's; a clinician that, or a care
+//! relationship), and the reply shows what the history says about each proposal, with references, never
+//! the history list itself.
 
 use std::collections::BTreeMap;
 
@@ -8,10 +14,13 @@ use serde_json::json;
 use shared::ToolError;
 use shared::envelope::ToolReply;
 use shared::fhir::FhirStore;
+use shared::fhir::relationship::{CareRelationship, care_relationship, encounter_of_patient};
+use shared::identity::Role;
 use shared::knowledge::KnowledgeBase;
 use shared::model::LanguageModel;
 use shared::phi;
 use shared::tool::{Action, Call, CedarContext, ModelUse, Permit, Resource, ToolAction};
+use time::{Duration, OffsetDateTime};
 use tracing::{info, warn};
 
 use crate::args::{CodingArgs, CodingInput};
@@ -22,23 +31,28 @@ use crate::{coder, history, reply};
 /// The coding tool, built once at cold start.
 pub struct Icd10Coding<S, M, K> {
     pub store: S,
+    /// The care-relationship window for a clinician's cross-check (`CARE_RELATIONSHIP_LOOKBACK_DAYS`).
+    pub care_lookback_days: u32,
     /// `None`: the deterministic coder alone (the local default).
     pub model: Option<M>,
     pub knowledge: K,
     pub table: &'static CodeTable,
 }
 
-/// The context of `icd10_coding.propose`.
+/// The context of `icd10_coding.propose`: the links to the patient that a cross-check rests on (both false
+/// when no patient is named and the resource is the organisation).
 #[derive(Debug, Serialize)]
 pub struct CodingContext {
-    /// A patient id was given, so the patient's FHIR history is read for the cross-check.
-    pub with_patient: bool,
+    /// The encounter the note documents is one of the patient's encounters.
+    pub encounter_of_patient: bool,
+    /// The caller's practitioner record is linked to the patient (as for `patient_summary.read`).
+    pub care_relationship: bool,
 }
 
 impl CedarContext for CodingContext {
     const ACTION: Action = Action::Icd10CodingPropose;
     fn ceiling() -> Self {
-        Self { with_patient: true }
+        Self { encounter_of_patient: true, care_relationship: true }
     }
 }
 
@@ -52,10 +66,30 @@ impl<S: FhirStore, M: LanguageModel, K: KnowledgeBase> ToolAction for Icd10Codin
     }
 
     async fn authorize(&self, call: &Call<'_>, args: &CodingArgs) -> Result<Permit, ToolError> {
-        if let Some(patient) = &args.patient {
-            call.audit.patient(patient);
-        }
-        call.gate.require(Resource::Organization, &CodingContext { with_patient: args.patient.is_some() })
+        let Some(patient) = &args.patient else {
+            let context = CodingContext { encounter_of_patient: false, care_relationship: false };
+            return call.gate.require(Resource::Organization, &context);
+        };
+        call.audit.patient(patient);
+        call.gate.require_ceiling::<CodingContext>(Resource::Patient(patient))?;
+        // The cheapest link first: the note's encounter. Only a clinician without it has a care relationship
+        // looked up (a coder's never counts).
+        let encounter = match &args.encounter {
+            Some(encounter) => encounter_of_patient(&self.store, &call.session, patient, encounter).await?,
+            None => CareRelationship { established: false, reads: Vec::new() },
+        };
+        call.audit.relationship_reads(&encounter.reads);
+        let care = if !encounter.established && call.principal.roles.contains(&Role::Clinician) {
+            let since = OffsetDateTime::now_utc().date() - Duration::days(i64::from(self.care_lookback_days));
+            let practitioner = call.principal.practitioner_id.as_ref();
+            let care = care_relationship(&self.store, &call.session, patient, practitioner, since).await?;
+            call.audit.relationship_reads(&care.reads);
+            care.established
+        } else {
+            false
+        };
+        let context = CodingContext { encounter_of_patient: encounter.established, care_relationship: care };
+        call.gate.require(Resource::Patient(patient), &context)
     }
 
     async fn run(&self, call: &Call<'_>, _permit: Permit, args: CodingArgs) -> Result<ToolReply, ToolError> {
@@ -109,8 +143,10 @@ impl<S: FhirStore, M: LanguageModel, K: KnowledgeBase> ToolAction for Icd10Codin
             "proposals": proposals,
             "skipped": reply::skipped_summary(&coding.skipped),
             "cross_check": cross_check,
+            // Per proposal: its history status and references. The history itself is not listed (minimum
+            // necessary): only the facts the note or a proposal touches are shown.
             "history": history.as_ref().map(|h| json!({
-                "map": history::MAP_NAME, "facts": h.facts, "unaddressed_chronic_conditions": unaddressed,
+                "map": history::MAP_NAME, "facts_read": h.facts.len(), "unaddressed_chronic_conditions": unaddressed,
             })),
             "model": model.stats,
             "pseudonymisation": {"replaced": phi_counts, "applies_to": "every model request and log line"},

@@ -30,6 +30,7 @@ async fn build() -> Result<Function, StartError> {
     let http = http_client()?;
     let action = Icd10Coding {
         store: HttpFhirStore::new(http.clone(), config.fhir_endpoint.clone(), config.fhir_signing.clone()),
+        care_lookback_days: config.care_lookback_days,
         model: ports.model().map_err(StartError::adapter)?,
         knowledge: ports.knowledge_base(LexicalIndex::new(table)).map_err(StartError::adapter)?,
         table,

@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 use shared::model::{ModelError, ModelOutcome};
 use shared::testing::TokenSpec;
 use support::{
-    Harness, PATIENT, SESSION, chars, coder_token, condition, direct, medication, model_answer, proposal_codes,
+    ENCOUNTER, Harness, PATIENT, SESSION, chars, coder_token, condition, direct, encounter, medication, model_answer,
+    proposal_codes,
 };
 
 const NOTE: &str = "OFFICE VISIT\nPatient: Rosamund T. Keever-Ibarra   DOB 02/11/1985   MRN-38815207   Cell (720) 555-0148\n\
@@ -26,6 +27,8 @@ fn history() -> Vec<Value> {
         condition("c-lipid", "55822004", "active"),
         condition("c-old", "195662009", "resolved"),
         medication("m-hctz", "Hydrochlorothiazide 25 MG"),
+        encounter(ENCOUNTER, PATIENT),
+        encounter("e-other-patient", "p-999"),
     ]
 }
 
@@ -60,7 +63,8 @@ async fn the_model_path_sees_only_pseudonymised_text_and_evidence_maps_back_to_t
         ("E66.9", "morbid obesity"), // quote not in the note
     ]);
     let h = Harness::new(history(), Some(answer)).await;
-    let reply = h.call(&direct(&coder_token(), json!({"note": NOTE, "patient_id": PATIENT}))).await;
+    let reply =
+        h.call(&direct(&coder_token(), json!({"note": NOTE, "patient_id": PATIENT, "encounter_id": ENCOUNTER}))).await;
     assert_eq!(reply["ok"], true, "{reply}");
 
     // What reached the model: pseudonymised, with the identifiers replaced.
@@ -113,9 +117,11 @@ async fn the_model_path_sees_only_pseudonymised_text_and_evidence_maps_back_to_t
     assert!(htn["grounding"]["score"].as_f64().unwrap() > t1["grounding"]["score"].as_f64().unwrap());
     assert!(htn["grounding"]["explanation"].as_str().unwrap().contains("Condition/c-htn"));
 
-    // The history was read narrowly, with the session header, and audited.
+    // The history was read narrowly, with the session header, and audited; before it, the one relationship
+    // read the decision needed (is the note's encounter this patient's?).
     let requests = h.requests();
-    assert_eq!(requests.len(), 2, "{requests:?}");
+    assert_eq!(requests.len(), 3, "{requests:?}");
+    assert_eq!(requests[0].0, "Encounter", "the relationship read comes first: {requests:?}");
     assert!(requests.iter().all(|(_, q, s)| q.contains("_elements=")
         && q.contains(&format!("subject=Patient%2F{PATIENT}"))
         && s.as_deref() == Some(SESSION)));
@@ -135,7 +141,8 @@ async fn the_model_path_sees_only_pseudonymised_text_and_evidence_maps_back_to_t
 #[tokio::test]
 async fn chronic_conditions_the_note_mentions_but_no_proposal_covers_are_listed() {
     let h = Harness::new(history(), Some(model_answer(&[("I10", "Essential hypertension")]))).await;
-    let reply = h.call(&direct(&coder_token(), json!({"note": NOTE, "patient_id": PATIENT}))).await;
+    let reply =
+        h.call(&direct(&coder_token(), json!({"note": NOTE, "patient_id": PATIENT, "encounter_id": ENCOUNTER}))).await;
     let listed = reply["result"]["history"]["unaddressed_chronic_conditions"].as_array().unwrap().clone();
     let refs: Vec<&str> = listed.iter().map(|u| u["reference"].as_str().unwrap()).collect();
     // Hyperlipidemia and diabetes are mentioned; hypertension is proposed; the resolved pharyngitis is not chronic.
@@ -210,7 +217,8 @@ async fn callers_who_may_not_code_are_denied_with_zero_downstream_calls() {
         other_org.mint(),
         no_org.mint(),
     ] {
-        let reply = h.call(&direct(&token, json!({"note": NOTE, "patient_id": PATIENT}))).await;
+        let reply =
+            h.call(&direct(&token, json!({"note": NOTE, "patient_id": PATIENT, "encounter_id": ENCOUNTER}))).await;
         assert_eq!(reply["error"]["kind"], "denied", "{reply}");
     }
     assert!(h.requests().is_empty(), "no FHIR request");
@@ -260,7 +268,9 @@ async fn the_bedrock_function_envelope_is_answered_in_kind() {
         serde_json::from_str(include_str!("../../../events/icd10-coding/bedrock-function.json")).unwrap();
     let mut event = event;
     event["sessionAttributes"]["identity_token"] = json!(coder_token());
-    let h = Harness::new(Vec::new(), None).await;
+    // The fixture names the patient and the encounter its note documents: the coder's cross-check link.
+    let patient = "fdc61ab3-9be9-412c-b470-dfa65cb5e6e6";
+    let h = Harness::new(vec![encounter("9bf3f7a0-dbde-414f-9e45-392851e4da57", patient)], None).await;
     let reply = h.call(&event).await;
     assert_eq!(reply["response"]["function"], "icd10_coding", "{reply}");
     assert!(reply["response"]["functionResponse"].get("responseState").is_none(), "{reply}");
@@ -281,7 +291,56 @@ async fn an_invalid_argument_call_is_audited_with_its_session_id() {
 #[tokio::test]
 async fn coding_replies_carry_no_dates_as_arrays() {
     let h = Harness::new(history(), None).await;
-    let reply = h.call(&direct(&coder_token(), json!({"note": NOTE, "patient_id": PATIENT}))).await;
+    let reply =
+        h.call(&direct(&coder_token(), json!({"note": NOTE, "patient_id": PATIENT, "encounter_id": ENCOUNTER}))).await;
     assert_eq!(reply["ok"], true, "{reply}");
     assert_eq!(shared::dates::non_string_dates(&reply), Vec::<String>::new());
+}
+
+// ---- issue 12, finding 6: minimum necessary for the cross-check ----------------------------------------
+
+#[tokio::test]
+async fn a_coder_cross_checks_only_the_patient_of_the_notes_encounter_and_sees_no_history_list() {
+    let h = Harness::new(history(), None).await;
+    // No encounter, or another patient's encounter: denied, and only the relationship read happened.
+    for arguments in [
+        json!({"note": NOTE, "patient_id": PATIENT}),
+        json!({"note": NOTE, "patient_id": PATIENT, "encounter_id": "e-other-patient"}),
+    ] {
+        let reply = h.call(&direct(&coder_token(), arguments)).await;
+        assert_eq!(reply["error"]["kind"], "denied", "{reply}");
+    }
+    let types: Vec<String> = h.requests().into_iter().map(|(t, _, _)| t).collect();
+    assert_eq!(types, ["Encounter"], "one relationship read (for the call that named an encounter), no history");
+    let denied = h.audit().last().unwrap().clone();
+    assert_eq!(denied["resources_read"], json!([]));
+    assert_eq!(denied["relationship_reads"], json!([]), "the other patient's encounter is not a link");
+
+    // The note's own encounter: allowed; the reply shows per-proposal status and references, not the history.
+    let reply =
+        h.call(&direct(&coder_token(), json!({"note": NOTE, "patient_id": PATIENT, "encounter_id": ENCOUNTER}))).await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    let record = h.audit().last().unwrap().clone();
+    assert_eq!(record["decision"]["policies"], json!(["coding.cross-check-for-the-encounter"]));
+    assert_eq!(record["relationship_reads"], json!([format!("Encounter/{ENCOUNTER}")]));
+    let history = &reply["result"]["history"];
+    assert!(history.get("facts").is_none(), "no history list in the reply: {history}");
+    assert!(!reply.to_string().contains("Condition/c-old"), "a history fact no proposal touches is not shown");
+    let htn = reply["result"]["proposals"].as_array().unwrap().iter().find(|p| p["code"] == "I10").cloned();
+    assert_eq!(htn.unwrap()["fhir_references"], json!(["Condition/c-htn", "MedicationRequest/m-hctz"]));
+}
+
+#[tokio::test]
+async fn a_clinician_cross_checks_a_patient_they_treat() {
+    let h = Harness::new(history(), None).await;
+    // The test clinician (TokenSpec::default) takes part in no encounter of the patient: without the note's
+    // encounter, denied after the relationship reads only.
+    let clinician = TokenSpec::default().mint();
+    let reply = h.call(&direct(&clinician, json!({"note": NOTE, "patient_id": PATIENT}))).await;
+    assert_eq!(reply["error"]["kind"], "denied", "{reply}");
+    assert!(h.requests().iter().all(|(t, _, _)| t == "Patient" || t == "Encounter"), "{:?}", h.requests());
+    let reply =
+        h.call(&direct(&clinician, json!({"note": NOTE, "patient_id": PATIENT, "encounter_id": ENCOUNTER}))).await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(h.audit().last().unwrap()["decision"]["policies"], json!(["coding.clinician-cross-check"]));
 }

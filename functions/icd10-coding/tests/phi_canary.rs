@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::json;
 use shared::testing::TokenSpec;
-use support::{Harness, PATIENT, coder_token, condition, direct, model_answer};
+use support::{ENCOUNTER, Harness, PATIENT, coder_token, condition, direct, encounter, model_answer};
 use tracing_subscriber::fmt::MakeWriter;
 
 const CANARY: &str = "Zqxcanary";
@@ -52,11 +52,12 @@ async fn the_note_never_reaches_a_log_line_an_audit_record_or_a_model_in_clear()
         "0044", CANARY
     );
     let h = Harness::new(
-        vec![condition("c-htn", "38341003", "active")],
+        vec![condition("c-htn", "38341003", "active"), encounter(ENCOUNTER, PATIENT)],
         Some(model_answer(&[("I10", "Essential hypertension")])),
     )
     .await;
-    let ok = h.call(&direct(&coder_token(), json!({"note": note, "patient_id": PATIENT}))).await;
+    let ok =
+        h.call(&direct(&coder_token(), json!({"note": note, "patient_id": PATIENT, "encounter_id": ENCOUNTER}))).await;
     assert_eq!(ok["ok"], true, "{ok}");
     let denied =
         h.call(&direct(&TokenSpec::with_roles(&["prior_auth_specialist"]).mint(), json!({"note": note}))).await;

@@ -23,6 +23,7 @@ impl ToolInput for SummaryInput {
         Read-only. Access needs a care relationship (or break-glass through the front end); the caller is \
         identified by their sign-in, never by an argument.";
     const ACTION: Action = Action::PatientSummaryRead;
+    const CHANNEL_ONLY: &'static [&'static str] = &["break_glass", "break_glass_reason"];
 }
 
 /// The checked arguments.

@@ -27,18 +27,18 @@ pub struct DraftArgs {
     pub ordering_practitioner_id: Option<String>,
 }
 
-/// Finalise (attest) a stored draft.
+// The attestation and any override are the clinician's own: they reach the tool only through the
+// application's sign-off channel (`shared::tool::Signoff`), never as arguments the model writes.
+/// Finalize a stored draft that the clinician has signed in the application.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FinalizeArgs {
-    /// The id `draft` returned.
+    /// The id `prior_auth_draft` returned.
     pub draft_id: String,
-    /// The clinician's attestation, in their words (10 to 1000 characters).
-    pub attestation: String,
-    /// Why the request should go ahead although criteria are unmet (10 to 500 characters); required then.
-    #[serde(default)]
-    pub override_reason: Option<String>,
 }
+
+/// What only a person may say: refused by name when it arrives as an argument.
+const SIGNOFF_FIELDS: &[&str] = &["attestation", "override_reason", "clinician_signoff", "content_hash"];
 
 /// Service codes: CPT (5 digits), HCPCS (a letter and 4 digits) or RxNorm (digits).
 pub fn check_service_code(code: &str) -> Result<(), ToolError> {
@@ -75,13 +75,19 @@ impl ToolInput for DraftArgs {
         the record and reported met, not met or insufficient evidence, with the FHIR resources it rests on. The \
         draft is not final until a treating clinician finalizes it.";
     const ACTION: Action = Action::PriorAuthDraft;
+    const CHANNEL_ONLY: &'static [&'static str] = SIGNOFF_FIELDS;
 }
 
 impl ToolInput for FinalizeArgs {
     const NAME: &'static str = "prior_auth_finalize";
-    const DESCRIPTION: &'static str = "Finalizes (attests) a stored prior-authorization draft. Only a treating \
-        clinician may; a draft with unmet criteria needs an override reason.";
+    const DESCRIPTION: &'static str = "Finalizes a stored prior-authorization draft after the treating clinician \
+        signed it in the application (the sign-off, and any override of unmet criteria, reach the tool from the \
+        application, never from you). Call it only once the clinician says they signed the draft; without their \
+        sign-off for this draft and its content the call is refused.";
     const ACTION: Action = Action::PriorAuthFinalize;
+    const CHANNEL_ONLY: &'static [&'static str] = SIGNOFF_FIELDS;
+    // The application's confirmation step is where the clinician signs (README, "Clinician sign-off").
+    const REQUIRE_CONFIRMATION: bool = true;
 }
 
 /// A checked draft request.
@@ -120,16 +126,11 @@ impl DraftRequest {
 #[derive(Debug)]
 pub struct FinalizeRequest {
     pub draft_id: String,
-    pub attestation: String,
-    pub override_reason: Option<String>,
 }
 
 impl FinalizeRequest {
     pub fn from_input(input: FinalizeArgs) -> Result<Self, ToolError> {
         check_draft_id(&input.draft_id)?;
-        let attestation = check_text("attestation", &input.attestation, 10, 1000)?;
-        let override_reason =
-            input.override_reason.as_deref().map(|r| check_text("override_reason", r, 10, 500)).transpose()?;
-        Ok(Self { draft_id: input.draft_id, attestation, override_reason })
+        Ok(Self { draft_id: input.draft_id })
     }
 }

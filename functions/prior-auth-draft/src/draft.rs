@@ -1,4 +1,5 @@
-//! `prior_auth_draft`: Cedar on the organisation, then the policy, the minimal FHIR reads, the evaluation,
+//! `prior_auth_draft`: Cedar on the patient (the ordering practitioner must treat them: the draft reads the
+//! patient's name, identifiers and birth date for the Claim), then the minimal FHIR reads, the evaluation,
 //! the PAS Bundle and the letter, sealed and stored as a draft.
 
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use serde_json::Value;
 use shared::ToolError;
 use shared::audit::Detail;
 use shared::envelope::ToolReply;
+use shared::fhir::relationship::care_relationship;
 use shared::fhir::{FhirId, FhirStore};
 use shared::identity::{Principal, Role};
 use shared::keys::Keys;
@@ -32,15 +34,25 @@ use crate::store::{DraftStatus, DraftStore};
 /// The draft action over the function's shared state.
 pub struct PriorAuthDraft<P>(pub Arc<P>);
 
-/// The context of `prior_auth.draft` (none: the decision rests on role and organisation).
+/// The context of `prior_auth.draft`.
 #[derive(Debug, Serialize)]
-pub struct DraftContext {}
+pub struct DraftContext {
+    /// The ordering practitioner (the clinician themselves, or the one a specialist names) has a care
+    /// relationship with the patient: the minimum necessary for reading the patient's demographics.
+    pub ordering_care_relationship: bool,
+}
 
 impl CedarContext for DraftContext {
     const ACTION: Action = Action::PriorAuthDraft;
     fn ceiling() -> Self {
-        Self {}
+        Self { ordering_care_relationship: true }
     }
+}
+
+/// What the decision rests on, for the run step: the ordering practitioner and the payer policy.
+pub struct Ordered {
+    practitioner: FhirId,
+    policy: CoveragePolicy,
 }
 
 impl<S, K, W, D, C> ToolAction for PriorAuthDraft<PriorAuth<S, K, W, D, C>>
@@ -53,22 +65,34 @@ where
 {
     type Input = DraftArgs;
     type Args = DraftRequest;
-    type Facts = ();
+    type Facts = Ordered;
 
     fn check(input: DraftArgs) -> Result<DraftRequest, ToolError> {
         DraftRequest::from_input(input)
     }
 
-    async fn authorize(&self, call: &Call<'_>, args: &DraftRequest) -> Result<Permit, ToolError> {
-        call.audit.patient(&args.patient);
-        call.gate.require(Resource::Organization, &DraftContext {})
-    }
-
-    async fn run(&self, call: &Call<'_>, _permit: Permit, args: DraftRequest) -> Result<ToolReply, ToolError> {
+    async fn authorize(&self, call: &Call<'_>, args: &DraftRequest) -> Result<Permit<Ordered>, ToolError> {
         let pa = &*self.0;
-        let practitioner = ordering_practitioner(call.principal, args.named_practitioner)?;
+        call.audit.patient(&args.patient);
+        // Role and organisation first: a coder or another organisation is denied before any read.
+        call.gate.require_ceiling::<DraftContext>(Resource::Patient(&args.patient))?;
+        let practitioner = ordering_practitioner(call.principal, args.named_practitioner.clone())?;
+        // The payer policy (not PHI) before the relationship reads: an unknown policy or service is invalid
+        // and reads nothing clinical.
         let (policy_id, system) = (args.policy_id.as_deref(), args.service_system.as_deref());
         let policy = find_policy(&pa.knowledge, &call.session, policy_id, system, &args.service_code).await?;
+        let since = pa.today() - time::Duration::days(i64::from(pa.care_lookback_days));
+        let relationship =
+            care_relationship(&pa.store, &call.session, &args.patient, Some(&practitioner), since).await?;
+        call.audit.relationship_reads(&relationship.reads);
+        let context = DraftContext { ordering_care_relationship: relationship.established };
+        let permit = call.gate.require(Resource::Patient(&args.patient), &context)?;
+        Ok(permit.with(Ordered { practitioner, policy }))
+    }
+
+    async fn run(&self, call: &Call<'_>, permit: Permit<Ordered>, args: DraftRequest) -> Result<ToolReply, ToolError> {
+        let pa = &*self.0;
+        let Ordered { practitioner, policy } = permit.into_facts();
         let fetched = queries::fetch(&pa.store, &call.session, &args.patient, &practitioner, &policy).await?;
         call.audit.reads(fetched.reads.iter().cloned());
         let (chart, unparsed) = Chart::from_json(&fetched.evidence);
@@ -91,11 +115,13 @@ where
             letter: serde_json::to_value(&narrative).map_err(|_| ToolError::Internal)?,
             attestation: None,
         };
-        let patient = args.patient.as_str();
-        let stored = pa.seal(&call.session, &seal_id, patient, DraftStatus::Draft, unmet, &content).await?;
+        let content_hash = content.content_hash()?;
+        let patient = pa.draft_patient(&call.session, &args.patient).await?;
+        let stored = pa.seal(&call.session, &seal_id, &patient, DraftStatus::Draft, unmet, &content).await?;
         let draft_id = pa.drafts.create(&call.session, &stored).await?;
-        call.audit.detail(Detail::PriorAuthDraft { draft_id: draft_id.clone() });
-        Ok(reply::draft(&draft_id, &policy, &evaluation, &content, &narrative, unparsed))
+        call.audit.detail(Detail::PriorAuthDraft { draft_id: draft_id.clone(), content_hash: content_hash.clone() });
+        let drafted = reply::Drafted { draft_id: &draft_id, content_hash: &content_hash, unparsed };
+        Ok(reply::draft(&drafted, &policy, &evaluation, &content, &narrative))
     }
 }
 

@@ -62,12 +62,19 @@ async fn build() -> Result<Function, StartError> {
         )),
         _ => return Err(StartError::Tool("`DRAFT_STORE` must be `fhir` or `file`")),
     };
+    let keys = ports.keys().map_err(StartError::adapter)?;
+    if !keys.makes_pseudonyms() {
+        // A draft's encryption context names the patient by pseudonym: without the HMAC key no draft can be sealed.
+        return Err(StartError::Tool(
+            "`KMS_MAC_KEY_ID` is required: draft encryption contexts carry the patient's pseudonym",
+        ));
+    }
     let state = Arc::new(PriorAuth {
         store,
         knowledge,
         writer: ports.writer().map_err(StartError::adapter)?,
         drafts,
-        keys: ports.keys().map_err(StartError::adapter)?,
+        keys,
         tenant: config.tenant_organization.clone(),
         care_lookback_days: config.care_lookback_days,
         fhir_base,

@@ -8,16 +8,25 @@ use crate::domain::evaluate::Evaluation;
 use crate::domain::policy::CoveragePolicy;
 use crate::service::DraftContent;
 
+/// The stored draft's handles: its id, the hash the clinician's sign-off must name, and how many resources
+/// did not parse.
+pub struct Drafted<'a> {
+    pub draft_id: &'a str,
+    pub content_hash: &'a str,
+    pub unparsed: usize,
+}
+
 pub fn draft(
-    draft_id: &str,
+    drafted: &Drafted<'_>,
     policy: &CoveragePolicy,
     evaluation: &Evaluation,
     content: &DraftContent,
     letter: &Narrative,
-    unparsed: usize,
 ) -> ToolReply {
+    let Drafted { draft_id, content_hash, unparsed } = *drafted;
     let result = json!({
         "draft_id": draft_id,
+        "content_hash": content_hash,
         "status": "draft",
         "policy_id": policy.policy_id,
         "overall": evaluation.overall,
@@ -27,7 +36,7 @@ pub fn draft(
         "letter": content.letter,
         "unparsed_resources": unparsed,
     });
-    ToolReply { result, text: draft_text(draft_id, policy, evaluation, letter) }
+    ToolReply { result, text: draft_text(drafted, policy, evaluation, letter) }
 }
 
 pub fn finalized(draft_id: &str, content: &DraftContent, overridden: bool) -> ToolReply {
@@ -40,9 +49,10 @@ pub fn finalized(draft_id: &str, content: &DraftContent, overridden: bool) -> To
     ToolReply { result, text }
 }
 
-fn draft_text(draft_id: &str, policy: &CoveragePolicy, evaluation: &Evaluation, letter: &Narrative) -> String {
+fn draft_text(drafted: &Drafted<'_>, policy: &CoveragePolicy, evaluation: &Evaluation, letter: &Narrative) -> String {
     let mut lines = vec![format!(
-        "DRAFT prior-authorization request {draft_id} for {} {} under {} (as of {}): overall {}.",
+        "DRAFT prior-authorization request {} for {} {} under {} (as of {}): overall {}.",
+        drafted.draft_id,
         policy.service.code,
         policy.service.display.as_deref().unwrap_or(""),
         policy.policy_id,
@@ -55,6 +65,10 @@ fn draft_text(draft_id: &str, policy: &CoveragePolicy, evaluation: &Evaluation, 
     }
     lines.push(String::new());
     lines.push(letter.paragraph());
-    lines.push("Not final until a treating clinician attests it (prior_auth_finalize).".to_owned());
+    lines.push(format!(
+        "Not final until the treating clinician signs it in the application (content hash {}); then \
+         prior_auth_finalize with this draft id.",
+        drafted.content_hash
+    ));
     lines.join("\n")
 }

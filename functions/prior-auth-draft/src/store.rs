@@ -26,6 +26,15 @@ pub enum DraftStatus {
     Final,
 }
 
+impl DraftStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Draft => "draft",
+            Self::Final => "final",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredDraft {
     /// The id bound into the encryption context at sealing. With the file store it is also the handle callers
@@ -48,23 +57,28 @@ pub enum StoreError {
     /// Another request changed the draft between our read and our write (e.g. two concurrent finalizes).
     #[error("the draft was changed by another request")]
     Conflict,
+    /// The store returned a draft without a version, so a later write could not be conditional: refused
+    /// rather than risk a lost update.
+    #[error("the draft store returned no version to update against")]
+    Unversioned,
 }
 
 impl From<StoreError> for shared::ToolError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Unavailable => Self::UpstreamUnavailable,
-            StoreError::Decode => Self::Internal,
+            StoreError::Decode | StoreError::Unversioned => Self::Internal,
             StoreError::Conflict => Self::invalid("the draft was changed by another request; reload it"),
         }
     }
 }
 
-/// A draft as read, with the version a later `replace` must still find (optimistic concurrency).
+/// A draft as read, with the version a later `replace` must still find (optimistic concurrency). Every
+/// store gives one: there is no update without it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Versioned {
     pub draft: StoredDraft,
-    pub version: Option<String>,
+    pub version: String,
 }
 
 pub trait DraftStore: Send + Sync {
@@ -79,13 +93,13 @@ pub trait DraftStore: Send + Sync {
         session: &SessionContext,
         handle: &str,
     ) -> impl Future<Output = Result<Option<Versioned>, StoreError>> + Send;
-    /// Replaces a draft, only if it is still at `version` where the store can tell (else `Conflict`).
+    /// Replaces a draft, only if it is still at `version` (else `Conflict`).
     fn replace(
         &self,
         session: &SessionContext,
         handle: &str,
         draft: &StoredDraft,
-        version: Option<&str>,
+        version: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
@@ -115,9 +129,27 @@ impl FileDraftStore {
         std::fs::write(&temp, body).map_err(|_| StoreError::Unavailable)?;
         std::fs::rename(&temp, self.path(&draft.id)).map_err(|_| StoreError::Unavailable)
     }
+
+    fn read(&self, handle: &str) -> Result<Option<(StoredDraft, String)>, StoreError> {
+        match std::fs::read(self.path(handle)) {
+            Ok(body) => {
+                let draft = serde_json::from_slice(&body).map_err(|_| StoreError::Decode)?;
+                Ok(Some((draft, file_version(&body))))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(_) => Err(StoreError::Unavailable),
+        }
+    }
 }
 
-/// One process, one directory: no version check (the local stack has no concurrent finalizes to lose).
+/// A file's version is the hash of its bytes: any change since the read is a conflict.
+fn file_version(body: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(body))
+}
+
+/// One process, one directory (the local stack, offline use): the version is checked by re-reading before
+/// the rename, which is enough for one process; the FHIR store's `If-Match` is the real guard.
 impl DraftStore for FileDraftStore {
     async fn create(&self, _session: &SessionContext, draft: &StoredDraft) -> Result<String, StoreError> {
         self.write(draft)?;
@@ -125,13 +157,7 @@ impl DraftStore for FileDraftStore {
     }
 
     async fn get(&self, _session: &SessionContext, handle: &str) -> Result<Option<Versioned>, StoreError> {
-        match std::fs::read(self.path(handle)) {
-            Ok(body) => serde_json::from_slice(&body)
-                .map(|draft| Some(Versioned { draft, version: None }))
-                .map_err(|_| StoreError::Decode),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(_) => Err(StoreError::Unavailable),
-        }
+        Ok(self.read(handle)?.map(|(draft, version)| Versioned { draft, version }))
     }
 
     async fn replace(
@@ -139,19 +165,23 @@ impl DraftStore for FileDraftStore {
         _session: &SessionContext,
         handle: &str,
         draft: &StoredDraft,
-        _version: Option<&str>,
+        version: &str,
     ) -> Result<(), StoreError> {
         if handle != draft.id {
             return Err(StoreError::Decode);
         }
-        self.write(draft)
+        match self.read(handle)? {
+            Some((_, current)) if current == version => self.write(draft),
+            _ => Err(StoreError::Conflict),
+        }
     }
 }
 
-/// In memory, counting writes: the tests' proof that a denied call wrote nothing.
+/// In memory, counting writes (the tests' proof that a denied call wrote nothing), with a version per
+/// draft that every write bumps, as a FHIR server's `versionId`.
 #[derive(Debug, Default)]
 pub struct MemoryDraftStore {
-    drafts: Mutex<HashMap<String, StoredDraft>>,
+    drafts: Mutex<HashMap<String, (StoredDraft, u64)>>,
     writes: AtomicUsize,
     reads: AtomicUsize,
 }
@@ -166,7 +196,18 @@ impl MemoryDraftStore {
     }
 
     pub fn snapshot(&self, id: &str) -> Option<StoredDraft> {
-        self.drafts.lock().ok().and_then(|d| d.get(id).cloned())
+        self.drafts.lock().ok().and_then(|d| d.get(id).map(|(draft, _)| draft.clone()))
+    }
+
+    /// Overwrites a draft behind the tool's back, as whoever can update the `Binary` could (tests of what
+    /// finalize does with a tampered draft). Bumps the version like any write.
+    pub fn tamper(&self, id: &str, change: impl FnOnce(&mut StoredDraft)) {
+        if let Ok(mut drafts) = self.drafts.lock()
+            && let Some((draft, version)) = drafts.get_mut(id)
+        {
+            change(draft);
+            *version += 1;
+        }
     }
 }
 
@@ -174,14 +215,14 @@ impl DraftStore for MemoryDraftStore {
     async fn create(&self, _session: &SessionContext, draft: &StoredDraft) -> Result<String, StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
         let mut drafts = self.drafts.lock().map_err(|_| StoreError::Unavailable)?;
-        drafts.insert(draft.id.clone(), draft.clone());
+        drafts.insert(draft.id.clone(), (draft.clone(), 1));
         Ok(draft.id.clone())
     }
 
     async fn get(&self, _session: &SessionContext, handle: &str) -> Result<Option<Versioned>, StoreError> {
         self.reads.fetch_add(1, Ordering::SeqCst);
         let drafts = self.drafts.lock().map_err(|_| StoreError::Unavailable)?;
-        Ok(drafts.get(handle).cloned().map(|draft| Versioned { draft, version: None }))
+        Ok(drafts.get(handle).map(|(draft, version)| Versioned { draft: draft.clone(), version: version.to_string() }))
     }
 
     async fn replace(
@@ -189,12 +230,18 @@ impl DraftStore for MemoryDraftStore {
         _session: &SessionContext,
         handle: &str,
         draft: &StoredDraft,
-        _version: Option<&str>,
+        version: &str,
     ) -> Result<(), StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
         let mut drafts = self.drafts.lock().map_err(|_| StoreError::Unavailable)?;
-        drafts.insert(handle.to_owned(), draft.clone());
-        Ok(())
+        match drafts.get_mut(handle) {
+            Some((stored, current)) if current.to_string() == version => {
+                *stored = draft.clone();
+                *current += 1;
+                Ok(())
+            }
+            _ => Err(StoreError::Conflict),
+        }
     }
 }
 
@@ -236,10 +283,7 @@ fn store_error(error: FhirError) -> StoreError {
 /// The `Binary` a draft is stored as.
 pub fn to_binary(draft: &StoredDraft) -> Result<Value, StoreError> {
     let sealed = serde_json::to_vec(&draft.sealed).map_err(|_| StoreError::Decode)?;
-    let status = match draft.status {
-        DraftStatus::Draft => "draft",
-        DraftStatus::Final => "final",
-    };
+    let status = draft.status.as_str();
     Ok(json!({
         "resourceType": "Binary",
         "meta": {"tag": [
@@ -310,10 +354,16 @@ impl<S: FhirStore> DraftStore for FhirDraftStore<S> {
             Err(e) => return Err(store_error(e)),
         };
         // Some other Binary under this id is not a draft: as far as the caller can tell, no such draft.
-        match from_binary(&binary) {
-            Ok(draft) => Ok(Some(Versioned { draft, version })),
-            Err(_) => Ok(None),
-        }
+        let Ok(draft) = from_binary(&binary) else { return Ok(None) };
+        // The update is conditional on the version read (HealthLake guide, "Idempotency and Concurrency":
+        // `If-Match` on the version); a read that carries no version cannot be updated safely.
+        let Some(version) = version else {
+            tracing::error!(
+                "the FHIR store returned a draft without a version; refusing to update it without If-Match"
+            );
+            return Err(StoreError::Unversioned);
+        };
+        Ok(Some(Versioned { draft, version }))
     }
 
     async fn replace(
@@ -321,13 +371,13 @@ impl<S: FhirStore> DraftStore for FhirDraftStore<S> {
         session: &SessionContext,
         handle: &str,
         draft: &StoredDraft,
-        version: Option<&str>,
+        version: &str,
     ) -> Result<(), StoreError> {
         let id = FhirId::parse(handle).map_err(|_| StoreError::Decode)?;
         let mut binary = to_binary(draft)?;
         binary["id"] = json!(id.as_str());
         // A delete between read and write surfaces as not found: the draft is gone, which is a conflict.
-        match self.fhir.update(session, "Binary", &id, &binary, version).await {
+        match self.fhir.update(session, "Binary", &id, &binary, Some(version)).await {
             Ok(_) => Ok(()),
             Err(FhirError::NotFound) => Err(StoreError::Conflict),
             Err(e) => Err(store_error(e)),
@@ -362,7 +412,7 @@ impl<S: FhirStore> DraftStore for ConfiguredDraftStore<S> {
         session: &SessionContext,
         handle: &str,
         draft: &StoredDraft,
-        version: Option<&str>,
+        version: &str,
     ) -> Result<(), StoreError> {
         match self {
             Self::Fhir(store) => store.replace(session, handle, draft, version).await,
@@ -418,9 +468,12 @@ mod tests {
         let handle = store.create(&s, &first).await.unwrap();
         assert_eq!(handle, first.id);
         assert_eq!(store.get(&s, &handle).await.unwrap().map(|v| v.draft), Some(first.clone()));
+        let version = store.get(&s, &handle).await.unwrap().unwrap().version;
         let finalised = StoredDraft { status: DraftStatus::Final, ..first.clone() };
-        store.replace(&s, &handle, &finalised, None).await.unwrap();
+        store.replace(&s, &handle, &finalised, &version).await.unwrap();
         assert_eq!(store.get(&s, &handle).await.unwrap().map(|v| v.draft.status), Some(DraftStatus::Final));
+        // The version read before that write is stale now: a second writer with it loses.
+        assert_eq!(store.replace(&s, &handle, &first, &version).await, Err(StoreError::Conflict));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

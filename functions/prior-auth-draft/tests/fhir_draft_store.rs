@@ -68,7 +68,7 @@ async fn get_reads_the_binary_back_with_its_version_and_a_missing_one_is_none() 
     let store = drafts(&server);
     let found = store.get(&session(), "b-1").await.unwrap().unwrap();
     assert_eq!(found.draft, draft(DraftStatus::Draft));
-    assert_eq!(found.version.as_deref(), Some("4"));
+    assert_eq!(found.version, "4");
     assert_eq!(store.get(&session(), "b-2").await.unwrap(), None);
     // Not a FHIR id: never sent anywhere.
     assert_eq!(store.get(&session(), "../Patient/x").await.unwrap(), None);
@@ -92,10 +92,26 @@ async fn replace_is_conditional_on_the_version_read_and_a_lost_race_is_a_conflic
         .await;
     let store = drafts(&server);
     let final_draft = draft(DraftStatus::Final);
-    store.replace(&session(), "b-1", &final_draft, Some("4")).await.unwrap();
+    store.replace(&session(), "b-1", &final_draft, "4").await.unwrap();
     let requests: Vec<Request> = server.received_requests().await.unwrap();
     let sent: serde_json::Value = serde_json::from_slice(&requests[0].body).unwrap();
     assert_eq!(sent["id"], "b-1");
     assert!(sent["meta"]["tag"].as_array().unwrap().iter().any(|t| t["code"] == "final"));
-    assert_eq!(store.replace(&session(), "b-1", &final_draft, Some("3")).await, Err(StoreError::Conflict));
+    assert_eq!(store.replace(&session(), "b-1", &final_draft, "3").await, Err(StoreError::Conflict));
+}
+
+#[tokio::test]
+async fn a_draft_read_without_a_version_is_refused_so_no_update_goes_without_if_match() {
+    // A server that answers without `meta.versionId` and without an `ETag`: finalize could only update
+    // unconditionally (a lost update), so the read itself fails and nothing is written.
+    let server = MockServer::start().await;
+    let mut binary = to_binary(&draft(DraftStatus::Draft)).unwrap();
+    binary["id"] = json!("b-1");
+    Mock::given(method("GET"))
+        .and(path("/fhir/Binary/b-1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(binary))
+        .mount(&server)
+        .await;
+    Mock::given(method("PUT")).respond_with(ResponseTemplate::new(200)).expect(0).mount(&server).await;
+    assert_eq!(drafts(&server).get(&session(), "b-1").await, Err(StoreError::Unversioned));
 }

@@ -361,6 +361,16 @@ pub enum KeysAdapter {
     Kms(KmsKeys),
 }
 
+impl KeysAdapter {
+    /// Whether `pseudonym` can work: always locally, on KMS only with an HMAC key (`KMS_MAC_KEY_ID`).
+    pub fn makes_pseudonyms(&self) -> bool {
+        match self {
+            Self::Local(_) => true,
+            Self::Kms(kms) => kms.has_mac_key(),
+        }
+    }
+}
+
 impl Keys for KeysAdapter {
     async fn seal(
         &self,

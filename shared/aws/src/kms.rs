@@ -36,6 +36,11 @@ impl KmsKeys {
         Self { client, key_id: key_id.into(), mac_key_id, policy: CallPolicy::default() }
     }
 
+    /// Whether an HMAC key for pseudonyms was configured.
+    pub fn has_mac_key(&self) -> bool {
+        self.mac_key_id.is_some()
+    }
+
     pub fn with_policy(mut self, policy: CallPolicy) -> Self {
         self.policy = policy;
         self

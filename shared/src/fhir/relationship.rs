@@ -60,6 +60,41 @@ pub async fn care_relationship(
     Ok(CareRelationship { established: !reads.is_empty(), reads })
 }
 
+/// Whether `encounter` is one of the patient's encounters: the link an RCM coder has to a patient (they
+/// code the note of that encounter). One search, ids and `subject` only; the subject is checked in what came
+/// back, not inferred from a non-empty bundle.
+pub async fn encounter_of_patient(
+    store: &impl FhirStore,
+    session: &SessionContext,
+    patient: &FhirId,
+    encounter: &FhirId,
+) -> Result<CareRelationship, ToolError> {
+    let query = SearchQuery::new("Encounter")
+        .patient(patient)
+        .param("_id", encounter.as_str())
+        .elements(&["id", "subject"])
+        .count(1)
+        .pages(1);
+    let found = store.search(session, &query).await?;
+    let subject = format!("Patient/{patient}");
+    let reads: Vec<String> = found
+        .parse::<EncounterSubject>()
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.id == encounter.as_str() && e.subject.as_ref().and_then(|r| r.reference.as_deref()) == Some(&subject)
+        })
+        .map(|e| format!("Encounter/{}", e.id))
+        .collect();
+    Ok(CareRelationship { established: !reads.is_empty(), reads })
+}
+
+#[derive(Deserialize)]
+struct EncounterSubject {
+    id: String,
+    subject: Option<Reference>,
+}
+
 #[derive(Deserialize)]
 struct Reference {
     reference: Option<String>,

@@ -62,42 +62,70 @@ impl BreakGlass {
     }
 }
 
-/// `{"draft_id": "…", "content_hash": "<hex SHA-256 the draft reply showed>", "attestation": "…",
-/// "override_reason": "…"?}`: the clinician read that exact draft and signed it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// How long a clinician's sign-off stays good: long enough to reach the tool, too short to be replayed
+/// into a later finalize of the same session.
+pub const SIGNOFF_MAX_AGE_MINUTES: i64 = 15;
+
+/// `{"draft_id": "…", "content_hash": "<the hex SHA-256 the draft reply showed>", "attestation": "…",
+/// "override_reason": "…"?, "signed_at": "<RFC 3339>"}`: the clinician read that exact draft and signed it,
+/// at `signed_at`. It covers one draft with one content; a draft is finalized once, so a sign-off is used
+/// once.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Signoff {
     pub draft_id: String,
     pub content_hash: String,
     pub attestation: String,
-    #[serde(default)]
     pub override_reason: Option<String>,
+    pub signed_at: OffsetDateTime,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignoffWire {
+    draft_id: String,
+    content_hash: String,
+    attestation: String,
+    #[serde(default)]
+    override_reason: Option<String>,
+    signed_at: String,
 }
 
 impl Signoff {
-    pub fn parse(raw: &str) -> Result<Self, ToolError> {
+    /// Parses a sign-off made at most [`SIGNOFF_MAX_AGE_MINUTES`] before `now` (and not in the future beyond
+    /// a minute of clock skew). Anything else is `invalid_input` that names the fields, never their values.
+    pub fn parse(raw: &str, now: OffsetDateTime) -> Result<Self, ToolError> {
         let invalid = || {
-            ToolError::invalid(
-                "the clinician sign-off must be {\"draft_id\", \"content_hash\", \"attestation\" (10 to 1000 characters), \"override_reason\"? (10 to 500)}",
-            )
+            ToolError::invalid(format!(
+                "the clinician sign-off must be {{\"draft_id\", \"content_hash\" (64 hex digits), \"attestation\" (10 to 1000 characters), \"override_reason\"? (10 to 500), \"signed_at\" (RFC 3339, within the last {SIGNOFF_MAX_AGE_MINUTES} minutes)}}"
+            ))
         };
-        let mut signoff: Self = serde_json::from_str(raw).map_err(|_| invalid())?;
+        let wire: SignoffWire = serde_json::from_str(raw).map_err(|_| invalid())?;
         let printable = |text: &str, min: usize, max: usize| {
             let text = text.trim();
             let n = text.chars().count();
             ((min..=max).contains(&n) && !text.chars().any(|c| c.is_control() && c != '\n')).then(|| text.to_owned())
         };
-        signoff.attestation = printable(&signoff.attestation, 10, 1000).ok_or_else(invalid)?;
-        signoff.override_reason = match signoff.override_reason.as_deref() {
+        let attestation = printable(&wire.attestation, 10, 1000).ok_or_else(invalid)?;
+        let override_reason = match wire.override_reason.as_deref() {
             None => None,
             Some(reason) => Some(printable(reason, 10, 500).ok_or_else(invalid)?),
         };
-        let hex = signoff.content_hash.len() == 64 && signoff.content_hash.bytes().all(|b| b.is_ascii_hexdigit());
-        if !hex || FhirId::parse(&signoff.draft_id).is_err() {
+        let hex = wire.content_hash.len() == 64 && wire.content_hash.bytes().all(|b| b.is_ascii_hexdigit());
+        if !hex || FhirId::parse(&wire.draft_id).is_err() {
             return Err(invalid());
         }
-        signoff.content_hash.make_ascii_lowercase();
-        Ok(signoff)
+        let signed_at = OffsetDateTime::parse(wire.signed_at.trim(), &Rfc3339).map_err(|_| invalid())?;
+        let age = now - signed_at;
+        if age > time::Duration::minutes(SIGNOFF_MAX_AGE_MINUTES) || age < -time::Duration::minutes(1) {
+            return Err(invalid());
+        }
+        Ok(Self {
+            draft_id: wire.draft_id,
+            content_hash: wire.content_hash.to_ascii_lowercase(),
+            attestation,
+            override_reason,
+            signed_at,
+        })
     }
 }
 
@@ -134,15 +162,22 @@ mod tests {
     }
 
     #[test]
-    fn a_signoff_names_a_draft_and_its_hash() {
-        let hash = "a".repeat(64);
-        let raw =
-            format!(r#"{{"draft_id": "d1", "content_hash": "{hash}", "attestation": "I reviewed this request."}}"#);
-        let signoff = Signoff::parse(&raw).unwrap();
+    fn a_signoff_names_a_draft_its_hash_and_when() {
+        let hash = "A".repeat(64);
+        let raw = |signed_at: &str| {
+            format!(
+                r#"{{"draft_id": "d1", "content_hash": "{hash}", "attestation": "I reviewed this request.", "signed_at": "{signed_at}"}}"#
+            )
+        };
+        let signoff = Signoff::parse(&raw("2026-12-01T09:55:00Z"), NOW).unwrap();
         assert_eq!((signoff.draft_id.as_str(), signoff.override_reason), ("d1", None));
-        assert!(
-            Signoff::parse(r#"{"draft_id": "d1", "content_hash": "xyz", "attestation": "I reviewed this."}"#).is_err()
-        );
-        assert!(Signoff::parse("I attest").is_err());
+        assert_eq!(signoff.content_hash, "a".repeat(64), "hex is compared in lower case");
+        for stale_or_future in ["2026-12-01T09:40:00Z", "2026-12-01T10:05:00Z", "yesterday"] {
+            assert!(Signoff::parse(&raw(stale_or_future), NOW).is_err(), "{stale_or_future}");
+        }
+        let bad_hash = r#"{"draft_id": "d1", "content_hash": "xyz", "attestation": "I reviewed this.", "signed_at": "2026-12-01T09:55:00Z"}"#;
+        assert!(Signoff::parse(bad_hash, NOW).is_err());
+        let err = Signoff::parse("I attest, Dr Jane Roe", NOW).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.starts_with("invalid input") && !err.contains("Jane"), "{err}");
     }
 }

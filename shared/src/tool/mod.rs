@@ -26,7 +26,7 @@ use serde_json::{Map, Value};
 use tracing::{Instrument, info_span, warn};
 
 pub use self::args::parse_arguments;
-pub use self::channel::{BREAK_GLASS_MAX_MINUTES, BreakGlass, Signoff};
+pub use self::channel::{BREAK_GLASS_MAX_MINUTES, BreakGlass, SIGNOFF_MAX_AGE_MINUTES, Signoff};
 pub use self::gate::{Action, CedarContext, Gate, Permit, Resource, context_matches_schema};
 pub use self::recorder::{ModelUse, Recorder};
 use crate::audit::{AuditRecord, AuditSink, CheckpointWhen};
@@ -49,10 +49,16 @@ pub trait ToolInput: DeserializeOwned + JsonSchema {
     const DESCRIPTION: &'static str;
     /// The Cedar action the gate asks about.
     const ACTION: Action;
+    /// Names that belong to the front end's own channel (a clinician's sign-off, a break-glass grant). The
+    /// schema never offers them; when the model writes one anyway (a prompt injection, a confused model) it
+    /// is refused by name, saying where the value must come from.
+    const CHANNEL_ONLY: &'static [&'static str] = &[];
+    /// A Bedrock Agent returns control to the application for the user's confirmation before calling it.
+    const REQUIRE_CONFIRMATION: bool = false;
 
     /// The schema an agent is given for this tool.
     fn schema() -> ToolSchema {
-        ToolSchema::new::<Self>(Self::NAME, Self::DESCRIPTION)
+        ToolSchema::new::<Self>(Self::NAME, Self::DESCRIPTION).confirmed(Self::REQUIRE_CONFIRMATION)
     }
 }
 
@@ -135,6 +141,11 @@ async fn run_action<A: ToolAction>(
     call: &Call<'_>,
     arguments: &Map<String, Value>,
 ) -> Result<ToolReply, ToolError> {
+    if let Some(name) = <A::Input as ToolInput>::CHANNEL_ONLY.iter().find(|n| arguments.contains_key(**n)) {
+        return Err(ToolError::invalid(format!(
+            "`{name}` is never a tool argument: it comes only from the clinician, through the application"
+        )));
+    }
     let input: A::Input = parse_arguments(arguments)?;
     let args = A::check(input)?;
     let permit = action.authorize(call, &args).await?;

@@ -26,6 +26,8 @@ pub const SESSION: &str = "test-session-icd10-0123456789abcdef";
 /// The organisation of the test tokens (`TokenSpec::default().org`).
 pub const TENANT: &str = "org-test";
 pub const PATIENT: &str = "p-123";
+/// The patient's encounter the test notes document: a coder's cross-check needs it.
+pub const ENCOUNTER: &str = "e-visit";
 pub const DEV_CASES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/icd10/dev_cases.jsonl");
 
 /// One FHIR request the fake server saw: resource type, parameters (query or form body), `x-session-id`.
@@ -59,6 +61,7 @@ impl Harness {
         let table = CodeTable::embedded().unwrap();
         let action = Icd10Coding {
             store: HttpFhirStore::new(reqwest::Client::new(), endpoint, Signing::None),
+            care_lookback_days: 3650,
             model: model.map(ScriptedModel::new),
             knowledge: CountingKb { inner: LexicalIndex::new(table), calls: AtomicUsize::new(0) },
             table,
@@ -123,6 +126,13 @@ pub fn condition(id: &str, snomed: &str, status: &str) -> Value {
            "verificationStatus": {"coding": [{"code": "confirmed"}]},
            "code": {"coding": [{"system": "http://snomed.info/sct", "code": snomed}]},
            "subject": {"reference": format!("Patient/{PATIENT}")}})
+}
+
+/// An Encounter of `patient`.
+pub fn encounter(id: &str, patient: &str) -> Value {
+    json!({"resourceType": "Encounter", "id": id, "status": "finished",
+           "subject": {"reference": format!("Patient/{patient}")},
+           "period": {"start": "2026-11-30T09:00:00Z", "end": "2026-11-30T09:30:00Z"}})
 }
 
 pub fn medication(id: &str, display: &str) -> Value {

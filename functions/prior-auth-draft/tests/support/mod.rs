@@ -68,19 +68,23 @@ use shared::writer::{ClinicalWriter, LocalWriter, Narrative, WriterError, Writin
 pub const SESSION: &str = "test-session-0123456789abcdef0123456789abcdef";
 pub const TENANT: &str = "org-synthea-ma";
 
-/// Local keys that count their calls: the proof that a denied call made no key-service call.
+/// Local keys that count their calls (the proof that a denied call made no key-service call) and keep the
+/// encryption contexts they were given (what CloudTrail would record).
 pub struct CountingKeys {
     pub inner: LocalKeys,
     pub calls: AtomicUsize,
+    pub contexts: Mutex<Vec<EncryptionContext>>,
 }
 
 impl Keys for CountingKeys {
     async fn seal(&self, s: &SessionContext, c: &EncryptionContext, p: &[u8]) -> Result<Sealed, KeyError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        self.contexts.lock().unwrap().push(c.clone());
         self.inner.seal(s, c, p).await
     }
     async fn open(&self, s: &SessionContext, sealed: &Sealed, c: &EncryptionContext) -> Result<Vec<u8>, KeyError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        self.contexts.lock().unwrap().push(c.clone());
         self.inner.open(s, sealed, c).await
     }
     async fn pseudonym(&self, s: &SessionContext, v: &str) -> Result<String, KeyError> {
@@ -135,7 +139,11 @@ impl Harness {
             knowledge: PolicyFiles::from_dir(std::path::Path::new(&format!("{SHARED}/payer-policies"))).unwrap(),
             writer: CountingWriter::default(),
             drafts: MemoryDraftStore::default(),
-            keys: CountingKeys { inner: LocalKeys::generate().unwrap(), calls: AtomicUsize::new(0) },
+            keys: CountingKeys {
+                inner: LocalKeys::generate().unwrap(),
+                calls: AtomicUsize::new(0),
+                contexts: Mutex::default(),
+            },
             tenant: TENANT.into(),
             care_lookback_days: 730,
             fhir_base: base,
