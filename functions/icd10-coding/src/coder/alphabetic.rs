@@ -47,6 +47,12 @@ fn stem(word: &str) -> String {
 /// The history code the Index gives the clause, with the positions of the words it rests on; `None` when no
 /// path's words are all documented as history (or, for a relative, in the family clause).
 pub fn history_code(table: &CodeTable, clause: &Clause) -> Option<(&'static str, Vec<usize>)> {
+    history_code_as(table, clause, false)
+}
+
+/// The same walk for a clause whose condition is known to be over (the reason of a Z09 follow-up visit), so
+/// its words are read as the patient's history.
+pub fn history_code_as(table: &CodeTable, clause: &Clause, over: bool) -> Option<(&'static str, Vec<usize>)> {
     let usable: Vec<(usize, String)> = clause
         .words
         .iter()
@@ -58,7 +64,7 @@ pub fn history_code(table: &CodeTable, clause: &Clause) -> Option<(&'static str,
                 && !w.uncertain
                 && !w.hypothetical
                 && !w.not_condition
-                && (clause.family || w.history)
+                && (clause.family || w.history || over)
         })
         .map(|(i, w)| (i, stem(&w.token.word)))
         .collect();

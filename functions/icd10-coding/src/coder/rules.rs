@@ -107,6 +107,35 @@ pub fn code(table: &CodeTable, index: &Index, note: &str) -> Coding {
     long_term_drugs(table, &analysis, &mut found, &mut skipped);
     body_mass_index(table, note, &mut found);
     encounter_reasons(table, note, &analysis, &mut found);
+    // A follow-up after completed treatment is reported with the history code of the treated condition (I.C.21.c.8).
+    if let Some(z09) =
+        found.iter().find(|f| f.proposal.code == "Z09").and_then(|f| f.proposal.evidence.first().copied())
+    {
+        let visit_reason = coded_clauses(&analysis)
+            .filter(|c| c.section == Section::Assessment && c.span.start <= z09.end)
+            .filter(|c| {
+                analysis.clauses.iter().any(|o| o.item == c.item && o.span.start <= z09.start && z09.start < o.span.end)
+            })
+            .filter_map(|c| alphabetic::history_code_as(table, c, true).map(|(code, at)| (c, code, at)))
+            .find(|(_, code, _)| code.starts_with("Z8"));
+        if let Some((clause, code, at)) = visit_reason
+            && let Some(entry) = table.billable(code)
+            && !found.iter().any(|f| f.proposal.code == entry.code)
+        {
+            found.push(Found {
+                proposal: Proposal {
+                    code: entry.code,
+                    description: entry.description,
+                    evidence: vec![evidence_span(clause, &at)],
+                    assertion: Assertion::PersonalHistory,
+                    basis: Basis::History,
+                    match_strength: 1.0,
+                },
+                item: clause.item,
+                score: 1.0,
+            });
+        }
+    }
     resolve_excludes1(table, &mut found, &mut skipped);
 
     // One proposal per code, with every span that supports it.

@@ -270,7 +270,7 @@ fn symptoms_a_confirmed_diagnosis_accounts_for_are_not_coded_in_another_item() {
 #[test]
 fn follow_up_after_completed_treatment_and_surveillance() {
     let z09 = "Follow-up visit\nAssessment: Follow-up exam after completed treatment for pneumonia, resolved.";
-    assert_eq!(codes(z09), ["Z09"]);
+    assert_eq!(codes(z09), ["Z09", "Z87.01"]);
     let surveillance = "GI\nAssessment: Surveillance colonoscopy, history of colon polyps.";
     assert_eq!(codes(surveillance), ["Z12.11", "Z86.0100"]);
 }
