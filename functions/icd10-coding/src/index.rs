@@ -1,7 +1,9 @@
-//! The local knowledge base: an embedded lexical index over the billable codes of the table (description and
-//! inclusion terms), behind the same `KnowledgeBase` port as the Bedrock Knowledge Base on AWS.
+//! The local knowledge base: BM25 over the billable codes, behind the same `KnowledgeBase` port as the Bedrock
+//! Knowledge Base on AWS.
 //!
-//! Scoring is BM25 over word tokens (lower-cased, stop words dropped): enough to put the right family of
+//! It reads the coder's code index (`coder::Index`, built once at compile time): one index and one tokenizer for
+//! the code table in the whole tool (issue 10). A document is a billable code: the words of its description and
+//! inclusion terms, or for a code with a 7th character those of its stem. Enough to put the right family of
 //! codes in front of a model, which then selects; it never proposes anything itself.
 
 use std::collections::{BTreeMap, HashMap};
@@ -10,6 +12,7 @@ use std::sync::OnceLock;
 use shared::knowledge::{KnowledgeBase, KnowledgeError, Passage, RetrievalQuery};
 use shared::session::SessionContext;
 
+use crate::coder::{Index, query_words};
 use crate::table::CodeTable;
 
 /// Words too common to rank by; "with", "without", "other" and "unspecified" stay: they tell codes apart.
@@ -20,7 +23,7 @@ const B: f32 = 0.75;
 /// Most results one retrieval returns, whatever the query asks.
 const MAX_RESULTS: usize = 50;
 
-/// Lower-cased alphanumeric words of `text`, without stop words.
+/// Lower-cased alphanumeric words of `text`, without stop words (the reply's evidence check).
 pub fn tokens(text: &str) -> impl Iterator<Item = String> + '_ {
     text.split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
@@ -29,18 +32,18 @@ pub fn tokens(text: &str) -> impl Iterator<Item = String> + '_ {
 }
 
 struct Postings {
-    /// token → (document, term frequency)
-    terms: HashMap<String, Vec<(u32, u16)>>,
+    /// word id of the code index → (document, term frequency)
+    terms: Vec<Vec<(u32, u16)>>,
     lengths: Vec<u16>,
     average_length: f32,
 }
 
-/// The index over `table`, built on the first retrieval (the deterministic path never needs it).
+/// BM25 postings over the code index, derived on the first retrieval (the deterministic path never needs them).
 pub struct LexicalIndex {
     table: &'static CodeTable,
     /// Indexes into `table.entries()` of the billable codes, in document order.
     documents: Vec<usize>,
-    postings: OnceLock<Postings>,
+    postings: OnceLock<Option<Postings>>,
 }
 
 impl std::fmt::Debug for LexicalIndex {
@@ -55,60 +58,96 @@ impl LexicalIndex {
         Self { table, documents, postings: OnceLock::new() }
     }
 
-    fn postings(&self) -> &Postings {
-        self.postings.get_or_init(|| {
-            let entries = self.table.entries();
-            let mut terms: HashMap<String, Vec<(u32, u16)>> = HashMap::new();
-            let mut lengths = Vec::with_capacity(self.documents.len());
-            for (doc, &i) in self.documents.iter().enumerate() {
-                let entry = &entries[i];
-                let mut counts: BTreeMap<String, u16> = BTreeMap::new();
-                let text = std::iter::once(entry.description).chain(entry.inclusion_terms());
-                let mut length = 0u16;
-                for part in text {
-                    for token in tokens(part) {
-                        *counts.entry(token).or_insert(0) += 1;
-                        length = length.saturating_add(1);
-                    }
-                }
-                let doc = u32::try_from(doc).unwrap_or(u32::MAX);
-                for (token, count) in counts {
-                    terms.entry(token).or_default().push((doc, count));
-                }
-                lengths.push(length.max(1));
-            }
-            let total: f32 = lengths.iter().map(|&l| f32::from(l)).sum();
-            let average_length = total / (lengths.len().max(1) as f32);
-            Postings { terms, lengths, average_length }
-        })
+    fn postings(&self) -> Option<(&'static Index, &Postings)> {
+        let index = Index::embedded()?;
+        let postings = self.postings.get_or_init(|| Some(build_postings(self.table, index, &self.documents)));
+        postings.as_ref().map(|p| (index, p))
     }
 
     /// The best-matching billable codes for `query`, best first, as (code, score).
     pub fn search(&self, query: &str, limit: usize) -> Vec<(&'static str, f32)> {
-        let postings = self.postings();
+        let Some((index, postings)) = self.postings() else { return Vec::new() };
         let n = self.documents.len() as f32;
         let mut scores: HashMap<u32, f32> = HashMap::new();
         let mut seen = Vec::new();
-        for token in tokens(query) {
-            if seen.contains(&token) {
+        for word in query_words(query) {
+            let Some(id) = index.word(&word) else { continue };
+            if seen.contains(&id) {
                 continue;
             }
-            let Some(list) = postings.terms.get(&token) else { continue };
+            seen.push(id);
+            let Some(list) = postings.terms.get(id as usize).filter(|l| !l.is_empty()) else { continue };
             let df = list.len() as f32;
             let idf = ((n - df + 0.5) / (df + 0.5) + 1.0).ln();
             for &(doc, tf) in list {
                 let tf = f32::from(tf);
-                let length = f32::from(postings.lengths[doc as usize]);
+                let length = f32::from(postings.lengths.get(doc as usize).copied().unwrap_or(1));
                 let norm = tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * length / postings.average_length));
                 *scores.entry(doc).or_insert(0.0) += idf * norm;
             }
-            seen.push(token);
         }
         let mut ranked: Vec<(u32, f32)> = scores.into_iter().collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         let entries = self.table.entries();
-        ranked.into_iter().take(limit).map(|(doc, score)| (entries[self.documents[doc as usize]].code, score)).collect()
+        ranked
+            .into_iter()
+            .filter_map(|(doc, score)| Some((entries.get(*self.documents.get(doc as usize)?)?.code, score)))
+            .take(limit)
+            .collect()
     }
+}
+
+/// Each billable code's word counts, from the index's terms: a term's words count for its code, or for a stem
+/// that takes a 7th character, for every billable code under it.
+fn build_postings(table: &CodeTable, index: &Index, documents: &[usize]) -> Postings {
+    let entries = table.entries();
+    // Table position → document number.
+    let mut doc_of: HashMap<usize, u32> = HashMap::with_capacity(documents.len());
+    for (doc, &i) in documents.iter().enumerate() {
+        doc_of.insert(i, doc as u32);
+    }
+    let mut counts: Vec<BTreeMap<u32, u16>> = vec![BTreeMap::new(); documents.len()];
+    for term in index.terms() {
+        let Some(entry) = entries.get(term.entry) else { continue };
+        let docs: Vec<u32> = if term.needs_seventh {
+            entries
+                .get(term.entry + 1..)
+                .unwrap_or_default()
+                .iter()
+                .take_while(|e| e.code.starts_with(entry.code))
+                .enumerate()
+                .filter_map(|(k, _)| doc_of.get(&(term.entry + 1 + k)).copied())
+                .collect()
+        } else {
+            doc_of.get(&term.entry).copied().into_iter().collect()
+        };
+        for doc in docs {
+            let Some(c) = counts.get_mut(doc as usize) else { continue };
+            for &w in term.required.iter().chain(term.optional) {
+                let n = c.entry(w).or_insert(0);
+                *n = n.saturating_add(1);
+            }
+        }
+    }
+    let mut terms: Vec<Vec<(u32, u16)>> = Vec::new();
+    let mut lengths = Vec::with_capacity(documents.len());
+    for (doc, c) in counts.into_iter().enumerate() {
+        let mut length = 0u16;
+        for (w, n) in c {
+            let w = w as usize;
+            if terms.len() <= w {
+                terms.resize_with(w + 1, Vec::new);
+            }
+            if let Some(list) = terms.get_mut(w) {
+                list.push((doc as u32, n));
+            }
+            length = length.saturating_add(n);
+        }
+        lengths.push(length.max(1));
+    }
+    let total: f32 = lengths.iter().map(|&l| f32::from(l)).sum();
+    let average_length = total / (lengths.len().max(1) as f32);
+    Postings { terms, lengths, average_length }
 }
 
 impl KnowledgeBase for LexicalIndex {
@@ -157,6 +196,12 @@ mod tests {
         assert!(hits.iter().take(3).any(|(code, _)| *code == "B02.9"), "{hits:?}");
         let table = CodeTable::embedded().unwrap();
         assert!(hits.iter().all(|(code, _)| table.billable(code).is_some()));
+    }
+
+    #[test]
+    fn codes_with_a_seventh_character_are_found_by_their_stem() {
+        let hits = index().search("nondisplaced fracture of neck of fifth metacarpal bone, left hand", 20);
+        assert!(hits.iter().any(|(code, _)| code.starts_with("S62.336")), "{hits:?}");
     }
 
     #[test]

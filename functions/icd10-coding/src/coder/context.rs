@@ -4,6 +4,8 @@
 //! Our own implementation of the published trigger-and-scope idea: a trigger opens a scope that runs forward
 //! (or, for a post-trigger, backward) to the end of its clause or to a terminating word.
 
+use std::sync::LazyLock;
+
 use super::Span;
 use super::text::{EXPANSIONS, Laterality, POSTPROCEDURAL, Token, laterality_of, tokenize};
 
@@ -56,6 +58,8 @@ pub struct Analysis {
 
 const NEG_PRE: &[&[&str]] = &[
     &["no"],
+    // "no longer has asthma symptoms": what has ended is not coded as current.
+    &["no", "longer"],
     &["denies"],
     &["denied"],
     &["deny"],
@@ -104,7 +108,6 @@ const PSEUDO: &[&[&str]] = &[
     &["not", "improved"],
     &["not", "better"],
     &["not", "controlled"],
-    &["no", "longer"],
 ];
 const UNCERTAIN_PRE: &[&[&str]] = &[
     &["possible"],
@@ -138,6 +141,24 @@ const UNCERTAIN_PRE: &[&[&str]] = &[
     &["compatible", "with"],
     &["working", "diagnosis"],
     &["cannot", "exclude"],
+    &["doubt"],
+    &["doubtful"],
+    &["presumed"],
+    &["presumably"],
+    &["suggest"],
+    &["suggests"],
+    &["suggesting"],
+    &["ddx"],
+    &["worried", "that"],
+    &["worried", "he"],
+    &["worried", "she"],
+    &["concerned", "that"],
+    // What the patient fears is not a diagnosis (Z71.1 is the visit's code then).
+    &["worried", "about"],
+    &["worried", "of"],
+    &["afraid", "of"],
+    &["fear", "of"],
+    &["concerned", "about"],
 ];
 const UNCERTAIN_POST: &[&[&str]] = &[
     &["suspected"],
@@ -145,6 +166,14 @@ const UNCERTAIN_POST: &[&[&str]] = &[
     &["not", "confirmed"],
     &["is", "possible"],
     &["unlikely"],
+    &["less", "likely"],
+    &["is", "a", "consideration"],
+    &["a", "consideration"],
+    &["in", "the", "differential"],
+    &["on", "the", "differential"],
+    // "Gout versus pseudogout": both sides of a "versus" are uncertain.
+    &["versus"],
+    &["vs"],
     &["questionable"],
     &["not", "excluded"],
 ];
@@ -172,6 +201,8 @@ const HYPOTHETICAL_PRE: &[&[&str]] = &[
     &["risk", "of"],
     &["risk", "for"],
     &["at", "risk"],
+    &["prophylaxis", "against"],
+    &["prophylaxis", "for"],
 ];
 /// Post-triggers: "DVT prophylaxis", "fall precautions" name what is to be prevented.
 const HYPOTHETICAL_POST: &[&str] = &["prophylaxis", "precaution", "prevention"];
@@ -290,15 +321,45 @@ pub fn analyse(note: &str) -> Analysis {
         let body_offset = line_start + body_start.min(line.len());
         for (s_start, sentence) in sentences(body) {
             item += 1;
+            // "Anemia? Check CBC.": a diagnosis asked as a question is uncertain.
+            let queried = body.get(s_start + sentence.len()..).is_some_and(|rest| rest.starts_with('?'));
+            let first_clause = analysis.clauses.len();
+            // Terse notes name the assessment inside a paragraph: "… Ottawa negative. Dx: ankle sprain. RICE."
+            if let Some(kind) = inline_header(sentence) {
+                section = kind;
+                analysis.has_assessment |= kind == Section::Assessment;
+            }
             for (c_start, clause) in clauses(sentence) {
                 let start = body_offset + s_start + c_start;
                 if let Some(c) = build_clause(clause, start, item, section) {
                     analysis.clauses.push(c);
                 }
             }
+            if queried && let Some(last) = analysis.clauses.get_mut(first_clause..).and_then(|c| c.last_mut()) {
+                for w in &mut last.words {
+                    w.uncertain = true;
+                }
+            }
         }
     }
     analysis
+}
+
+/// A section named at the start of a sentence inside a line ("Dx: …", "Dx viral URI", "Plan: …").
+fn inline_header(sentence: &str) -> Option<Section> {
+    let words: Vec<String> = sentence.split_whitespace().take(2).map(|w| w.to_lowercase()).collect();
+    let first = words.first()?;
+    let (head, colon) = match first.strip_suffix(':') {
+        Some(h) => (h, true),
+        None => (first.as_str(), false),
+    };
+    match head {
+        "dx" | "diagnosis" | "diagnoses" | "assessment" | "impression" | "a/p" | "imp" if colon || head == "dx" => {
+            Some(Section::Assessment)
+        }
+        "plan" | "rx" if colon => Some(Section::Plan),
+        _ => None,
+    }
 }
 
 fn header_kind(head: &str) -> Option<Section> {
@@ -373,6 +434,14 @@ fn build_clause(text: &str, start: usize, item: usize, section: Section) -> Opti
     }
     let owned: Vec<String> = tokens.iter().map(|t| t.word.clone()).collect();
     let words_only: Vec<&str> = owned.iter().map(String::as_str).collect();
+    // "?angina", "? PE": a query mark before a word makes the rest of the clause uncertain.
+    let queried_from = tokens.iter().position(|t| {
+        t.span
+            .start
+            .checked_sub(start)
+            .and_then(|at| text.get(..at))
+            .is_some_and(|before| before.trim_end().ends_with('?'))
+    });
     let mut words: Vec<Word> = tokens
         .into_iter()
         .map(|token| Word {
@@ -410,6 +479,11 @@ fn build_clause(text: &str, start: usize, item: usize, section: Section) -> Opti
         }
         if let Some(len) = longest(&words_only, i, UNCERTAIN_PRE) {
             for w in words.iter_mut().skip(i + len) {
+                w.uncertain = true;
+            }
+        }
+        if queried_from == Some(i) {
+            for w in words.iter_mut().skip(i) {
                 w.uncertain = true;
             }
         }
@@ -485,10 +559,11 @@ fn clause_laterality(words: &[&str]) -> Option<Laterality> {
             Some(Laterality::Left) => left = true,
             _ => {}
         }
-        if *w == "od" {
+        // The eyes' and the abdominal quadrants' abbreviations name a side.
+        if matches!(*w, "od" | "rlq" | "ruq") {
             right = true;
         }
-        if *w == "os" {
+        if matches!(*w, "os" | "llq" | "luq") {
             left = true;
         }
     }
@@ -500,13 +575,20 @@ fn clause_laterality(words: &[&str]) -> Option<Laterality> {
     }
 }
 
+/// The expansions' words, tokenized once.
+static EXPANSION_WORDS: LazyLock<Vec<(Vec<String>, Vec<Token>)>> = LazyLock::new(|| {
+    EXPANSIONS
+        .iter()
+        .map(|(source, target)| (tokenize(source, 0).into_iter().map(|t| t.word).collect(), tokenize(target, 0)))
+        .collect()
+});
+
 /// Adds the classification's words for abbreviations and lay terms, with the context of the words they
 /// stand for, and the postprocedural reading of "X after <procedure>".
 fn expand(words: &mut Vec<Word>) {
     let plain: Vec<String> = words.iter().map(|w| w.token.word.clone()).collect();
     let mut added = Vec::new();
-    for (source, target) in EXPANSIONS {
-        let source_words: Vec<String> = tokenize(source, 0).into_iter().map(|t| t.word).collect();
+    for (source_words, target) in EXPANSION_WORDS.iter() {
         if source_words.is_empty() {
             continue;
         }
@@ -517,7 +599,7 @@ fn expand(words: &mut Vec<Word>) {
                 let span = Span { start: first.token.span.start, end: last.token.span.end };
                 // "uncomplicated" = "without complications": the expansion negates its own words.
                 let mut own_trigger = None;
-                for t in tokenize(target, 0) {
+                for t in target.iter().cloned() {
                     let at = words.len() + added.len();
                     let negated_by = own_trigger.or(first.negated_by);
                     if t.word == "without" {
@@ -562,6 +644,26 @@ fn expand(words: &mut Vec<Word>) {
         }
     }
     words.extend(added);
+    primary_osteoarthritis(words);
+}
+
+/// The Index: Osteoarthritis → ankle, elbow, foot joint, hand joint, hip, knee, shoulder, wrist: each site's
+/// code is its primary osteoarthritis (M19.07-, M17.1-…), post-traumatic and secondary forms only as written. So
+/// a site beside "osteoarthritis" adds the word "primary"; alone, "osteoarthritis" stays M19.90.
+fn primary_osteoarthritis(words: &mut Vec<Word>) {
+    const SITES: &[&str] = &["ankle", "elbow", "foot", "hand", "hip", "knee", "shoulder", "wrist"];
+    let has = |w: &str| words.iter().any(|x| x.token.word == w);
+    if !has("osteoarthritis")
+        || has("primary")
+        || has("secondary")
+        || has("posttraumatic")
+        || has("traumatic")
+        || !SITES.iter().any(|s| has(s))
+    {
+        return;
+    }
+    let Some(oa) = words.iter().find(|w| w.token.word == "osteoarthritis").cloned() else { return };
+    words.push(Word { token: Token { word: "primary".to_owned(), ..oa.token }, expanded: true, ..oa });
 }
 
 #[cfg(test)]

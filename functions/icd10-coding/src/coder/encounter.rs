@@ -22,7 +22,7 @@ pub struct Reason {
 /// Categories (or codes) this layer decides: the lexical matcher's guesses there are replaced.
 pub const OWNED: &[&str] = &[
     "Z00", "Z01.4", "Z23", "Z11", "Z12", "Z13", "Z3A", "F17", "Z72.0", "Z87.891", "Z71.6", "Z77.22", "O99.21",
-    "O99.33", "Z51.81",
+    "O99.33", "Z51.81", "Z09", "Z02.5", "Z01.81", "Z71.3",
 ];
 
 pub fn owns(code: &str) -> bool {
@@ -85,6 +85,8 @@ pub fn reasons(note: &str, analysis: &Analysis, facts: &Facts) -> Vec<Reason> {
     immunization(&lines, title, &mut out);
     screening(title, &assessment, &lines, exam, &mut out);
     drug_monitoring(&stated, &lines, &mut out);
+    follow_up_after_treatment(&stated, facts, &mut out);
+    special_examinations(&stated, &mut out);
     let weeks = gestation(note, &assessment);
     let pregnant = weeks.is_some()
         && (facts.pregnancy_code || PREGNANCY.iter().any(|p| find(note, p).is_some()))
@@ -292,6 +294,9 @@ const CHILD_EXAM: &[&str] = &[
     "well-baby",
     "well visit",
     "newborn check",
+    "newborn visit",
+    "newborn exam*",
+    "newborn health",
     "health supervision visit",
 ];
 const GYN_EXAM: &[&str] = &[
@@ -300,6 +305,8 @@ const GYN_EXAM: &[&str] = &[
     "gynecologic exam",
     "gynecological exam",
     "gynecologic examination",
+    "gynecological examination",
+    "gyn examination",
     "annual gynecologic",
     "well woman",
     "well-woman",
@@ -457,14 +464,21 @@ fn screening(title: Option<Line>, assessment: &[Line], all: &[Line], exam: Optio
     let title_screens = title.is_some_and(|t| find(t.text, "screen*").is_some());
     for (line, in_title) in title.map(|t| (t, true)).into_iter().chain(assessment.iter().map(|l| (*l, false))) {
         for (s_at, sentence) in sentences(line.text) {
-            let Some(at) = find(sentence, "screen*") else { continue };
+            // A surveillance colonoscopy after completed polyp removal is coded as screening (Coding Clinic 2Q
+            // 2017), with the history of polyps beside it.
+            let surveillance = find(sentence, "surveillance colonoscop*");
+            let Some(at) = find(sentence, "screen*").or(surveillance) else { continue };
             if denied_before(sentence, at, denials) || first_of(sentence, NOT_NOW).is_some() {
                 continue;
             }
             // In the assessment of another visit, "depression screen negative" reports an instrument's result;
             // the encounter is a screening when its title says so or the assessment names the screening.
             let reported = first_of(sentence, &["negative", "positive", "normal", "passed", "failed"]).is_some();
-            if !in_title && !title_screens && (reported || find(sentence, "screening").is_none()) {
+            if !in_title
+                && !title_screens
+                && surveillance.is_none()
+                && (reported || find(sentence, "screening").is_none())
+            {
                 continue;
             }
             for (targets, code) in SCREENED {
@@ -503,6 +517,69 @@ fn screening(title: Option<Line>, assessment: &[Line], all: &[Line], exam: Optio
                     return;
                 }
             }
+        }
+    }
+}
+
+/// A follow-up visit after treatment is completed and the condition no longer exists (I.C.21.c.8): Z09, as
+/// stated ("follow-up after completed treatment"); not beside a current condition, which the visit then treats.
+fn follow_up_after_treatment(stated: &[Line], facts: &Facts, out: &mut Vec<Reason>) {
+    if facts.current_condition {
+        return;
+    }
+    for line in stated {
+        for (s_at, sentence) in sentences(line.text) {
+            let follow_up = first_of(sentence, &["follow-up", "follow up", "followup", "f/u"]);
+            let completed = first_of(
+                sentence,
+                &[
+                    "completed treatment",
+                    "completed course",
+                    "completed a course",
+                    "completed a full course",
+                    "completed therapy",
+                    "treatment completed",
+                    "after completion of",
+                ],
+            );
+            if let (Some((at, len)), Some(_)) = (follow_up, completed)
+                && !denied_before(sentence, at, DENIALS)
+            {
+                out.push(Reason { code: "Z09".to_owned(), span: span_of(*line, s_at + at, len), history: false });
+                return;
+            }
+        }
+    }
+}
+
+/// Examinations for an administrative or procedural purpose (I.C.21.c.13, IV.M), as stated in the title or the
+/// assessment: participation in sport (Z02.5), before a procedure (Z01.818, the reason for the procedure coded
+/// beside it), and dietary counselling (Z71.3).
+const SPECIAL_EXAMS: &[(&[&str], &str)] = &[
+    (&["sports physical", "sport physical", "sports clearance", "sports participation", "preparticipation"], "Z02.5"),
+    (
+        &[
+            "preoperative exam*",
+            "pre-operative exam*",
+            "pre-op exam*",
+            "preop exam*",
+            "preoperative evaluation",
+            "pre-operative evaluation",
+            "preoperative clearance",
+            "pre-op clearance",
+            "surgical clearance",
+        ],
+        "Z01.818",
+    ),
+    (&["dietary counsel*", "diet counsel*", "nutrition counsel*", "nutritional counsel*"], "Z71.3"),
+];
+
+fn special_examinations(stated: &[Line], out: &mut Vec<Reason>) {
+    for (phrases, code) in SPECIAL_EXAMS {
+        if let Some(span) = stated_phrase(stated, phrases, DENIALS)
+            && !out.iter().any(|r| r.code == *code)
+        {
+            out.push(Reason { code: (*code).to_owned(), span, history: false });
         }
     }
 }

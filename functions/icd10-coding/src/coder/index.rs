@@ -4,8 +4,8 @@
 //! Weights are inverse document frequencies, so `metacarpal` counts for more than `fracture`. ICD-10-CM's own
 //! convention marks nonessential modifiers with parentheses: those words are optional here.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::LazyLock;
 
 use super::text::{Laterality, is_filler, is_stopword, laterality_of, tokenize};
 use crate::table::{CodeEntry, CodeTable};
@@ -21,12 +21,27 @@ pub enum TermSide {
     One(Laterality),
 }
 
-#[derive(Debug, Clone)]
-pub struct Term {
+/// One description or inclusion term, its word ids held in the index's flat list.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct TermRecord {
+    entry: u32,
+    /// Where its required word ids start in `Index::ids`; the optional ones follow them.
+    start: u32,
+    required_len: u16,
+    optional_len: u16,
+    side: TermSide,
+    needs_seventh: bool,
+    inclusion: bool,
+    required_weight: f32,
+}
+
+/// A term as the matcher reads it.
+#[derive(Debug, Clone, Copy)]
+pub struct Term<'a> {
     /// Index of the code (or 7th-character stem) in the table.
     pub entry: usize,
-    pub required: Vec<u32>,
-    pub optional: Vec<u32>,
+    pub required: &'a [u32],
+    pub optional: &'a [u32],
     pub required_weight: f32,
     pub side: TermSide,
     /// The code needs a 7th character chosen from the clause.
@@ -38,21 +53,26 @@ pub struct Term {
 /// A term before interning: entry, required words, optional words, side, needs a 7th character, inclusion.
 type RawTerm = (usize, Vec<String>, Vec<String>, TermSide, bool, bool);
 
+/// The one code index of the tool: built from the table by [`Index::build`] (the build script does it once and
+/// embeds the result, which [`Index::from_bytes`] reads back at cold start without tokenizing anything).
+#[derive(Debug, PartialEq)]
 pub struct Index {
-    pub terms: Vec<Term>,
-    words: HashMap<String, u32>,
+    records: Vec<TermRecord>,
+    /// Every term's required then optional word ids, one run per term.
+    ids: Vec<u32>,
+    /// The words, sorted, concatenated; a word's id is its rank.
+    word_text: Cow<'static, str>,
+    word_ends: Vec<u32>,
     weights: Vec<f32>,
-    postings: Vec<Vec<u32>>,
+    posting_ends: Vec<u32>,
+    /// The terms that require each word, word by word.
+    postings: Vec<u32>,
 }
 
-static INDEX: LazyLock<Option<Index>> = LazyLock::new(|| CodeTable::embedded().ok().map(Index::build));
+/// What the embedded form starts with; a blob without it is not read.
+const MAGIC: &[u8; 8] = b"ICDIDX01";
 
 impl Index {
-    /// The index over the embedded table, built once.
-    pub fn embedded() -> Option<&'static Index> {
-        INDEX.as_ref()
-    }
-
     pub fn build(table: &CodeTable) -> Self {
         let mut raw: Vec<RawTerm> = Vec::new();
         let mut category_synonyms: HashMap<&str, Vec<String>> = HashMap::new();
@@ -85,50 +105,132 @@ impl Index {
                 raw.push((i, req, opt, side, needs_seventh, true));
             }
         }
-        let mut words: HashMap<String, u32> = HashMap::new();
-        let mut df: Vec<u32> = Vec::new();
-        let intern = |w: &str, words: &mut HashMap<String, u32>, df: &mut Vec<u32>| -> u32 {
-            if let Some(&id) = words.get(w) {
-                return id;
-            }
-            let id = df.len() as u32;
-            words.insert(w.to_owned(), id);
-            df.push(0);
-            id
-        };
-        let mut terms = Vec::with_capacity(raw.len());
-        for (entry, req, opt, side, needs_seventh, inclusion) in raw {
-            // "Other specified viral diseases": a residual code is never found by one word.
-            if req.len() < 2 && opt.iter().any(|w| w == "other") {
-                continue;
-            }
-            let mut required: Vec<u32> = req.iter().map(|w| intern(w, &mut words, &mut df)).collect();
+        // "Other specified viral diseases": a residual code is never found by one word.
+        raw.retain(|(_, req, opt, ..)| !(req.len() < 2 && opt.iter().any(|w| w == "other")));
+        // Word ids are ranks in sorted order, so the embedded form looks words up by binary search.
+        let mut vocabulary: Vec<&str> =
+            raw.iter().flat_map(|(_, req, opt, ..)| req.iter().chain(opt.iter())).map(String::as_str).collect();
+        vocabulary.sort_unstable();
+        vocabulary.dedup();
+        let id_of = |w: &str| vocabulary.binary_search(&w).map_or(0, |i| i as u32);
+        let mut df = vec![0u32; vocabulary.len()];
+        let mut records = Vec::with_capacity(raw.len());
+        let mut ids = Vec::new();
+        for (entry, req, opt, side, needs_seventh, inclusion) in &raw {
+            let mut required: Vec<u32> = req.iter().map(|w| id_of(w)).collect();
             required.sort_unstable();
             required.dedup();
             // A word counts once: as required if it is, else as optional.
-            let mut optional: Vec<u32> = opt.iter().map(|w| intern(w, &mut words, &mut df)).collect();
+            let mut optional: Vec<u32> = opt.iter().map(|w| id_of(w)).collect();
             optional.sort_unstable();
             optional.dedup();
             optional.retain(|id| required.binary_search(id).is_err());
             for &id in &required {
                 df[id as usize] += 1;
             }
-            terms.push(Term { entry, required, optional, required_weight: 0.0, side, needs_seventh, inclusion });
+            records.push(TermRecord {
+                entry: *entry as u32,
+                start: ids.len() as u32,
+                required_len: required.len().min(u16::MAX as usize) as u16,
+                optional_len: optional.len().min(u16::MAX as usize) as u16,
+                side: *side,
+                needs_seventh: *needs_seventh,
+                inclusion: *inclusion,
+                required_weight: 0.0,
+            });
+            ids.extend(required);
+            ids.extend(optional);
         }
-        let n = terms.len().max(1) as f32;
+        let n = records.len().max(1) as f32;
         let weights: Vec<f32> = df.iter().map(|&d| (n / (d.max(1) as f32)).ln().max(0.5)).collect();
-        let mut postings = vec![Vec::new(); weights.len()];
-        for (t, term) in terms.iter_mut().enumerate() {
-            term.required_weight = term.required.iter().map(|&w| weights[w as usize]).sum();
-            for &w in &term.required {
-                postings[w as usize].push(t as u32);
+        let mut word_text = String::new();
+        let mut word_ends = Vec::with_capacity(vocabulary.len());
+        for w in &vocabulary {
+            word_text.push_str(w);
+            word_ends.push(word_text.len() as u32);
+        }
+        let mut index = Self {
+            records,
+            ids,
+            word_text: Cow::Owned(word_text),
+            word_ends,
+            weights,
+            posting_ends: Vec::new(),
+            postings: Vec::new(),
+        };
+        index.finish();
+        index
+    }
+
+    /// Required weights and postings, which follow from the terms and the word weights.
+    fn finish(&mut self) {
+        let mut lists: Vec<Vec<u32>> = vec![Vec::new(); self.weights.len()];
+        for t in 0..self.records.len() {
+            let Some(record) = self.records.get(t).copied() else { continue };
+            let required = self.required_ids(&record);
+            let weight: f32 = required.iter().map(|&w| self.weight(w)).sum();
+            for &w in required {
+                if let Some(list) = lists.get_mut(w as usize) {
+                    list.push(t as u32);
+                }
+            }
+            if let Some(r) = self.records.get_mut(t) {
+                r.required_weight = weight;
             }
         }
-        Self { terms, words, weights, postings }
+        self.posting_ends.clear();
+        self.postings.clear();
+        for list in lists {
+            self.postings.extend(list);
+            self.posting_ends.push(self.postings.len() as u32);
+        }
+    }
+
+    fn required_ids(&self, r: &TermRecord) -> &[u32] {
+        let start = r.start as usize;
+        self.ids.get(start..start + r.required_len as usize).unwrap_or(&[])
+    }
+
+    fn optional_ids(&self, r: &TermRecord) -> &[u32] {
+        let start = r.start as usize + r.required_len as usize;
+        self.ids.get(start..start + r.optional_len as usize).unwrap_or(&[])
+    }
+
+    /// The term `t` (a posting), if there is one.
+    pub fn term(&self, t: u32) -> Option<Term<'_>> {
+        let r = self.records.get(t as usize)?;
+        Some(Term {
+            entry: r.entry as usize,
+            required: self.required_ids(r),
+            optional: self.optional_ids(r),
+            required_weight: r.required_weight,
+            side: r.side,
+            needs_seventh: r.needs_seventh,
+            inclusion: r.inclusion,
+        })
+    }
+
+    pub fn terms(&self) -> impl Iterator<Item = Term<'_>> {
+        (0..self.records.len() as u32).filter_map(|t| self.term(t))
+    }
+
+    fn word_at(&self, id: usize) -> &str {
+        let start = if id == 0 { 0 } else { self.word_ends.get(id - 1).map_or(0, |&e| e as usize) };
+        let end = self.word_ends.get(id).map_or(start, |&e| e as usize);
+        self.word_text.get(start..end).unwrap_or("")
     }
 
     pub fn word(&self, word: &str) -> Option<u32> {
-        self.words.get(word).copied()
+        let (mut lo, mut hi) = (0usize, self.word_ends.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.word_at(mid).cmp(word) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(mid as u32),
+            }
+        }
+        None
     }
 
     pub fn weight(&self, word: u32) -> f32 {
@@ -136,7 +238,113 @@ impl Index {
     }
 
     pub fn postings(&self, word: u32) -> &[u32] {
-        self.postings.get(word as usize).map_or(&[], Vec::as_slice)
+        let w = word as usize;
+        let start = if w == 0 { 0 } else { self.posting_ends.get(w - 1).map_or(0, |&e| e as usize) };
+        let end = self.posting_ends.get(w).map_or(start, |&e| e as usize);
+        self.postings.get(start..end).unwrap_or(&[])
+    }
+
+    /// The compact form the build script embeds: little-endian, the words as text, terms as fixed records.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 + self.ids.len() * 4 + self.records.len() * 16 + self.word_text.len());
+        out.extend_from_slice(MAGIC);
+        let put = |out: &mut Vec<u8>, v: u32| out.extend_from_slice(&v.to_le_bytes());
+        put(&mut out, self.word_ends.len() as u32);
+        put(&mut out, self.word_text.len() as u32);
+        put(&mut out, self.records.len() as u32);
+        put(&mut out, self.ids.len() as u32);
+        out.extend_from_slice(self.word_text.as_bytes());
+        for &e in &self.word_ends {
+            put(&mut out, e);
+        }
+        for &w in &self.weights {
+            put(&mut out, w.to_bits());
+        }
+        for r in &self.records {
+            let (side, l) = match r.side {
+                TermSide::Any => (0u32, None),
+                TermSide::Unspecified => (1, None),
+                TermSide::Is(l) => (2, Some(l)),
+                TermSide::One(l) => (3, Some(l)),
+            };
+            let l = match l {
+                None => 0u32,
+                Some(Laterality::Right) => 1,
+                Some(Laterality::Left) => 2,
+                Some(Laterality::Bilateral) => 3,
+            };
+            put(&mut out, r.entry);
+            put(&mut out, r.start);
+            put(&mut out, u32::from(r.required_len) | u32::from(r.optional_len) << 16);
+            put(&mut out, side | l << 2 | u32::from(r.needs_seventh) << 4 | u32::from(r.inclusion) << 5);
+        }
+        for &id in &self.ids {
+            put(&mut out, id);
+        }
+        out
+    }
+
+    /// Reads the embedded form back; `None` if it is not one (then the caller builds from the table).
+    pub fn from_bytes(bytes: &'static [u8]) -> Option<Self> {
+        let mut rest = bytes.strip_prefix(MAGIC.as_slice())?;
+        let mut take = |n: usize| -> Option<&'static [u8]> {
+            let (head, tail) = rest.split_at_checked(n)?;
+            rest = tail;
+            Some(head)
+        };
+        let header = take(16)?;
+        let u32s = |b: &[u8]| -> Vec<u32> {
+            b.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+        };
+        let header = u32s(header);
+        let [n_words, text_len, n_records, n_ids] = header.as_slice() else { return None };
+        let (n_words, text_len, n_records, n_ids) =
+            (*n_words as usize, *text_len as usize, *n_records as usize, *n_ids as usize);
+        let word_text = std::str::from_utf8(take(text_len)?).ok()?;
+        let word_ends = u32s(take(n_words.checked_mul(4)?)?);
+        let weights: Vec<f32> = u32s(take(n_words.checked_mul(4)?)?).into_iter().map(f32::from_bits).collect();
+        let raw_records = u32s(take(n_records.checked_mul(16)?)?);
+        let ids = u32s(take(n_ids.checked_mul(4)?)?);
+        if !rest.is_empty() || word_ends.last().is_some_and(|&e| e as usize != text_len) {
+            return None;
+        }
+        let records = raw_records
+            .chunks_exact(4)
+            .map(|r| {
+                let (lens, meta) = (r[2], r[3]);
+                let l = match meta >> 2 & 3 {
+                    1 => Laterality::Right,
+                    2 => Laterality::Left,
+                    _ => Laterality::Bilateral,
+                };
+                TermRecord {
+                    entry: r[0],
+                    start: r[1],
+                    required_len: (lens & 0xffff) as u16,
+                    optional_len: (lens >> 16) as u16,
+                    side: match meta & 3 {
+                        0 => TermSide::Any,
+                        1 => TermSide::Unspecified,
+                        2 => TermSide::Is(l),
+                        _ => TermSide::One(l),
+                    },
+                    needs_seventh: meta >> 4 & 1 == 1,
+                    inclusion: meta >> 5 & 1 == 1,
+                    required_weight: 0.0,
+                }
+            })
+            .collect();
+        let mut index = Self {
+            records,
+            ids,
+            word_text: Cow::Borrowed(word_text),
+            word_ends,
+            weights,
+            posting_ends: Vec::new(),
+            postings: Vec::new(),
+        };
+        index.finish();
+        Some(index)
     }
 }
 
@@ -172,7 +380,7 @@ const SIDED: &[&str] = &[
 ];
 
 /// Required words, optional words and the side a description or inclusion term names.
-fn term_words(text: &str) -> (Vec<String>, Vec<String>, TermSide) {
+pub fn term_words(text: &str) -> (Vec<String>, Vec<String>, TermSide) {
     let mut required = Vec::new();
     let mut optional = Vec::new();
     let mut side = None;
@@ -183,20 +391,46 @@ fn term_words(text: &str) -> (Vec<String>, Vec<String>, TermSide) {
     // "without spontaneous rupture of ear drum", "without loss of consciousness": what a code is without is its
     // default and rarely written, so those words (up to `of`, at most four) support but are not required.
     let mut without_left = 0usize;
+    let mut except_left = 0usize;
     for (i, token) in tokens.iter().enumerate() {
         let word = token.word.clone();
         let absent = without_left > 0 && word != "of";
+        // "without loss of consciousness", "without spontaneous rupture of ear drum": an absent event's object
+        // is as absent as the event; elsewhere `of` starts the site ("without foreign body of right hand").
+        let absent_event = i > 0 && matches!(tokens[i - 1].word.as_str(), "loss" | "rupture" | "evidence");
         without_left = match word.as_str() {
             "without" if !required.is_empty() => 4,
+            "of" if without_left > 0 && absent_event => 3,
             "of" | "with" => 0,
             _ => without_left.saturating_sub(1),
         };
+        // "due to plants, except food", "except ankle and foot": what a code excepts is never documented for it.
+        if word == "except" {
+            except_left = 3;
+        }
+        let excepted = except_left > 0;
+        except_left = except_left.saturating_sub(1);
         let absent = absent || word == "without" && without_left == 4;
         // "unspecified organism", "unspecified ligament": what is unspecified need not be documented; nor
         // need "without complications", the default when none is documented.
         let after_unspecified = i > 1
             && tokens[i - 1].word == "unspecified"
-            && matches!(word.as_str(), "organism" | "ligament" | "cause" | "agent" | "joint" | "muscle" | "tendon");
+            && matches!(
+                word.as_str(),
+                "organism"
+                    | "ligament"
+                    | "cause"
+                    | "agent"
+                    | "joint"
+                    | "muscle"
+                    | "tendon"
+                    | "quadrant"
+                    | "location"
+                    | "degree"
+                    | "trimester"
+                    | "episode"
+                    | "severity"
+            );
         let no_complications = (word == "without" || word == "complication")
             && tokens.windows(2).any(|w| w[0].word == "without" && w[1].word == "complication");
         // "without foreign body" is the default of an open wound; it is rarely written.
@@ -206,8 +440,17 @@ fn term_words(text: &str) -> (Vec<String>, Vec<String>, TermSide) {
         if unspecified_side {
             side_unspecified = true;
         }
+        // "unspecified ovary", "unspecified knee": the side is unspecified, the organ is not, so it stays
+        // required ("cancer" alone is no neoplasm of the ovary). "Unspecified side" names nothing, and the ear
+        // chapter's conditions name their organ ("otitis media" is of an ear).
+        let unspecified_side = unspecified_side && matches!(word.as_str(), "side" | "ear");
         // "X and other diseases of Y": what follows names a residual group, not something to document.
         if word == "and" && required.len() >= 2 && tokens.get(i + 1).is_some_and(|n| n.word == "other") {
+            alternatives = true;
+        }
+        // "Dizziness and giddiness", "…, ankle and foot": `and` in a title means "and/or" (I.A.14), so the word
+        // after a final `and` need not be documented.
+        if word == "and" && !required.is_empty() && i + 2 == tokens.len() {
             alternatives = true;
         }
         if word == "unilateral" {
@@ -227,6 +470,7 @@ fn term_words(text: &str) -> (Vec<String>, Vec<String>, TermSide) {
             || no_complications
             || no_foreign_body
             || absent
+            || excepted
             || unspecified_side
             || is_filler(&word)
         {
@@ -273,14 +517,25 @@ mod tests {
     }
 
     #[test]
+    fn the_embedded_index_is_the_one_the_table_builds() {
+        let table = CodeTable::embedded().unwrap();
+        let built = Index::build(table);
+        assert_eq!(Index::embedded().unwrap(), &built);
+        let bytes: &'static [u8] = Box::leak(built.to_bytes().into_boxed_slice());
+        assert_eq!(Index::from_bytes(bytes).as_ref(), Some(&built));
+        assert!(Index::from_bytes(&bytes[..bytes.len() - 4]).is_none(), "a cut blob is refused");
+        assert!(Index::from_bytes(b"not an index").is_none());
+    }
+
+    #[test]
     fn seventh_character_stems_are_indexed() {
         let table = CodeTable::embedded().unwrap();
         assert_eq!(seventh_code(table, "S62.336", 'A'), Some("S62.336A"));
         assert_eq!(seventh_code(table, "E11.329", '3'), Some("E11.3293"));
         let index = Index::embedded().unwrap();
         let stem = table.entries().iter().position(|e| e.code == "S62.336").unwrap();
-        assert!(index.terms.iter().any(|t| t.entry == stem && t.needs_seventh));
+        assert!(index.terms().any(|t| t.entry == stem && t.needs_seventh));
         let hefh = table.entries().iter().position(|e| e.code == "E78.011").unwrap();
-        assert!(index.terms.iter().any(|t| t.entry == hefh && !t.needs_seventh));
+        assert!(index.terms().any(|t| t.entry == hefh && !t.needs_seventh));
     }
 }

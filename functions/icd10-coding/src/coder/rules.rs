@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use super::alphabetic;
 use super::context::{Analysis, Clause, Section, analyse};
 use super::encounter;
 use super::index::{Index, TermSide, seventh_code};
@@ -22,6 +23,10 @@ struct Candidate {
     matched_weight: f32,
     strength: f32,
     score: f32,
+    /// Matched one side of a condition documented on both, where the category has no bilateral code.
+    one_of_both: bool,
+    /// An "Unspecified …" or "Other …" code: the default or the residual of its category.
+    residual: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -43,6 +48,7 @@ pub fn code(table: &CodeTable, index: &Index, note: &str) -> Coding {
     // A visit after active treatment of an injury takes the subsequent-encounter 7th character (I.C.19.a).
     let follow_up = encounter::follow_up_visit(note, &analysis);
     for clause in coded_clauses(&analysis) {
+        let before = found.len();
         for mut candidate in select(index, table, clause, follow_up) {
             if clause.family && matches!(candidate.code, "Z80.8" | "Z80.9") {
                 candidate.code = family_cancer_by_site(index, table, clause, follow_up).unwrap_or(candidate.code);
@@ -76,6 +82,24 @@ pub fn code(table: &CodeTable, index: &Index, note: &str) -> Coding {
                 }
             }
         }
+        // Where the tabular's wording found no history code, the Index's History subterms may (I.C.21.c.4).
+        let history_found = found.get(before..).unwrap_or_default().iter().any(|f| is_history_code(f.proposal.code));
+        if !history_found && let Some((code, at)) = alphabetic::history_code(table, clause) {
+            let Some(entry) = table.billable(code) else { continue };
+            let family = code.starts_with("Z8") && code.get(..3).is_some_and(|z| z < "Z85");
+            found.push(Found {
+                proposal: Proposal {
+                    code: entry.code,
+                    description: entry.description,
+                    evidence: vec![evidence_span(clause, &at)],
+                    assertion: if family { Assertion::FamilyHistory } else { Assertion::PersonalHistory },
+                    basis: Basis::History,
+                    match_strength: 1.0,
+                },
+                item: clause.item,
+                score: 1.0,
+            });
+        }
     }
 
     drop_integral_symptoms(table, &mut found, &mut skipped);
@@ -83,6 +107,35 @@ pub fn code(table: &CodeTable, index: &Index, note: &str) -> Coding {
     long_term_drugs(table, &analysis, &mut found, &mut skipped);
     body_mass_index(table, note, &mut found);
     encounter_reasons(table, note, &analysis, &mut found);
+    // A follow-up after completed treatment is reported with the history code of the treated condition (I.C.21.c.8).
+    if let Some(z09) =
+        found.iter().find(|f| f.proposal.code == "Z09").and_then(|f| f.proposal.evidence.first().copied())
+    {
+        let visit_reason = coded_clauses(&analysis)
+            .filter(|c| c.section == Section::Assessment && c.span.start <= z09.end)
+            .filter(|c| {
+                analysis.clauses.iter().any(|o| o.item == c.item && o.span.start <= z09.start && z09.start < o.span.end)
+            })
+            .filter_map(|c| alphabetic::history_code_as(table, c, true).map(|(code, at)| (c, code, at)))
+            .find(|(_, code, _)| code.starts_with("Z8"));
+        if let Some((clause, code, at)) = visit_reason
+            && let Some(entry) = table.billable(code)
+            && !found.iter().any(|f| f.proposal.code == entry.code)
+        {
+            found.push(Found {
+                proposal: Proposal {
+                    code: entry.code,
+                    description: entry.description,
+                    evidence: vec![evidence_span(clause, &at)],
+                    assertion: Assertion::PersonalHistory,
+                    basis: Basis::History,
+                    match_strength: 1.0,
+                },
+                item: clause.item,
+                score: 1.0,
+            });
+        }
+    }
     resolve_excludes1(table, &mut found, &mut skipped);
 
     // One proposal per code, with every span that supports it.
@@ -105,6 +158,11 @@ pub fn code(table: &CodeTable, index: &Index, note: &str) -> Coding {
         })
         .collect();
     Coding { proposals, skipped }
+}
+
+/// Z80–Z87 and the classification's own "old" history codes (I25.2).
+fn is_history_code(code: &str) -> bool {
+    code.get(..3).is_some_and(|z| ("Z80".."Z88").contains(&z)) || code == "I25.2"
 }
 
 /// A relative's cancer by the organ group the Tabular gives each Z80 code ("conditions classifiable to
@@ -147,8 +205,10 @@ fn coded_clauses(analysis: &Analysis) -> impl Iterator<Item = &Clause> {
 fn select(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) -> Vec<Candidate> {
     // Word ids with their positions; the history and family contexts add the words of the Z codes.
     let mut positions: HashMap<u32, Vec<usize>> = HashMap::new();
-    for (i, w) in clause.words.iter().enumerate() {
-        if let Some(id) = index.word(&w.token.word) {
+    // Each word of the clause looked up once.
+    let word_ids: Vec<Option<u32>> = clause.words.iter().map(|w| index.word(&w.token.word)).collect();
+    for (i, id) in word_ids.iter().enumerate() {
+        if let Some(id) = *id {
             positions.entry(id).or_default().push(i);
         }
     }
@@ -166,8 +226,10 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) ->
         ["family", "history", "personal", "long", "term", "use"].iter().filter_map(|w| index.word(w)).collect();
     // "Other X" is a specified form the classification does not list; the unspecified code is the default.
     let site_ids: HashSet<u32> = SITES.iter().filter_map(|w| index.word(w)).collect();
-    let generic_ids: HashSet<u32> =
-        ["disorder", "disease", "condition", "abnormality"].iter().filter_map(|w| index.word(w)).collect();
+    let generic_ids: HashSet<u32> = ["disorder", "disease", "condition", "abnormality", "illness", "problem"]
+        .iter()
+        .filter_map(|w| index.word(w))
+        .collect();
     let other_id = index.word("other");
     let unspecified_id = index.word("unspecified");
     let mut acc: HashMap<u32, f32> = HashMap::new();
@@ -180,7 +242,7 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) ->
 
     let mut candidates = Vec::new();
     for (t, matched_weight) in acc {
-        let term = &index.terms[t as usize];
+        let Some(term) = index.term(t) else { continue };
         if term.required_weight <= 0.0 {
             continue;
         }
@@ -209,6 +271,20 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) ->
         if content_weight < 1.0 || direct_weight < 0.5 * real_weight {
             continue;
         }
+        // "Infection of bone NOS" is not any infection: an organ or function the term requires is documented.
+        if term.required.iter().any(|id| site_ids.contains(id) && !positions.contains_key(id)) {
+            continue;
+        }
+        // Nor is one word beside an optional organ ("Infection of bone NOS": bone is filler in fracture terms).
+        if term.required.len() == 1
+            && term.optional.iter().any(|id| site_ids.contains(id) && !positions.contains_key(id))
+        {
+            continue;
+        }
+        // "Illness, unspecified": a term of generic words alone never carries a code.
+        if term.required.iter().all(|id| generic_ids.contains(id)) {
+            continue;
+        }
         // "Disorder of lung", "Sleep disorder": a code whose only required word is a site or function needs
         // its disorder word documented, or one generic word ("lungs clear") would carry it.
         if term.required.len() <= 2
@@ -218,10 +294,17 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) ->
         {
             continue;
         }
-        let side_bonus = match (term.side, clause.laterality) {
-            (TermSide::Any, _) | (TermSide::Unspecified, None) => 0.0,
-            (TermSide::Is(l), Some(c)) if l == c => 1.0,
-            (TermSide::One(l), Some(c)) if l == c => 1.0,
+        let term_code = table.entries().get(term.entry).map_or("", |e| e.code);
+        let (side_bonus, one_of_both) = match (term.side, clause.laterality) {
+            (TermSide::Any, _) | (TermSide::Unspecified, None) => (0.0, false),
+            (TermSide::Is(l), Some(c)) if l == c => (1.0, false),
+            (TermSide::One(l), Some(c)) if l == c => (1.0, false),
+            // No bilateral code: each side is coded (I.B.13); a bilateral code, where there is one, scores higher.
+            (TermSide::Is(l) | TermSide::One(l), Some(Laterality::Bilateral))
+                if l != Laterality::Bilateral && !has_bilateral_sibling(table, term_code) =>
+            {
+                (0.5, true)
+            }
             _ => continue,
         };
         let entry = &table.entries()[term.entry];
@@ -259,7 +342,7 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) ->
                 positions.get(id).is_some_and(|p| {
                     p.iter().all(|&i| {
                         clause.words[i].negated_by.is_some_and(|t| {
-                            index.word(&clause.words[t].token.word).is_none_or(|tid| !term_words.contains(&tid))
+                            word_ids.get(t).copied().flatten().is_none_or(|tid| !term_words.contains(&tid))
                         })
                     })
                 })
@@ -276,6 +359,8 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) ->
                 - 0.05 * (term.optional.iter().filter(|&&id| Some(id) != unspecified_id).count() as f32)
                 - 0.05 * (term.optional.iter().any(|&id| Some(id) == other_id) as u8 as f32)
                 + side_bonus,
+            one_of_both,
+            residual: entry.description.starts_with("Unspecified") || entry.description.starts_with("Other"),
         });
     }
     // A relative's condition is coded only as family history (I.C.21.c.4): the patient's own codes for the same
@@ -283,6 +368,22 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) ->
     let family_code = |code: &str| code.get(..3).is_some_and(|z| ("Z80".."Z85").contains(&z));
     if clause.family && candidates.iter().any(|c| family_code(c.code)) {
         candidates.retain(|c| family_code(c.code));
+    }
+    // An "Unspecified …" code is the default when nothing more is documented, and an "Other …" code the residual
+    // for a specified form the classification does not list: a code of the category whose every required word
+    // is documented ("Colles' fracture of left radius" beside "Unspecified fracture of the lower end of left
+    // radius") is the more specific statement and goes first.
+    let specific: Vec<(&'static str, f32)> =
+        candidates.iter().filter(|c| c.strength >= 1.0 && !c.residual).map(|c| (c.code, c.score)).collect();
+    for c in candidates.iter_mut().filter(|c| c.residual) {
+        if let Some(best) = specific
+            .iter()
+            .filter(|(code, score)| same_category(code, c.code) && *score >= c.score - 4.0)
+            .map(|(_, score)| *score)
+            .max_by(f32::total_cmp)
+        {
+            c.score = c.score.min(best - 0.01);
+        }
     }
     candidates.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.code.cmp(b.code)));
 
@@ -296,12 +397,11 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) ->
         let fresh: f32 = c
             .matched
             .iter()
-            .map(|&i| clause.words[i].token.word.as_str())
-            .collect::<HashSet<_>>()
+            .filter_map(|&i| Some((clause.words.get(i)?.token.word.as_str(), word_ids.get(i).copied().flatten()?)))
+            .collect::<HashMap<_, _>>()
             .into_iter()
-            .filter(|w| !claimed.contains(*w))
-            .filter_map(|w| index.word(w))
-            .map(|id| index.weight(id))
+            .filter(|(w, _)| !claimed.contains(*w))
+            .map(|(_, id)| index.weight(id))
             .sum();
         // A lone fresh word that modifies a claimed one ("viral pharyngitis") is part of that concept.
         let fresh_positions: Vec<usize> =
@@ -318,10 +418,75 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) ->
         });
         if chosen.is_empty() || paired || fresh >= 2.5 && fresh >= 0.7 * c.matched_weight && !modifier_only {
             claimed.extend(c.matched.iter().map(|&i| clause.words[i].token.word.clone()));
+            // A synonym and the note's word it stands for are one concept ("cancer" = "malignant neoplasm"):
+            // a code resting on the synonym claims the note's word, so it cannot carry a second, vaguer code.
+            let spans: Vec<Span> = c
+                .matched
+                .iter()
+                .filter_map(|&i| clause.words.get(i))
+                .filter(|w| w.expanded)
+                .map(|w| w.token.span)
+                .collect();
+            claimed.extend(
+                clause
+                    .words
+                    .iter()
+                    .filter(|w| !w.expanded)
+                    .filter(|w| spans.iter().any(|s| s.start <= w.token.span.start && w.token.span.end <= s.end))
+                    .map(|w| w.token.word.clone()),
+            );
+            let other_side = c.one_of_both.then(|| other_side(table, c.code)).flatten();
+            if let Some(code) = other_side {
+                chosen.push(Candidate { code, ..c.clone() });
+            }
             chosen.push(c);
         }
     }
     chosen
+}
+
+/// Whether the code's subcategory (or a code with a 7th character's stem's) has a bilateral code.
+fn has_bilateral_sibling(table: &CodeTable, code: &str) -> bool {
+    let entries = table.entries();
+    let Some(prefix) = table.parent(code).map(|p| p.code) else { return false };
+    let from = entries.partition_point(|e| e.code < prefix);
+    entries
+        .get(from..)
+        .unwrap_or_default()
+        .iter()
+        .take_while(|e| e.code.starts_with(prefix))
+        .any(|e| e.description.to_lowercase().contains("bilateral"))
+}
+
+/// The same condition on the other side (`M19.041` → `M19.042`): the sibling whose description differs only
+/// by right and left.
+fn other_side(table: &CodeTable, code: &str) -> Option<&'static str> {
+    let entry = table.billable(code)?;
+    let description = entry.description.to_lowercase();
+    let swapped = if description.contains("right") {
+        description.replace("right", "left")
+    } else if description.contains("left") {
+        description.replace("left", "right")
+    } else {
+        return None;
+    };
+    // Under the parent, or for a code with a 7th character under the stem's parent.
+    let entries = table.entries();
+    let mut ancestor = table.parent(code);
+    for _ in 0..2 {
+        let prefix = ancestor?.code;
+        let from = entries.partition_point(|e| e.code < prefix);
+        let found = entries
+            .get(from..)?
+            .iter()
+            .take_while(|e| e.code.starts_with(prefix))
+            .find(|e| e.billable && e.code != entry.code && e.description.to_lowercase() == swapped);
+        if let Some(e) = found {
+            return Some(e.code);
+        }
+        ancestor = table.parent(prefix);
+    }
+    None
 }
 
 /// Whether `code` or one of its ancestors carries a note that `says`.
@@ -488,11 +653,21 @@ fn judge(clause: &Clause, c: &Candidate, description: &str) -> Result<Option<Ass
         return Ok(None);
     }
     let history = c.matched.iter().filter(|&&i| clause.words[i].history).count() as f32;
-    if history / total > 0.5 {
+    if history / total > 0.5 && !still_treated(clause) {
         // The classification codes some histories itself (old myocardial infarction, I25.2).
         return Ok(description.to_lowercase().starts_with("old ").then_some(Assertion::PersonalHistory));
     }
     Ok(Some(Assertion::Present))
+}
+
+/// "History of hypertension, well controlled on lisinopril", "history of breast cancer, on tamoxifen": a
+/// condition still under treatment or control is current, whatever word introduces it (I.C.21.c.4: history codes
+/// are for conditions that no longer exist; I.C.2.m).
+fn still_treated(clause: &Clause) -> bool {
+    let words: Vec<&str> = clause.words.iter().filter(|w| !w.expanded).map(|w| w.token.word.as_str()).collect();
+    let drug = |w: &str| DRUGS.iter().any(|(d, _)| *d == w) || NO_SPECIFIC_CODE.contains(&w);
+    words.iter().any(|w| matches!(*w, "controlled" | "uncontrolled" | "managed" | "ongoing" | "currently"))
+        || words.windows(2).any(|p| matches!(p[0], "on" | "taking") && drug(p[1]))
 }
 
 fn evidence_span(clause: &Clause, matched: &[usize]) -> Span {
@@ -525,8 +700,10 @@ fn drop_integral_symptoms(table: &CodeTable, found: &mut Vec<Found>, skipped: &m
         false
     };
     found.retain(|f| {
-        let integral =
-            symptom(f) && confirmed.iter().any(|&(item, dx)| item == f.item && !asked_for(dx, f.proposal.code));
+        let integral = symptom(f)
+            && confirmed.iter().any(|&(item, dx)| {
+                (item == f.item || routinely_with(f.proposal.code, dx)) && !asked_for(dx, f.proposal.code)
+            });
         if integral {
             skipped.push(Skipped {
                 code: Some(f.proposal.code),
@@ -536,6 +713,37 @@ fn drop_integral_symptoms(table: &CodeTable, found: &mut Vec<Found>, skipped: &m
         }
         !integral
     });
+}
+
+/// Symptoms the classification's own body-system grouping ties to a family of diagnoses: a confirmed diagnosis
+/// anywhere in the assessment accounts for them ("Acute cystitis. Dysuria." — I.B.5), as (symptom prefixes,
+/// diagnosis prefixes).
+const ROUTINE_SYMPTOMS: &[(&[&str], &[&str])] = &[
+    // Urinary symptoms with urinary tract infections.
+    (&["R30", "R35.0", "R39.1"], &["N30", "N10", "N39.0", "N34"]),
+    // Cough, wheeze, shortness of breath, sore throat, congestion with acute respiratory infections,
+    // asthma and COPD.
+    (
+        &["R05", "R06", "R07.0", "R09.81", "R09.82", "J02.9"],
+        &[
+            "J0", "J10", "J11", "J12", "J13", "J14", "J15", "J16", "J17", "J18", "J20", "J21", "J22", "J44", "J45",
+            "U07.1",
+        ],
+    ),
+    // Nausea, vomiting, diarrhea, abdominal pain with gastroenteritis and the acute digestive diagnoses.
+    (&["R11", "R19.7", "R10"], &["A08", "A09", "K29", "K35", "K37", "K52.9", "K57", "K80", "K81", "K85"]),
+    // Headache with migraine and the other headache syndromes.
+    (&["R51"], &["G43", "G44"]),
+    // Ear pain with otitis.
+    (&["H92.0"], &["H60", "H65", "H66", "H67"]),
+    // Fever with acute infections.
+    (&["R50.9"], &["A", "B0", "B3", "J0", "J1", "J20", "J21", "J22", "H66", "N10", "N30", "N39.0", "U07.1"]),
+];
+
+fn routinely_with(symptom: &str, diagnosis: &str) -> bool {
+    ROUTINE_SYMPTOMS.iter().any(|(symptoms, diagnoses)| {
+        symptoms.iter().any(|s| symptom.starts_with(s)) && diagnoses.iter().any(|d| diagnosis.starts_with(d))
+    })
 }
 
 /// Chapter 18 and the pain codes of other chapters ("Pain in left arm", "Otalgia").
@@ -881,6 +1089,11 @@ fn encounter_reasons(table: &CodeTable, note: &str, analysis: &Analysis, found: 
     if reasons.iter().any(|r| r.code.starts_with("Z3A")) || facts.supervision {
         found.retain(|f| !f.proposal.code.starts_with("Z68"));
     }
+    // The layer's specific code replaces the matcher's unspecified one of its category (Z71.3 over Z71.9).
+    found.retain(|f| {
+        !(f.proposal.description.contains("unspecified")
+            && reasons.iter().any(|r| r.code != f.proposal.code && same_category(&r.code, f.proposal.code)))
+    });
     for reason in reasons {
         let Some(entry) = table.billable(&reason.code) else { continue };
         let (assertion, basis) = if reason.history {

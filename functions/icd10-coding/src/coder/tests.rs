@@ -237,3 +237,117 @@ fn devices_in_place_are_status_codes() {
     let valve = codes("Assessment: Mechanical aortic valve replacement in 2017, on warfarin.");
     assert!(valve.contains(&"Z95.2"), "{valve:?}");
 }
+
+#[test]
+fn each_side_is_coded_when_the_category_has_no_bilateral_code() {
+    // I.B.13: M19.04- has right and left hand codes only.
+    assert_eq!(codes("Assessment: Primary osteoarthritis of both hands."), ["M19.041", "M19.042"]);
+    // A bilateral code, where one exists, is the one code.
+    assert_eq!(codes("Assessment: Primary osteoarthritis of both knees."), ["M17.0"]);
+}
+
+#[test]
+fn what_a_code_is_without_or_excepts_need_not_be_written() {
+    // "without spontaneous rupture of ear drum" is the default of H66.00-; "except food" restricts L23.7.
+    assert_eq!(codes("Assessment: Acute suppurative otitis media, left ear."), ["H66.002"]);
+    assert_eq!(codes("Assessment: Allergic contact dermatitis due to plants."), ["L23.7"]);
+}
+
+#[test]
+fn the_listed_form_beats_the_unspecified_and_other_codes() {
+    assert_eq!(codes("Assessment: Closed Colles' fracture, left distal radius, initial encounter."), ["S52.532A"]);
+    // "distal radius" is the tabular's "lower end of radius".
+    assert_eq!(codes("Assessment: Right distal radius fracture, initial encounter."), ["S52.501A"]);
+}
+
+#[test]
+fn symptoms_a_confirmed_diagnosis_accounts_for_are_not_coded_in_another_item() {
+    assert_eq!(codes("Assessment: Acute cystitis. Dysuria.\nPlan: Nitrofurantoin."), ["N30.00"]);
+    // A symptom of another body system stays.
+    assert_eq!(codes("Assessment: Acute cystitis. Chest pain."), ["N30.00", "R07.9"]);
+}
+
+#[test]
+fn follow_up_after_completed_treatment_and_surveillance() {
+    let z09 = "Follow-up visit\nAssessment: Follow-up exam after completed treatment for pneumonia, resolved.";
+    assert_eq!(codes(z09), ["Z09", "Z87.01"]);
+    let surveillance = "GI\nAssessment: Surveillance colonoscopy, history of colon polyps.";
+    assert_eq!(codes(surveillance), ["Z12.11", "Z86.0100"]);
+}
+
+#[test]
+fn an_assessment_named_inside_a_paragraph_is_the_assessment() {
+    let note = "Telehealth. 2 days nasal congestion and sore throat. No fever. Dx viral URI. Supportive care.";
+    assert_eq!(codes(note), ["J06.9"]);
+    // A synonym's source word cannot carry a second, vaguer code ("cancer" beside C18.9: no C80.1).
+    assert_eq!(codes("Assessment: Colon cancer."), ["C18.9"]);
+}
+
+#[test]
+fn uncertainty_fear_and_and_or_titles() {
+    assert_eq!(codes("Assessment: Cough. Pneumonia is less likely given clear CXR."), ["R05.9"]);
+    assert_eq!(codes("Assessment: Headache. Doubt migraine."), ["R51.9"]);
+    assert!(!codes("Assessment: Anxiety. Worried about having cancer.").iter().any(|c| c.starts_with('C')));
+    // "Dizziness and giddiness" is met by either word (I.A.14).
+    assert_eq!(codes("Assessment: Dizziness, suspect BPPV."), ["R42"]);
+    assert_eq!(codes("Assessment: Abdominal pain, RLQ."), ["R10.31"]);
+}
+
+#[test]
+fn an_unspecified_side_leaves_the_organ_required() {
+    // Not C56.9 "Malignant neoplasm of unspecified ovary", nor a sprain of the elbow.
+    assert_eq!(codes("Assessment: Cancer, on chemotherapy."), ["C80.1"]);
+    assert!(codes("Assessment: Sprain.").is_empty());
+    assert_eq!(codes("Assessment: Otitis media."), ["H66.90"]);
+}
+
+#[test]
+fn generic_words_carry_no_code() {
+    // Not M86.9 ("Infection of bone NOS") nor R69 ("Illness, unspecified").
+    assert!(codes("Assessment: Infection.").is_empty());
+    assert!(codes("Assessment: Illness.").is_empty());
+}
+
+#[test]
+fn examinations_for_a_purpose_and_dietary_counselling() {
+    assert_eq!(codes("Sports physical\nAssessment: Sports physical, cleared."), ["Z02.5"]);
+    assert_eq!(codes("Pre-op visit\nAssessment: Preoperative examination before knee arthroscopy."), ["Z01.818"]);
+    assert_eq!(codes("Follow-up\nAssessment: Dietary counseling for hyperlipidemia."), ["E78.5", "Z71.3"]);
+}
+
+#[test]
+fn osteoarthritis_of_a_site_is_primary_as_the_index_says() {
+    assert_eq!(codes("Assessment: Osteoarthritis of right knee."), ["M17.11"]);
+    assert_eq!(codes("Assessment: Degenerative joint disease of the left knee."), ["M17.12"]);
+    assert_eq!(codes("Assessment: Osteoarthritis of both hands."), ["M19.041", "M19.042"]);
+    assert_eq!(codes("Assessment: Primary osteoarthritis of left ankle."), ["M19.072"]);
+    assert_eq!(codes("Assessment: Osteoarthritis."), ["M19.90"]);
+}
+
+#[test]
+fn more_uncertain_and_hypothetical_wording_is_not_coded() {
+    for note in [
+        "Assessment: Presumed viral conjunctivitis.",
+        "Assessment: Asthma is a consideration.",
+        "Assessment: Appendicitis in the differential.",
+        "Assessment: Prophylaxis against endocarditis before dental work.",
+        "Assessment: Gout versus pseudogout of right knee.",
+        "Assessment: Symptoms suggest influenza; test pending.",
+        "Assessment: No longer has asthma symptoms.",
+    ] {
+        assert!(codes(note).is_empty(), "{note}: {:?}", codes(note));
+    }
+}
+
+#[test]
+fn a_queried_diagnosis_is_uncertain() {
+    assert!(codes("Assessment: Anemia? Check CBC.").is_empty());
+    assert_eq!(codes("Assessment: Chest pain, ?angina."), ["R07.9"]);
+}
+
+#[test]
+fn history_wording_for_a_treated_condition_and_a_resolved_one() {
+    // Still treated: current (I.C.21.c.4). Resolved: the history code.
+    assert_eq!(codes("Assessment: History of hypertension, well controlled on lisinopril."), ["I10"]);
+    assert_eq!(codes("Assessment: Prior pneumonia last year, resolved."), ["Z87.01"]);
+}

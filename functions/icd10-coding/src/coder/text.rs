@@ -132,6 +132,19 @@ pub const EXPANSIONS: &[(&str, &str)] = &[
     ("atfl", "anterior talofibular ligament ankle"),
     ("luts", "lower urinary tract symptoms"),
     ("lateral malleolus", "fibula"),
+    // The tabular names the ends of long bones "lower end" and "upper end" (Index: Fracture, radius, distal end).
+    ("distal radius", "lower end radius"),
+    ("distal ulna", "lower end ulna"),
+    ("distal femur", "lower end femur"),
+    ("distal tibia", "lower end tibia"),
+    ("distal fibula", "lower end fibula"),
+    ("distal humerus", "lower end humerus"),
+    ("proximal radius", "upper end radius"),
+    ("proximal ulna", "upper end ulna"),
+    ("proximal femur", "upper end femur"),
+    ("proximal tibia", "upper end tibia"),
+    ("proximal fibula", "upper end fibula"),
+    ("proximal humerus", "upper end humerus"),
     ("medial malleolus", "tibia"),
     ("gdm", "gestational diabetes mellitus in pregnancy"),
     ("gestational diabetes", "mellitus in pregnancy"),
@@ -141,6 +154,9 @@ pub const EXPANSIONS: &[(&str, &str)] = &[
     ("mi", "myocardial infarction ischemic heart disease"),
     ("heart attack", "myocardial infarction"),
     ("oa", "osteoarthritis"),
+    // Index: Disease, joint, degenerative — see Osteoarthritis.
+    ("djd", "osteoarthritis"),
+    ("degenerative joint disease", "osteoarthritis"),
     ("gerd", "gastro-esophageal reflux disease"),
     ("acid reflux", "gastro-esophageal reflux disease"),
     ("uti", "urinary tract infection"),
@@ -168,7 +184,13 @@ pub const EXPANSIONS: &[(&str, &str)] = &[
     ("n/v", "nausea vomiting"),
     ("nv", "nausea vomiting"),
     ("abd", "abdominal"),
-    ("lbp", "low back pain"),
+    ("rlq", "right lower quadrant"),
+    ("llq", "left lower quadrant"),
+    ("ruq", "right upper quadrant"),
+    ("luq", "left upper quadrant"),
+    ("lbp", "low back pain lumbago"),
+    // Index: Lumbago, lumbalgia M54.50; with sciatica M54.4-.
+    ("low back pain", "lumbago"),
     ("uncomplicated", "without complications"),
     ("tm intact", "without rupture ear drum"),
     ("no perforation", "without rupture ear drum"),
@@ -304,8 +326,8 @@ pub enum Laterality {
 
 pub fn laterality_of(word: &str) -> Option<Laterality> {
     match word {
-        "right" | "r" | "rt" => Some(Laterality::Right),
-        "left" | "l" | "lt" => Some(Laterality::Left),
+        "right" | "r" | "rt" | "rightsided" => Some(Laterality::Right),
+        "left" | "l" | "lt" | "leftsided" => Some(Laterality::Left),
         "bilateral" | "both" => Some(Laterality::Bilateral),
         _ => None,
     }
