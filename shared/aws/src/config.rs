@@ -4,15 +4,12 @@
 //! at least one port is switched to AWS, so the local stack never looks for AWS credentials.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use shared::config::Config;
 use shared::fhir::Signing;
 use shared::keys::{EncryptionContext, KeyError, Keys, LocalKeys, Sealed};
 use shared::knowledge::{KnowledgeBase, KnowledgeError, Passage, RetrievalQuery};
-use shared::model::{LanguageModel, ModelError, ModelOutcome, ModelRequest};
-use shared::secrets::{EnvSecrets, SecretValue, Secrets, SecretsError};
 use shared::session::SessionContext;
 use shared::writer::{ClinicalWriter, LocalWriter, Narrative, WriterError, WritingRequest};
 use tracing::info;
@@ -23,7 +20,6 @@ use crate::healthlake::check_datastore;
 use crate::kms::KmsKeys;
 use crate::knowledge::BedrockKnowledgeBase;
 use crate::s3::{PolicyBucket, policy_http_client};
-use crate::secrets::SecretsManagerSecrets;
 use crate::sts::SessionCredentials;
 use crate::writer::BedrockWriter;
 
@@ -39,7 +35,6 @@ pub struct Settings {
     /// The bucket whole payer-policy documents are read from (`PAYER_POLICY_BUCKET`).
     pub payer_policy_bucket: Option<String>,
     pub keys: KeysSetting,
-    pub secrets: SecretsSetting,
     pub data_access_role_arn: Option<String>,
     pub healthlake_datastore_id: Option<String>,
     /// Records between two keyed audit checkpoints (`AUDIT_CHECKPOINT_EVERY`, 1-10000, default 50).
@@ -63,12 +58,6 @@ pub enum KeysSetting {
         key_id: String,
         mac_key_id: Option<String>,
     },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SecretsSetting {
-    Env,
-    SecretsManager { ttl: Duration, prefix: String },
 }
 
 impl Settings {
@@ -106,23 +95,6 @@ impl Settings {
             Provider::Local => KeysSetting::Local { master_hex: get("LOCAL_MASTER_KEY") },
             Provider::Aws => KeysSetting::Kms { key_id: required("KMS_KEY_ID")?, mac_key_id: get("KMS_MAC_KEY_ID") },
         };
-        let secrets = match switch("SECRETS", "env", "secretsmanager")? {
-            Provider::Local => SecretsSetting::Env,
-            Provider::Aws => {
-                let ttl = match get("SECRETS_TTL_SECONDS") {
-                    None => 300,
-                    Some(raw) => raw
-                        .parse::<u64>()
-                        .ok()
-                        .filter(|s| (1..=86_400).contains(s))
-                        .ok_or(AwsError::Invalid("SECRETS_TTL_SECONDS"))?,
-                };
-                SecretsSetting::SecretsManager {
-                    ttl: Duration::from_secs(ttl),
-                    prefix: get("SECRETS_PREFIX").unwrap_or_default(),
-                }
-            }
-        };
         let data_access_role_arn = match switch("SESSION_CREDENTIALS", "off", "sts")? {
             Provider::Local => None,
             Provider::Aws => {
@@ -141,7 +113,6 @@ impl Settings {
             knowledge_base_id,
             payer_policy_bucket: get("PAYER_POLICY_BUCKET"),
             keys,
-            secrets,
             data_access_role_arn,
             healthlake_datastore_id: get("HEALTHLAKE_DATASTORE_ID"),
             audit_checkpoint_every: match get("AUDIT_CHECKPOINT_EVERY") {
@@ -159,7 +130,6 @@ impl Settings {
         self.bedrock.is_some()
             || self.knowledge_base_id.is_some()
             || matches!(self.keys, KeysSetting::Kms { .. })
-            || matches!(self.secrets, SecretsSetting::SecretsManager { .. })
             || self.data_access_role_arn.is_some()
             || self.healthlake_datastore_id.is_some()
     }
@@ -195,7 +165,6 @@ impl Ports {
             writer = ?settings.clinical_writer,
             knowledge_base = settings.knowledge_base_id.is_some(),
             kms = matches!(settings.keys, KeysSetting::Kms { .. }),
-            secrets_manager = matches!(settings.secrets, SecretsSetting::SecretsManager { .. }),
             session_credentials = session_credentials.is_some(),
             "ports configured"
         );
@@ -290,16 +259,6 @@ impl Ports {
                 Ok(shared::audit::StdoutAuditSink::with_mac(Arc::new(mac), self.settings.audit_checkpoint_every))
             }
             _ => Ok(shared::audit::StdoutAuditSink::default()),
-        }
-    }
-
-    pub fn secrets(&self) -> Result<SecretsAdapter, AwsError> {
-        match &self.settings.secrets {
-            SecretsSetting::Env => Ok(SecretsAdapter::Env(EnvSecrets::from_env())),
-            SecretsSetting::SecretsManager { ttl, prefix } => Ok(SecretsAdapter::SecretsManager(
-                SecretsManagerSecrets::new(aws_sdk_secretsmanager::Client::new(self.sdk()?), *ttl)
-                    .with_prefix(prefix.clone()),
-            )),
         }
     }
 
@@ -404,36 +363,6 @@ impl Keys for KeysAdapter {
     }
 }
 
-/// The secrets chosen by `SECRETS`.
-#[derive(Debug)]
-pub enum SecretsAdapter {
-    Env(EnvSecrets),
-    SecretsManager(SecretsManagerSecrets),
-}
-
-impl Secrets for SecretsAdapter {
-    async fn get(&self, session: &SessionContext, name: &str) -> Result<SecretValue, SecretsError> {
-        match self {
-            Self::Env(s) => s.get(session, name).await,
-            Self::SecretsManager(s) => s.get(session, name).await,
-        }
-    }
-}
-
-/// `LanguageModel` for an optional model: `None` answers every call as unavailable, so a tool can hold one
-/// type whether or not a model is configured.
-impl LanguageModel for OptionalModel {
-    async fn converse(&self, session: &SessionContext, request: &ModelRequest) -> Result<ModelOutcome, ModelError> {
-        match &self.0 {
-            Some(model) => model.converse(session, request).await,
-            None => Err(ModelError::Unavailable),
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct OptionalModel(pub Option<BedrockModel>);
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -450,7 +379,6 @@ mod tests {
         let s = settings(&[]).unwrap();
         assert_eq!(s.bedrock, None);
         assert_eq!(s.keys, KeysSetting::Local { master_hex: None });
-        assert_eq!(s.secrets, SecretsSetting::Env);
         assert!(!s.needs_aws());
     }
 
@@ -472,10 +400,6 @@ mod tests {
         assert_eq!(
             settings(&[("SESSION_CREDENTIALS", "sts"), ("DATA_ACCESS_ROLE_ARN", "role")]),
             Err(AwsError::Invalid("DATA_ACCESS_ROLE_ARN"))
-        );
-        assert_eq!(
-            settings(&[("SECRETS", "secretsmanager"), ("SECRETS_TTL_SECONDS", "0")]),
-            Err(AwsError::Invalid("SECRETS_TTL_SECONDS"))
         );
         assert_eq!(
             settings(&[("MODEL_PROVIDER", "bedrock"), ("AWS_REGION", "us-east-1"), ("BEDROCK_MODEL_ID", "us.x.y")]),

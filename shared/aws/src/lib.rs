@@ -19,7 +19,6 @@
 //! | `CLINICAL_WRITER` | `local` (default), `bedrock` | the model variables above |
 //! | `KNOWLEDGE_BASE` | `local` (default), `bedrock` | `KNOWLEDGE_BASE_ID`; `PAYER_POLICY_BUCKET` for [`config::Ports::payer_policies`] |
 //! | `KEYS` | `local` (default), `kms` | `LOCAL_MASTER_KEY` (64 hex, optional) / `KMS_KEY_ID`, `KMS_MAC_KEY_ID` (optional) |
-//! | `SECRETS` | `env` (default), `secretsmanager` | `SECRETS_TTL_SECONDS` (optional, default 300) |
 //! | `SESSION_CREDENTIALS` | `off` (default), `sts` | `DATA_ACCESS_ROLE_ARN` |
 //! | `HEALTHLAKE_DATASTORE_ID` | a datastore id (optional) | cold-start self-check; sets the FHIR endpoint |
 //!
@@ -32,11 +31,10 @@
 //! let ports = shared_aws::config::Ports::from_env().await.map_err(|e| e.to_string())?;
 //! // Refuses to serve unless the datastore is ACTIVE and encrypted with a customer-managed key.
 //! ports.apply_to_fhir(&mut config).await.map_err(|e| e.to_string())?;
-//! let model = OptionalModel(ports.model()?);   // None inside = deterministic path only
+//! let model = ports.model()?;                 // Option<BedrockModel>: None = deterministic path only
 //! let kb = ports.knowledge_base(MyLocalKb::load()?)?;   // KnowledgeAdapter<MyLocalKb>: chunks (ICD-10)
 //! let policies = ports.payer_policies(PolicyFiles::default())?;   // whole documents from the policy bucket
 //! let keys = ports.keys()?;                   // KeysAdapter (LocalKeys or KmsKeys)
-//! let secrets = ports.secrets()?;             // SecretsAdapter (EnvSecrets or Secrets Manager)
 //! ```
 //!
 //! `Ports::from_env` is async (it loads the SDK configuration only when a port is on AWS), so `build()` in

@@ -13,7 +13,8 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 use shared::keys::{EncryptionContext, KeyError, Keys};
 use shared::secrets::Secrets;
 use shared::session::{SessionContext, SessionId};
-use shared_aws::config::{KeysAdapter, Ports, SecretsAdapter, Settings};
+use shared_aws::config::{KeysAdapter, Ports, Settings};
+use shared_aws::secrets::SecretsManagerSecrets;
 
 fn endpoint() -> String {
     std::env::var("MOTO_ENDPOINT").expect("MOTO_ENDPOINT must name moto's server, e.g. http://127.0.0.1:5111")
@@ -108,13 +109,9 @@ async fn secrets_are_cached_for_the_ttl_then_refreshed_after_rotation() {
     let sm = aws_sdk_secretsmanager::Client::new(&sdk());
     let name = format!("{prefix}pseudonymisation-key");
     sm.create_secret().name(&name).secret_string("key-v1").send().await.unwrap();
-    let ports = ports(&[
-        ("SECRETS", "secretsmanager".into()),
-        ("SECRETS_TTL_SECONDS", "1".into()),
-        ("SECRETS_PREFIX", prefix.clone()),
-    ]);
-    let secrets = ports.secrets().unwrap();
-    let SecretsAdapter::SecretsManager(manager) = &secrets else { panic!("secrets manager adapter expected") };
+    // No tool reads secrets yet, so no port switch builds this adapter: it is built as a tool would.
+    let secrets = SecretsManagerSecrets::new(sm.clone(), Duration::from_secs(1)).with_prefix(prefix.clone());
+    let manager = &secrets;
     let s = session("sess-moto-sm");
     assert_eq!(secrets.get(&s, "pseudonymisation-key").await.unwrap().expose(), "key-v1");
 
