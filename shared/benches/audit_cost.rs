@@ -79,7 +79,7 @@ fn bench(c: &mut Criterion) {
     c.bench_function("cold start: a new chain (random instance id)", |b| b.iter(|| black_box(AuditChain::default())));
     let key_file = std::env::temp_dir().join(format!("audit-bench-key-{}", std::process::id()));
     std::fs::write(&key_file, "ab".repeat(32)).unwrap();
-    // What `StdoutAuditSink::default()` does at cold start on the local stack: read the key file, derive
+    // What `Deployment::from_env` does at cold start on the local stack: read the key file, derive
     // the key id, draw the instance id (the environment lookup is left out: edition 2024 forbids setting it).
     c.bench_function("cold start: key file + key id + new chain", |b| {
         b.iter(|| {

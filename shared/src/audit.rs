@@ -338,19 +338,11 @@ impl std::fmt::Debug for StdoutAuditSink {
     }
 }
 
-/// Keyed by the local key when `AUDIT_MAC_KEY` or `AUDIT_MAC_KEY_FILE` is set (the local stack). Without a
-/// key the records are chained but never checkpointed, which `audit verify` reports as `unanchored`.
+/// Chained but never checkpointed, which `audit verify` reports as `unanchored`; a deployment builds its sink
+/// with [`StdoutAuditSink::with_mac`] from its settings (`shared_aws::config::Ports::audit_sink`).
 impl Default for StdoutAuditSink {
     fn default() -> Self {
-        let mac: Option<Arc<dyn ChainMac>> = match LocalChainMac::from_env() {
-            Ok(Some(key)) => Some(Arc::new(key)),
-            Ok(None) => None,
-            Err(error) => {
-                tracing::error!(error = %error, "audit mac key unusable; records will not be checkpointed");
-                None
-            }
-        };
-        Self { chain: AuditChain::default(), mac, every: DEFAULT_CHECKPOINT_EVERY }
+        Self { chain: AuditChain::default(), mac: None, every: DEFAULT_CHECKPOINT_EVERY }
     }
 }
 

@@ -1,4 +1,5 @@
-//! Configuration from the environment, read once at cold start.
+//! The configuration every tool shares (FHIR endpoint and signing, the issuer, the tenant, the envelopes), read
+//! once at cold start by `shared_aws::config::Deployment` together with the port switches.
 
 use aws_credential_types::Credentials;
 
@@ -36,11 +37,8 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|key| std::env::var(key).ok())
-    }
-
-    /// Reads from any key lookup, so tests need not touch the process environment.
+    /// Reads from a key lookup: a function's `shared_aws::config::Deployment` hands it the environment it read
+    /// once; tests hand it a map.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = &get;
         let required = |key: &'static str| get(key).filter(|v| !v.is_empty()).ok_or(ConfigError::Missing(key));

@@ -7,11 +7,10 @@ use icd10_coding::Icd10Coding;
 use icd10_coding::index::LexicalIndex;
 use icd10_coding::table::CodeTable;
 use shared::audit::StdoutAuditSink;
-use shared::config::Config;
 use shared::fhir::HttpFhirStore;
 use shared::tool::{Shell, StartError, http_client, lambda_main};
 use shared_aws::bedrock::BedrockModel;
-use shared_aws::config::{KnowledgeAdapter, Ports};
+use shared_aws::config::{Deployment, KnowledgeAdapter};
 
 type Function = Shell<Icd10Coding<HttpFhirStore, BedrockModel, KnowledgeAdapter<LexicalIndex>>, StdoutAuditSink>;
 
@@ -19,21 +18,20 @@ fn main() -> ExitCode {
     lambda_main(build)
 }
 
+/// Refuses to serve unless a configured HealthLake datastore is ACTIVE and on a customer-managed key.
 async fn build() -> Result<Function, StartError> {
-    let mut config = Config::from_env()?;
-    let ports = Ports::from_env().await.map_err(StartError::adapter)?;
-    // Refuses to serve unless a configured HealthLake datastore is ACTIVE and on a customer-managed key.
-    ports.apply_to_fhir(&mut config).await.map_err(StartError::adapter)?;
+    let deployment = Deployment::from_env().await?;
+    let ports = &deployment.ports;
     let table = CodeTable::embedded().map_err(StartError::adapter)?;
     // The coder's lexical index (~0.2 s) builds beside the first poll instead of before it.
     icd10_coding::coder::warm_up();
     let http = http_client()?;
     let action = Icd10Coding {
-        store: HttpFhirStore::new(http.clone(), config.fhir_endpoint.clone(), config.fhir_signing.clone()),
-        care_lookback_days: config.care_lookback_days,
+        store: deployment.fhir_store(&http),
+        care_lookback_days: deployment.config.care_lookback_days,
         model: ports.model().map_err(StartError::adapter)?,
         knowledge: ports.knowledge_base(LexicalIndex::new(table)).map_err(StartError::adapter)?,
         table,
     };
-    Shell::new(action, &config, http, ports.audit_sink().map_err(StartError::adapter)?)
+    Shell::new(action, &deployment.config, http, ports.audit_sink().map_err(StartError::adapter)?)
 }

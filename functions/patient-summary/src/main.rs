@@ -4,10 +4,9 @@ use std::process::ExitCode;
 
 use patient_summary::PatientSummary;
 use shared::audit::StdoutAuditSink;
-use shared::config::Config;
 use shared::fhir::HttpFhirStore;
 use shared::tool::{Shell, StartError, http_client, lambda_main};
-use shared_aws::config::{Ports, WriterAdapter};
+use shared_aws::config::{Deployment, WriterAdapter};
 
 type Function = Shell<PatientSummary<HttpFhirStore, WriterAdapter>, StdoutAuditSink>;
 
@@ -18,15 +17,14 @@ fn main() -> ExitCode {
 /// `CLINICAL_WRITER=local|bedrock` picks the writer; `HEALTHLAKE_DATASTORE_ID` runs the datastore self-check and
 /// `SESSION_CREDENTIALS=sts` signs FHIR requests with per-session credentials (see `shared-aws`).
 async fn build() -> Result<Function, StartError> {
-    let mut config = Config::from_env()?;
-    let ports = Ports::from_env().await.map_err(StartError::adapter)?;
-    ports.apply_to_fhir(&mut config).await.map_err(StartError::adapter)?;
+    let deployment = Deployment::from_env().await?;
     let http = http_client()?;
     let action = PatientSummary {
-        store: HttpFhirStore::new(http.clone(), config.fhir_endpoint.clone(), config.fhir_signing.clone()),
-        writer: ports.writer().map_err(StartError::adapter)?,
-        care_lookback_days: config.care_lookback_days,
+        store: deployment.fhir_store(&http),
+        writer: deployment.ports.writer().map_err(StartError::adapter)?,
+        care_lookback_days: deployment.config.care_lookback_days,
         as_of: None,
     };
-    Shell::new(action, &config, http, ports.audit_sink().map_err(StartError::adapter)?)
+    let audit = deployment.ports.audit_sink().map_err(StartError::adapter)?;
+    Shell::new(action, &deployment.config, http, audit)
 }

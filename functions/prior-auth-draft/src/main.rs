@@ -8,10 +8,9 @@ use prior_auth_draft::policies::PolicyFiles;
 use prior_auth_draft::store::{ConfiguredDraftStore, FhirDraftStore, FileDraftStore};
 use prior_auth_draft::{PriorAuth, PriorAuthDraft, PriorAuthFinalize};
 use shared::audit::StdoutAuditSink;
-use shared::config::Config;
 use shared::fhir::HttpFhirStore;
 use shared::tool::{Shell, StartError, http_client, lambda_main};
-use shared_aws::config::{KeysAdapter, KnowledgeAdapter, Ports, WriterAdapter};
+use shared_aws::config::{Deployment, KeysAdapter, KnowledgeAdapter, WriterAdapter};
 
 type State = PriorAuth<
     HttpFhirStore,
@@ -26,20 +25,15 @@ fn main() -> ExitCode {
     lambda_main(build)
 }
 
-fn env(key: &str) -> Option<String> {
-    std::env::var(key).ok().filter(|v| !v.trim().is_empty())
-}
-
 async fn build() -> Result<Function, StartError> {
-    let mut config = Config::from_env()?;
-    let ports = Ports::from_env().await.map_err(StartError::adapter)?;
-    ports.apply_to_fhir(&mut config).await.map_err(StartError::adapter)?;
+    let deployment = Deployment::from_env().await?;
+    let (config, ports) = (&deployment.config, &deployment.ports);
     // On AWS the Knowledge Base serves the policies (its configuration is checked by `knowledge_base`); without
     // one, the policy directory is the only source, and a tool with no policies must not serve: every request
     // would fail as "no policy" while the function looked healthy.
     let knowledge = match ports.payer_policies(PolicyFiles::default()).map_err(StartError::adapter)? {
         KnowledgeAdapter::Local(_) => {
-            let policy_dir = env("PAYER_POLICIES_DIR").unwrap_or_else(|| "../shared/payer-policies".to_owned());
+            let policy_dir = deployment.var("PAYER_POLICIES_DIR").unwrap_or("../shared/payer-policies");
             let policies = PolicyFiles::from_dir(&PathBuf::from(policy_dir)).map_err(|_| {
                 StartError::Tool("the payer policy directory cannot be read, or a policy in it does not parse")
             })?;
@@ -52,13 +46,13 @@ async fn build() -> Result<Function, StartError> {
     };
     let http = http_client()?;
     let fhir_base = config.fhir_endpoint.url().to_string();
-    let store = HttpFhirStore::new(http.clone(), config.fhir_endpoint.clone(), config.fhir_signing.clone());
+    let store = deployment.fhir_store(&http);
     // Drafts go to the FHIR store (HealthLake) by default: /tmp is one Lambda instance's, and a draft must be
     // finalizable from any instance. The file store is for offline runs and tests.
-    let drafts = match env("DRAFT_STORE").as_deref().unwrap_or("fhir") {
+    let drafts = match deployment.var("DRAFT_STORE").unwrap_or("fhir") {
         "fhir" => ConfiguredDraftStore::Fhir(FhirDraftStore::new(store.clone())),
         "file" => ConfiguredDraftStore::File(FileDraftStore::new(
-            env("PRIOR_AUTH_DRAFT_DIR").unwrap_or_else(|| "/tmp/prior-auth-drafts".to_owned()),
+            deployment.var("PRIOR_AUTH_DRAFT_DIR").unwrap_or("/tmp/prior-auth-drafts"),
         )),
         _ => return Err(StartError::Tool("`DRAFT_STORE` must be `fhir` or `file`")),
     };
@@ -81,5 +75,5 @@ async fn build() -> Result<Function, StartError> {
         as_of: None,
     });
     let actions = (PriorAuthDraft(state.clone()), PriorAuthFinalize(state));
-    Shell::new(actions, &config, http, ports.audit_sink().map_err(StartError::adapter)?)
+    Shell::new(actions, config, http, ports.audit_sink().map_err(StartError::adapter)?)
 }

@@ -1,16 +1,20 @@
-//! One switch per port, read once at cold start, and the adapters built from it.
+//! Everything a function reads from its environment, read once at cold start ([`Deployment`]): the shared
+//! configuration, one switch per port, the adapters built from them, and the tool's own keys.
 //!
 //! The AWS SDK configuration (region, credentials, `AWS_ENDPOINT_URL` for an emulator) is loaded only when
 //! at least one port is switched to AWS, so the local stack never looks for AWS credentials.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use aws_config::{BehaviorVersion, SdkConfig};
+use shared::audit::{LocalChainMac, StdoutAuditSink};
 use shared::config::Config;
-use shared::fhir::Signing;
+use shared::fhir::{HttpFhirStore, Signing};
 use shared::keys::{EncryptionContext, KeyError, Keys, LocalKeys, Sealed};
 use shared::knowledge::{KnowledgeBase, KnowledgeError, Passage, RetrievalQuery};
 use shared::session::SessionContext;
+use shared::tool::StartError;
 use shared::writer::{ClinicalWriter, LocalWriter, Narrative, WriterError, WritingRequest};
 use tracing::info;
 
@@ -39,6 +43,8 @@ pub struct Settings {
     pub healthlake_datastore_id: Option<String>,
     /// Records between two keyed audit checkpoints (`AUDIT_CHECKPOINT_EVERY`, 1-10000, default 50).
     pub audit_checkpoint_every: u64,
+    /// An S3 endpoint override (`AWS_ENDPOINT_URL_S3`, an emulator); else the SDK's `AWS_ENDPOINT_URL`.
+    pub s3_endpoint: Option<String>,
 }
 
 /// Local (or no) adapter, or the AWS one.
@@ -123,6 +129,7 @@ impl Settings {
                     .filter(|n| (1..=10_000).contains(n))
                     .ok_or(AwsError::Invalid("AUDIT_CHECKPOINT_EVERY"))?,
             },
+            s3_endpoint: get("AWS_ENDPOINT_URL_S3"),
         })
     }
 
@@ -135,25 +142,62 @@ impl Settings {
     }
 }
 
+/// A function's whole environment, read once at cold start: the shared [`Config`], the port switches and
+/// their adapters ([`Ports`], with the HealthLake self-check and per-session signing already applied to the
+/// FHIR configuration), and the tool's own keys through [`Deployment::var`]. Nothing else reads the
+/// environment (the runtime API address and the log stream name are Lambda's, read where they are used).
+#[derive(Debug)]
+pub struct Deployment {
+    pub config: Config,
+    pub ports: Ports,
+    vars: HashMap<String, String>,
+}
+
+impl Deployment {
+    pub async fn from_env() -> Result<Self, StartError> {
+        Self::from_vars(std::env::vars().collect()).await
+    }
+
+    /// Builds from a given environment (tests need not touch the process's).
+    pub async fn from_vars(vars: HashMap<String, String>) -> Result<Self, StartError> {
+        let get = |key: &str| vars.get(key).cloned();
+        let mut config = Config::from_lookup(get)?;
+        let settings = Settings::from_lookup(get).map_err(StartError::adapter)?;
+        // A key that is configured but unusable refuses the start: records would silently go unanchored.
+        let local_mac = LocalChainMac::from_lookup(get)
+            .map_err(|_| StartError::adapter(AwsError::Invalid("AUDIT_MAC_KEY_FILE")))?;
+        let sdk = if settings.needs_aws() {
+            Some(aws_config::defaults(BehaviorVersion::latest()).load().await)
+        } else {
+            None
+        };
+        let mut ports = Ports::with_sdk(settings, sdk);
+        ports.local_audit_mac = local_mac.map(Arc::new);
+        ports.apply_to_fhir(&mut config).await.map_err(StartError::adapter)?;
+        Ok(Self { config, ports, vars })
+    }
+
+    /// A tool's own setting (`DRAFT_STORE`, `PAYER_POLICIES_DIR`): unset and blank are the same.
+    pub fn var(&self, key: &str) -> Option<&str> {
+        self.vars.get(key).map(String::as_str).filter(|v| !v.trim().is_empty())
+    }
+
+    /// The FHIR store every tool reads (HealthLake on AWS), on the shared HTTP client.
+    pub fn fhir_store(&self, http: &reqwest::Client) -> HttpFhirStore {
+        HttpFhirStore::new(http.clone(), self.config.fhir_endpoint.clone(), self.config.fhir_signing.clone())
+    }
+}
+
 /// The adapters of every port, built once at cold start.
 #[derive(Debug, Clone)]
 pub struct Ports {
     pub settings: Settings,
     sdk: Option<SdkConfig>,
     session_credentials: Option<Arc<SessionCredentials>>,
+    local_audit_mac: Option<Arc<LocalChainMac>>,
 }
 
 impl Ports {
-    pub async fn from_env() -> Result<Self, AwsError> {
-        let settings = Settings::from_lookup(|key| std::env::var(key).ok())?;
-        let sdk = if settings.needs_aws() {
-            Some(aws_config::defaults(BehaviorVersion::latest()).load().await)
-        } else {
-            None
-        };
-        Ok(Self::with_sdk(settings, sdk))
-    }
-
     /// Builds from given settings and SDK configuration (tests point the latter at an emulator).
     pub fn with_sdk(settings: Settings, sdk: Option<SdkConfig>) -> Self {
         let session_credentials = match (&settings.data_access_role_arn, &sdk) {
@@ -168,7 +212,7 @@ impl Ports {
             session_credentials = session_credentials.is_some(),
             "ports configured"
         );
-        Self { settings, sdk, session_credentials }
+        Self { settings, sdk, session_credentials, local_audit_mac: None }
     }
 
     fn sdk(&self) -> Result<&SdkConfig, AwsError> {
@@ -225,7 +269,7 @@ impl Ports {
         let credentials = sdk.credentials_provider().ok_or(AwsError::Missing("AWS_ACCESS_KEY_ID"))?;
         let mut policies = PolicyBucket::new(policy_http_client()?, bucket, region, credentials)?;
         // The SDK's endpoint override (an emulator, the wire tests) applies to S3 too, path-style.
-        let endpoint = std::env::var("AWS_ENDPOINT_URL_S3").ok().or_else(|| sdk.endpoint_url().map(str::to_owned));
+        let endpoint = self.settings.s3_endpoint.clone().or_else(|| sdk.endpoint_url().map(str::to_owned));
         if let Some(endpoint) = endpoint.filter(|e| !e.trim().is_empty()) {
             policies = policies.with_endpoint(endpoint);
         }
@@ -251,14 +295,17 @@ impl Ports {
     }
 
     /// The audit sink: on AWS (`KEYS=kms` with `KMS_MAC_KEY_ID`) its checkpoints are KMS `GenerateMac` over
-    /// the chain head with the HMAC key; otherwise the local key (`AUDIT_MAC_KEY_FILE`), if any.
-    pub fn audit_sink(&self) -> Result<shared::audit::StdoutAuditSink, AwsError> {
-        match &self.settings.keys {
-            KeysSetting::Kms { mac_key_id: Some(mac_key_id), .. } => {
+    /// the chain head with the HMAC key; otherwise the local key (`AUDIT_MAC_KEY` or `AUDIT_MAC_KEY_FILE`), if
+    /// any. Without a key records are chained but never checkpointed (`audit verify` says `unanchored`).
+    pub fn audit_sink(&self) -> Result<StdoutAuditSink, AwsError> {
+        let every = self.settings.audit_checkpoint_every;
+        match (&self.settings.keys, &self.local_audit_mac) {
+            (KeysSetting::Kms { mac_key_id: Some(mac_key_id), .. }, _) => {
                 let mac = crate::kms::KmsChainMac::new(aws_sdk_kms::Client::new(self.sdk()?), mac_key_id.clone());
-                Ok(shared::audit::StdoutAuditSink::with_mac(Arc::new(mac), self.settings.audit_checkpoint_every))
+                Ok(StdoutAuditSink::with_mac(Arc::new(mac), every))
             }
-            _ => Ok(shared::audit::StdoutAuditSink::default()),
+            (_, Some(local)) => Ok(StdoutAuditSink::with_mac(local.clone(), every)),
+            (_, None) => Ok(StdoutAuditSink::default()),
         }
     }
 
@@ -450,5 +497,47 @@ mod tests {
         async fn retrieve(&self, _: &SessionContext, _: &RetrievalQuery) -> Result<Vec<Passage>, KnowledgeError> {
             Ok(Vec::new())
         }
+    }
+
+    fn local_vars(extra: &[(&str, &str)]) -> HashMap<String, String> {
+        let base = [
+            ("FHIR_BASE_URL", "http://127.0.0.1:8103/fhir"),
+            ("FHIR_SIGNING", "none"),
+            ("JWKS_URL", "http://127.0.0.1:8104/jwks.json"),
+            ("JWT_ISSUER", "http://127.0.0.1:8104"),
+            ("JWT_AUDIENCE", "clinical-agent"),
+        ];
+        base.iter().chain(extra).map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[tokio::test]
+    async fn one_reading_serves_the_shared_configuration_the_ports_and_the_tools_own_keys() {
+        let deployment = Deployment::from_vars(local_vars(&[
+            ("DRAFT_STORE", "file"),
+            ("PAYER_POLICIES_DIR", "  "),
+            ("TENANT_ORGANIZATION", "org-a"),
+            ("AUDIT_CHECKPOINT_EVERY", "7"),
+        ]))
+        .await
+        .unwrap();
+        assert_eq!(deployment.config.tenant_organization, "org-a");
+        assert_eq!(deployment.ports.settings.audit_checkpoint_every, 7);
+        assert_eq!(deployment.var("DRAFT_STORE"), Some("file"));
+        assert_eq!(deployment.var("PAYER_POLICIES_DIR"), None, "blank is unset");
+        assert_eq!(deployment.var("NOT_SET"), None);
+        assert!(deployment.ports.local_audit_mac.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_configured_audit_key_is_used_and_an_unusable_one_refuses_the_start() {
+        let keyed = Deployment::from_vars(local_vars(&[("AUDIT_MAC_KEY", &"ab".repeat(32))])).await.unwrap();
+        assert!(keyed.ports.local_audit_mac.is_some());
+        let bad = Deployment::from_vars(local_vars(&[("AUDIT_MAC_KEY", "abcd")])).await;
+        assert!(matches!(bad, Err(StartError::Adapter(_))), "{bad:?}");
+        let missing = Deployment::from_vars(local_vars(&[("AUDIT_MAC_KEY_FILE", "/nonexistent/audit.key")])).await;
+        assert!(missing.is_err());
+        let no_issuer =
+            Deployment::from_vars(local_vars(&[]).into_iter().filter(|(k, _)| k != "JWT_ISSUER").collect()).await;
+        assert!(matches!(no_issuer, Err(StartError::Config(_))), "{no_issuer:?}");
     }
 }

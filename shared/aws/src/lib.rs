@@ -11,7 +11,8 @@
 //!
 //! # Choosing AWS or local per port
 //!
-//! [`config::Ports::from_env`] reads one switch per port (see `shared/aws/README.md` for the full table):
+//! [`config::Deployment::from_env`] reads the environment once: the shared configuration and one switch per
+//! port (see `shared/aws/README.md` for the full table):
 //!
 //! | variable | values | needs |
 //! | --- | --- | --- |
@@ -24,21 +25,21 @@
 //!
 //! # Wiring a tool (ICD-10 coding, prior-auth drafts)
 //!
-//! In `main.rs`, after `shared::config::Config::from_env()`:
+//! In `main.rs`'s `build()`:
 //!
 //! ```text
-//! let mut config = Config::from_env()?;
-//! let ports = shared_aws::config::Ports::from_env().await.map_err(|e| e.to_string())?;
-//! // Refuses to serve unless the datastore is ACTIVE and encrypted with a customer-managed key.
-//! ports.apply_to_fhir(&mut config).await.map_err(|e| e.to_string())?;
+//! let deployment = Deployment::from_env().await?;    // refuses to start on a datastore that is not ACTIVE
+//! let ports = &deployment.ports;                      // or not under a customer-managed key
+//! let store = deployment.fhir_store(&http);           // HealthLake, signed per session when configured
 //! let model = ports.model()?;                 // Option<BedrockModel>: None = deterministic path only
 //! let kb = ports.knowledge_base(MyLocalKb::load()?)?;   // KnowledgeAdapter<MyLocalKb>: chunks (ICD-10)
 //! let policies = ports.payer_policies(PolicyFiles::default())?;   // whole documents from the policy bucket
 //! let keys = ports.keys()?;                   // KeysAdapter (LocalKeys or KmsKeys)
+//! let mine = deployment.var("MY_TOOL_SETTING");   // the tool's own keys, from the same reading
 //! ```
 //!
-//! `Ports::from_env` is async (it loads the SDK configuration only when a port is on AWS), so `build()` in
-//! `main.rs` becomes `async fn` and is awaited inside the runtime, as in `functions/patient-summary`. Add
+//! `Deployment::from_env` is async (it loads the SDK configuration only when a port is on AWS), so `build()` in
+//! `main.rs` is an `async fn` run inside the runtime by `shared::tool::lambda_main`. Add
 //! `shared-aws.workspace = true` to the tool's dependencies; tests of the tool keep using the local adapters
 //! (`LocalKeys`, `EnvSecrets`, `shared::model::ScriptedModel`, the tool's own knowledge base).
 //!

@@ -72,17 +72,18 @@ impl LocalChainMac {
         Self::from_bytes(&bytes)
     }
 
-    /// `AUDIT_MAC_KEY` (64 hex digits) or the file named by `AUDIT_MAC_KEY_FILE`; `None` when neither is set.
-    pub fn from_env() -> Result<Option<Self>, MacError> {
-        if let Ok(hex_key) = std::env::var("AUDIT_MAC_KEY") {
+    /// `AUDIT_MAC_KEY` (64 hex digits) or the file named by `AUDIT_MAC_KEY_FILE`, from the settings lookup;
+    /// `None` when neither is set.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, MacError> {
+        if let Some(hex_key) = get("AUDIT_MAC_KEY").filter(|v| !v.trim().is_empty()) {
             return Self::from_hex(&hex_key).map(Some);
         }
-        match std::env::var("AUDIT_MAC_KEY_FILE") {
-            Ok(path) => {
+        match get("AUDIT_MAC_KEY_FILE").filter(|v| !v.trim().is_empty()) {
+            Some(path) => {
                 let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|_| MacError::BadKey)?);
                 Self::from_hex(&text).map(Some)
             }
-            Err(_) => Ok(None),
+            None => Ok(None),
         }
     }
 
