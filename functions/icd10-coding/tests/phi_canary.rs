@@ -5,46 +5,15 @@
 
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use serde_json::json;
-use shared::testing::TokenSpec;
+use shared::testing::{LogCapture, TokenSpec};
 use support::{ENCOUNTER, Harness, PATIENT, coder_token, condition, direct, encounter, model_answer};
-use tracing_subscriber::fmt::MakeWriter;
 
 const CANARY: &str = "Zqxcanary";
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 #[tokio::test]
 async fn the_note_never_reaches_a_log_line_an_audit_record_or_a_model_in_clear() {
-    let logs = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter("trace")
-        .with_current_span(true)
-        .with_writer(logs.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = LogCapture::install();
 
     let note = format!(
         "Patient: {CANARY} Vexmoor   DOB 03/09/1955   MRN 7712{}\nCell (617) 555-0163, {}@example.org\n\
@@ -65,14 +34,8 @@ async fn the_note_never_reaches_a_log_line_an_audit_record_or_a_model_in_clear()
     let invalid = h.call(&direct(&coder_token(), json!({"note": note, "extra": CANARY}))).await;
     assert_eq!(invalid["error"]["kind"], "invalid_input");
 
-    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
-    assert!(logs.lines().count() > 5, "logging was captured");
-    for secret in [CANARY, "Vexmoor", "77120044", "555-0163", "Essential hypertension", "lisinopril"] {
-        assert!(!logs.contains(secret), "`{secret}` in a log line");
-        for line in h.tool.audit.lines() {
-            assert!(!line.contains(secret), "`{secret}` in an audit record");
-        }
-    }
+    let planted = [CANARY, "Vexmoor", "77120044", "555-0163", "Essential hypertension", "lisinopril"];
+    logs.assert_absent(&planted, &h.tool.audit.lines(), 6);
     for request in h.tool.actions.model.as_ref().unwrap().requests() {
         for secret in [CANARY, "Vexmoor", "77120044", "555-0163", "03/09/1955"] {
             assert!(!request.guarded_text.contains(secret), "`{secret}` sent to the model");

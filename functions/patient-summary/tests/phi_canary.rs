@@ -8,37 +8,14 @@
 mod support;
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 use shared::runtime::Handler;
-use shared::testing::TokenSpec;
+use shared::testing::{LogCapture, TokenSpec};
 use support::{Behaviour, Harness, JOIE, JOIE_ID, direct, grant, invocation, load_bundle};
-use tracing_subscriber::fmt::MakeWriter;
 
 const CANARY: &str = "ZQXCANARY7731";
 const DR_ALVAREZ: &str = "9b2564fd-1e47-420a-bded-387234070ef3";
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
 
 fn canary_bundle() -> Vec<Value> {
     let mut resources = load_bundle(JOIE);
@@ -55,15 +32,7 @@ fn canary_bundle() -> Vec<Value> {
 
 #[tokio::test]
 async fn the_canary_never_leaves_the_fhir_response() {
-    let logs = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter("trace")
-        .with_current_span(true)
-        .with_span_list(true)
-        .with_writer(logs.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = LogCapture::install();
 
     let gp = Behaviour { general_practitioner: Some(format!("Practitioner/{DR_ALVAREZ}")), ..Behaviour::default() };
     let failing = Behaviour { failing: HashMap::from([("Observation".to_owned(), 500)]), ..gp.clone() };
@@ -88,12 +57,7 @@ async fn the_canary_never_leaves_the_fhir_response() {
     let summary = replies[0]["result"]["summary"].to_string();
     assert!(summary.contains("\"age_years\""), "the summary is real: {summary}");
 
-    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
-    assert!(logs.lines().count() > 20, "logging was captured ({} lines)", logs.lines().count());
-    assert!(!logs.contains(CANARY), "canary in a log line");
-    for line in &audit_lines {
-        assert!(!line.contains(CANARY), "canary in an audit record: {line}");
-    }
+    logs.assert_absent(&[CANARY], &audit_lines, 21);
     for reply in &replies {
         assert!(!reply.to_string().contains(CANARY), "canary in a reply: {reply}");
     }

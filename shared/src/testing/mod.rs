@@ -1,10 +1,12 @@
 //! Test helpers (feature `test-util`): tokens signed with the repository's test-only keys, a verifier that
-//! trusts them, and a FHIR server fake that behaves like HealthLake ([`fhir`]). Never compiled into a deployed
-//! function.
+//! trusts them, a FHIR server fake that behaves like HealthLake ([`fhir`]) and the PHI-canary log capture
+//! ([`logs`]). Never compiled into a deployed function.
 
 pub mod fhir;
+pub mod logs;
 
 pub use self::fhir::{FakeBehaviour, FhirFake, FhirRequest, load_bundle};
+pub use self::logs::LogCapture;
 
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
