@@ -4,14 +4,14 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use fhir_sdk::r4b::resources::{
-    AllergyIntolerance, Condition, Encounter, Immunization, MedicationRequest, Observation, Patient, Procedure,
-};
 use patient_summary::summary::{
     COLORECTAL_SCREENING_CODES, ChartExtract, LAB_CODES, VITAL_CODES, render_text, summarize,
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use shared::fhir::model::{
+    AllergyIntolerance, Condition, Encounter, Immunization, MedicationRequest, Observation, Patient, Procedure,
+};
 use time::macros::date;
 
 const FLETCHER: &str = "Fletcher_Hyatt_fe0562b5-f517-4951-8366-32fdab088930.json";
@@ -33,7 +33,7 @@ fn category(resource: &Value, wanted: &str) -> bool {
 }
 
 fn parse<T: DeserializeOwned>(values: Vec<&Value>) -> Vec<T> {
-    values.into_iter().map(|v| serde_json::from_value(v.clone()).expect("fhir-sdk r4b parses")).collect()
+    values.into_iter().map(|v| serde_json::from_value(v.clone()).expect("the FHIR model reads it")).collect()
 }
 
 /// The extract the handler's searches would return for Fletcher Hyatt (built once, outside the timing).

@@ -1,8 +1,8 @@
 //! What the summary reads from FHIR, and nothing more: the relationship facts a decision needs, then the
 //! narrow clinical searches of the summary, issued concurrently.
 
-use fhir_sdk::r4b::resources::Patient;
 use shared::ToolError;
+use shared::fhir::model::Patient;
 pub use shared::fhir::relationship::{CareRelationship, care_relationship};
 use shared::fhir::{FhirId, FhirStore, Parsed, SearchQuery, SearchSet};
 use shared::session::SessionContext;

@@ -9,14 +9,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use fhir_sdk::r4b::resources::{
-    AllergyIntolerance, Condition, Encounter, Immunization, MedicationRequest, Observation, Patient, Procedure,
-};
 use patient_summary::summary::{
     COLORECTAL_SCREENING_CODES, ChartExtract, LAB_CODES, PatientSummary, VITAL_CODES, summarize,
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use shared::fhir::model::{
+    AllergyIntolerance, Condition, Encounter, Immunization, MedicationRequest, Observation, Patient, Procedure,
+};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use time::macros::date;
@@ -81,7 +81,7 @@ fn instant(text: &str) -> OffsetDateTime {
 }
 
 fn parse_all<T: DeserializeOwned>(values: impl Iterator<Item = Value>) -> Vec<T> {
-    values.map(|v| serde_json::from_value::<T>(v).expect("parses as fhir-sdk r4b")).collect()
+    values.map(|v| serde_json::from_value::<T>(v).expect("the FHIR model reads it")).collect()
 }
 
 /// The chart as the handler's FHIR searches would return it.

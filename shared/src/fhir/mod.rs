@@ -1,6 +1,7 @@
 //! The FHIR store port: minimal, paged, typed searches against HealthLake (or the local server).
 
 mod http;
+pub mod model;
 pub mod relationship;
 
 use std::borrow::Cow;

@@ -2,14 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use fhir_sdk::r4b::codes::{EncounterStatus, EventStatus};
-use fhir_sdk::r4b::resources::{
-    AllergyIntolerance, Condition, Encounter, Immunization, MedicationRequest, Patient, Procedure,
+use shared::fhir::model::{
+    AllergyIntolerance, CodeableConcept, Condition, Dosage, Encounter, EncounterStatus, EventStatus, Immunization,
+    ImmunizationOccurrence, ImmunizationStatus, MedicationRequest, MedicationRequestMedication,
+    MedicationRequestStatus, Patient, PatientDeceased, Procedure, Timed,
 };
-use fhir_sdk::r4b::resources::{
-    ConditionOnset, ImmunizationOccurrence, MedicationRequestMedication, PatientDeceased, ProcedurePerformed,
-};
-use fhir_sdk::r4b::types::{CodeableConcept, Dosage};
 
 use super::codes::{self, COLORECTAL_SCREENING_CODES};
 use super::read::{When, age_in_years, cite, codings, concept_display, primary_coding, when_datetime};
@@ -19,8 +16,8 @@ use super::{Allergy, CodeRef, EncounterFact, ImmunizationFact, Medication, Patie
 const RECENT_ENCOUNTERS: usize = 5;
 
 pub(crate) fn patient_facts(patient: &Patient, as_of: time::Date) -> PatientFacts {
-    let (deceased, died_on) = match &patient.deceased {
-        Some(PatientDeceased::Boolean(flag)) => (*flag, None),
+    let (deceased, died_on) = match patient.deceased() {
+        Some(PatientDeceased::Boolean(flag)) => (flag, None),
         Some(PatientDeceased::DateTime(at)) => (true, when_datetime(at).map(|w| w.date)),
         None => (false, None),
     };
@@ -33,7 +30,7 @@ pub(crate) fn patient_facts(patient: &Patient, as_of: time::Date) -> PatientFact
     PatientFacts {
         reference: cite("Patient", patient.id.as_ref()).unwrap_or_default(),
         age_years: age_on.and_then(|on| patient.birth_date.as_ref().and_then(|birth| age_in_years(birth, on))),
-        sex: patient.gender.as_ref().map(|g| AsRef::<str>::as_ref(g).to_owned()),
+        sex: patient.gender.map(|g| g.as_str().to_owned()),
         deceased,
     }
 }
@@ -75,10 +72,10 @@ pub(crate) fn problems(conditions: &[Condition], uncitable: &mut usize) -> Vec<P
             continue;
         };
         let display = concept_display(concept).unwrap_or_else(|| code.code.clone());
-        let onset = match &condition.onset {
-            Some(ConditionOnset::DateTime(at)) => when_datetime(at),
-            Some(ConditionOnset::Period(period)) => period.start.as_ref().and_then(when_datetime),
-            _ => None,
+        let onset = match condition.onset() {
+            Some(Timed::DateTime(at)) => when_datetime(at),
+            Some(Timed::Period(period)) => period.start.as_ref().and_then(when_datetime),
+            None => None,
         };
         match by_code.get_mut(&code) {
             Some(entry) => {
@@ -118,7 +115,7 @@ pub(crate) fn medications(requests: &[MedicationRequest], uncitable: &mut usize)
             *uncitable += 1;
             continue;
         };
-        if request.status != "active" || request.do_not_perform == Some(true) {
+        if request.status != MedicationRequestStatus::Active || request.do_not_perform == Some(true) {
             continue;
         }
         let (display, code) = match &request.medication {
@@ -132,7 +129,7 @@ pub(crate) fn medications(requests: &[MedicationRequest], uncitable: &mut usize)
             None => format!("display|{}", display.to_lowercase()),
         };
         let authored_key = authored.as_ref().map(When::key);
-        let dosage = request.dosage_instruction.iter().flatten().next().and_then(dosage_text);
+        let dosage = request.dosage_instruction.first().and_then(dosage_text);
         let medication =
             Medication { display, code, authored_on: authored.map(|w| w.text), dosage, sources: vec![source] };
         match by_key.get_mut(&key) {
@@ -162,10 +159,10 @@ fn dosage_text(dosage: &Dosage) -> Option<String> {
         return Some(text.trim().to_owned());
     }
     let mut parts = Vec::new();
-    let dose = dosage.dose_and_rate.iter().flatten().find_map(|d| match &d.dose {
-        Some(fhir_sdk::r4b::types::DosageDoseAndRateDose::Quantity(q)) => q.value.map(|v| (v, q.unit.clone())),
-        _ => None,
-    });
+    let dose = dosage
+        .dose_and_rate
+        .iter()
+        .find_map(|d| d.dose_quantity.as_ref().and_then(|q| Some((q.value?, q.unit.clone()))));
     if let Some((value, unit)) = dose {
         parts.push(match unit {
             Some(unit) => format!("{} {unit}", number(value)),
@@ -179,7 +176,7 @@ fn dosage_text(dosage: &Dosage) -> Option<String> {
         let times = if frequency.get() == 1 { "once".to_owned() } else { format!("{frequency} times") };
         parts.push(format!("{times} every {} {unit}", number(period)));
     }
-    if matches!(dosage.as_needed, Some(fhir_sdk::r4b::types::DosageAsNeeded::Boolean(true))) {
+    if dosage.as_needed_boolean == Some(true) {
         parts.push("as needed".to_owned());
     }
     (!parts.is_empty()).then(|| parts.join(", "))
@@ -209,7 +206,7 @@ pub(crate) fn allergies(allergies: &[AllergyIntolerance], uncitable: &mut usize)
             .as_ref()
             .and_then(concept_display)
             .unwrap_or_else(|| "Allergy to unspecified substance".to_owned());
-        let criticality = allergy.criticality.as_ref().map(|c| AsRef::<str>::as_ref(c).to_owned());
+        let criticality = allergy.criticality.map(|c| c.as_str().to_owned());
         shown.push(Allergy { display, criticality, sources: vec![source] });
     }
     let rank = |c: &Option<String>| match c.as_deref() {
@@ -239,7 +236,7 @@ pub(crate) fn immunizations(
             *uncitable += 1;
             continue;
         };
-        if immunization.status != "completed" {
+        if immunization.status != ImmunizationStatus::Completed {
             continue;
         }
         let ImmunizationOccurrence::DateTime(at) = &immunization.occurrence else {
@@ -293,7 +290,7 @@ pub(crate) fn recent_encounters(
         if start.as_ref().is_some_and(|w| w.date > as_of) {
             continue;
         }
-        let type_display = encounter.r#type.iter().flatten().find_map(concept_display);
+        let type_display = encounter.r#type.iter().find_map(concept_display);
         let class_code = encounter.class.code.clone();
         let key = start.as_ref().map(When::key);
         kept.push((key, EncounterFact { type_display, class_code, start: start.map(|w| w.text), source }));
@@ -325,10 +322,10 @@ pub(crate) fn screenings(procedures: &[Procedure], as_of: time::Date, uncitable:
         if !is_screening {
             continue;
         }
-        let date = match &procedure.performed {
-            Some(ProcedurePerformed::DateTime(at)) => when_datetime(at),
-            Some(ProcedurePerformed::Period(period)) => period.start.as_ref().and_then(when_datetime),
-            _ => None,
+        let date = match procedure.performed() {
+            Some(Timed::DateTime(at)) => when_datetime(at),
+            Some(Timed::Period(period)) => period.start.as_ref().and_then(when_datetime),
+            None => None,
         };
         // A completed screening with no date is still on record; one dated after `as_of` is not yet.
         if date.as_ref().is_some_and(|w| w.date > as_of) {

@@ -18,10 +18,10 @@ mod results;
 #[cfg(test)]
 mod tests;
 
-use fhir_sdk::r4b::resources::{
+use serde::Serialize;
+use shared::fhir::model::{
     AllergyIntolerance, Condition, Encounter, Immunization, MedicationRequest, Observation, Patient, Procedure,
 };
-use serde::Serialize;
 
 pub use codes::{COLORECTAL_SCREENING_CODES, LAB_CODES, VITAL_CODES};
 pub use render::{render_text, statements};

@@ -1,7 +1,6 @@
-//! Small readers over fhir-sdk types, so the clinical code reads like the clinic talks.
+//! Small readers over the FHIR model (`shared::fhir::model`), so the clinical code reads like the clinic talks.
 
-use fhir_sdk::r4b::types::{CodeableConcept, Coding};
-use fhir_sdk::{Date, DateTime, Instant};
+use shared::fhir::model::{CodeableConcept, Coding, Date, DateTime, Instant};
 use time::{Month, OffsetDateTime};
 
 /// `"<ResourceType>/<id>"`, or `None` when the resource has no id and so cannot be cited.
@@ -10,7 +9,7 @@ pub(crate) fn cite(resource_type: &str, id: Option<&String>) -> Option<String> {
 }
 
 pub(crate) fn codings(concept: &CodeableConcept) -> impl Iterator<Item = &Coding> {
-    concept.coding.iter().flatten()
+    concept.coding.iter()
 }
 
 pub(crate) fn coding_is(coding: &Coding, system: &str, code: &str) -> bool {

@@ -1,8 +1,6 @@
 //! Lab trends and the latest vital signs.
 
-use fhir_sdk::r4b::codes::ObservationStatus;
-use fhir_sdk::r4b::resources::{Observation, ObservationComponentValue, ObservationEffective, ObservationValue};
-use fhir_sdk::r4b::types::Quantity;
+use shared::fhir::model::{Observation, ObservationEffective, ObservationStatus, Quantity};
 
 use super::codes::{ANALYTES, BMI, BODY_WEIGHT, BP_PANELS, DIASTOLIC, SYSTOLIC};
 use super::read::{When, cite, loinc_in, when_datetime, when_instant};
@@ -21,19 +19,15 @@ fn usable(observation: &Observation) -> bool {
 }
 
 fn effective(observation: &Observation) -> Option<When> {
-    match observation.effective.as_ref()? {
+    match observation.effective()? {
         ObservationEffective::DateTime(at) => when_datetime(at),
         ObservationEffective::Period(period) => period.start.as_ref().and_then(when_datetime),
         ObservationEffective::Instant(at) => Some(when_instant(at)),
-        ObservationEffective::Timing(_) => None,
     }
 }
 
 fn quantity(observation: &Observation) -> Option<&Quantity> {
-    match observation.value.as_ref()? {
-        ObservationValue::Quantity(q) if q.value.is_some_and(f64::is_finite) => Some(q),
-        _ => None,
-    }
+    observation.value_quantity.as_ref().filter(|q| q.value.is_some_and(f64::is_finite))
 }
 
 /// What makes two results comparable: the UCUM code when given, else the printed unit, ignoring case.
@@ -182,12 +176,9 @@ pub(crate) fn vitals(observations: &[Observation], as_of: time::Date, uncitable:
 
 fn blood_pressure(observation: &Observation, when: &When, source: &str) -> Option<BloodPressure> {
     let component = |code: &str| {
-        observation.component.iter().flatten().find_map(|component| {
+        observation.component.iter().find_map(|component| {
             loinc_in(&component.code, &[code])?;
-            match component.value.as_ref()? {
-                ObservationComponentValue::Quantity(q) if q.value.is_some_and(f64::is_finite) => Some(q),
-                _ => None,
-            }
+            component.value_quantity.as_ref().filter(|q| q.value.is_some_and(f64::is_finite))
         })
     };
     let systolic = component(SYSTOLIC)?;

@@ -1,8 +1,8 @@
-use fhir_sdk::r4b::resources::{
-    AllergyIntolerance, Condition, Encounter, Immunization, MedicationRequest, Observation, Patient, Procedure,
-};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use shared::fhir::model::{
+    AllergyIntolerance, Condition, Encounter, Immunization, MedicationRequest, Observation, Patient, Procedure,
+};
 use time::macros::date;
 
 use super::results::trend;

@@ -1,14 +1,11 @@
-//! The part of a patient's record a coverage policy is checked against, in fhir-sdk's R4B types, with
+//! The part of a patient's record a coverage policy is checked against, in `shared::fhir::model` types, with
 //! small readers for the dates and codes the criteria compare.
 
-use fhir_sdk::r4b::codes::{EventStatus, ObservationStatus};
-use fhir_sdk::r4b::resources::{
-    Condition, ConditionAbatement, ConditionOnset, Encounter, MedicationRequest, MedicationRequestMedication,
-    Observation, ObservationEffective, ObservationValue, Procedure, ProcedurePerformed,
-};
-use fhir_sdk::r4b::types::CodeableConcept;
-use fhir_sdk::{Date, DateTime, Instant};
 use serde::Serialize;
+use shared::fhir::model::{
+    CodeableConcept, Condition, Date, DateTime, Encounter, EventStatus, Instant, MedicationRequest,
+    MedicationRequestMedication, Observation, ObservationEffective, ObservationStatus, Procedure, Timed,
+};
 
 /// Resources read for the evaluation, one list per type a criterion can name.
 #[derive(Debug, Default, Clone)]
@@ -40,7 +37,7 @@ pub struct Fact {
 }
 
 fn matching_code(concept: &CodeableConcept, system: &str, codes: &[String]) -> Option<(String, Option<String>)> {
-    concept.coding.iter().flatten().find_map(|c| {
+    concept.coding.iter().find_map(|c| {
         let code = c.code.as_deref()?;
         (c.system.as_deref() == Some(system) && codes.iter().any(|w| w == code))
             .then(|| (code.to_owned(), c.display.clone().or_else(|| concept.text.clone())))
@@ -68,7 +65,7 @@ pub fn day_of(value: &DateTime) -> Option<time::Date> {
 }
 
 fn concept_is_any(concept: Option<&CodeableConcept>, codes: &[&str]) -> bool {
-    concept.is_some_and(|c| c.coding.iter().flatten().any(|c| c.code.as_deref().is_some_and(|v| codes.contains(&v))))
+    concept.is_some_and(|c| c.coding.iter().any(|c| c.code.as_deref().is_some_and(|v| codes.contains(&v))))
 }
 
 impl Chart {
@@ -102,15 +99,15 @@ impl Chart {
             .filter(|c| !concept_is_any(c.verification_status.as_ref(), &["entered-in-error", "refuted"]))
             .filter_map(|c| {
                 let (code, display) = matching_code(c.code.as_ref()?, system, codes)?;
-                let onset = match &c.onset {
-                    Some(ConditionOnset::DateTime(d)) => day_of(d),
-                    Some(ConditionOnset::Period(p)) => p.start.as_ref().and_then(day_of),
-                    _ => None,
+                let onset = match c.onset() {
+                    Some(Timed::DateTime(d)) => day_of(d),
+                    Some(Timed::Period(p)) => p.start.as_ref().and_then(day_of),
+                    None => None,
                 };
-                let abated = match &c.abatement {
-                    Some(ConditionAbatement::DateTime(d)) => day_of(d),
-                    Some(ConditionAbatement::Period(p)) => p.end.as_ref().and_then(day_of),
-                    _ => None,
+                let abated = match c.abatement() {
+                    Some(Timed::DateTime(d)) => day_of(d),
+                    Some(Timed::Period(p)) => p.end.as_ref().and_then(day_of),
+                    None => None,
                 };
                 Some(Fact {
                     reference: cite("Condition", c.id.as_ref())?,
@@ -132,16 +129,13 @@ impl Chart {
             .filter(|o| !matches!(o.status, ObservationStatus::EnteredInError | ObservationStatus::Cancelled))
             .filter_map(|o| {
                 let (code, display) = matching_code(&o.code, system, codes)?;
-                let date = match &o.effective {
+                let date = match o.effective() {
                     Some(ObservationEffective::DateTime(d)) => day_of(d),
                     Some(ObservationEffective::Instant(Instant(at))) => Some(at.date()),
                     Some(ObservationEffective::Period(p)) => p.start.as_ref().and_then(day_of),
-                    _ => None,
+                    None => None,
                 };
-                let (value, unit) = match &o.value {
-                    Some(ObservationValue::Quantity(q)) => (q.value, q.unit.clone()),
-                    _ => (None, None),
-                };
+                let (value, unit) = o.value_quantity.as_ref().map_or((None, None), |q| (q.value, q.unit.clone()));
                 Some(Fact {
                     reference: cite("Observation", o.id.as_ref())?,
                     code,
@@ -170,7 +164,7 @@ impl Chart {
                     abated: None,
                     value: None,
                     unit: None,
-                    status: Some(m.status.clone()),
+                    status: Some(m.status.as_str().to_owned()),
                 })
             })
             .collect()
@@ -182,10 +176,10 @@ impl Chart {
             .filter(|p| !matches!(p.status, EventStatus::EnteredInError | EventStatus::NotDone))
             .filter_map(|p| {
                 let (code, display) = matching_code(p.code.as_ref()?, system, codes)?;
-                let date = match &p.performed {
-                    Some(ProcedurePerformed::DateTime(d)) => day_of(d),
-                    Some(ProcedurePerformed::Period(period)) => period.start.as_ref().and_then(day_of),
-                    _ => None,
+                let date = match p.performed() {
+                    Some(Timed::DateTime(d)) => day_of(d),
+                    Some(Timed::Period(period)) => period.start.as_ref().and_then(day_of),
+                    None => None,
                 };
                 Some(Fact {
                     reference: cite("Procedure", p.id.as_ref())?,
@@ -205,7 +199,7 @@ impl Chart {
         self.encounters
             .iter()
             .filter_map(|e| {
-                let (code, display) = e.r#type.iter().flatten().find_map(|t| matching_code(t, system, codes))?;
+                let (code, display) = e.r#type.iter().find_map(|t| matching_code(t, system, codes))?;
                 Some(Fact {
                     reference: cite("Encounter", e.id.as_ref())?,
                     code,
