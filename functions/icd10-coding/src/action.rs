@@ -36,7 +36,6 @@ pub struct Icd10Coding<S, M, K> {
     /// `None`: the deterministic coder alone (the local default).
     pub model: Option<M>,
     pub knowledge: K,
-    pub table: &'static CodeTable,
 }
 
 /// The context of `icd10_coding.propose`: the links to the patient that a cross-check rests on (both false
@@ -94,9 +93,11 @@ impl<S: FhirStore, M: LanguageModel, K: KnowledgeBase> ToolAction for Icd10Codin
 
     async fn run(&self, call: &Call<'_>, _permit: Permit, args: CodingArgs) -> Result<ToolReply, ToolError> {
         let note = args.note.as_str();
+        // Read since cold start on a background thread (`code_data::warm_up`); a test checks it is readable.
+        let table = CodeTable::embedded().map_err(|_| ToolError::Internal)?;
         // Locally nothing leaves the process, so the coder reads the note as written; what goes to a model (and
         // any log) is the pseudonymised text.
-        let coding = coder::code_note(self.table, note);
+        let coding = coder::code_note(table, note);
         let pseudo = phi::pseudonymise(note);
         let history = async {
             match &args.patient {
@@ -104,7 +105,7 @@ impl<S: FhirStore, M: LanguageModel, K: KnowledgeBase> ToolAction for Icd10Codin
                 Some(patient) => history::read(&self.store, &call.session, patient).await.map(Some),
             }
         };
-        let model = model_path(self.model.as_ref(), &self.knowledge, self.table, &call.session, &pseudo);
+        let model = model_path(self.model.as_ref(), &self.knowledge, table, &call.session, &pseudo);
         let (history, model) = tokio::join!(history, model);
         let history = history?;
         if let Some(h) = &history {
@@ -115,7 +116,7 @@ impl<S: FhirStore, M: LanguageModel, K: KnowledgeBase> ToolAction for Icd10Codin
         }
         call.audit.model(model.stats.model.as_deref(), model_use(model.stats.status));
 
-        let proposals = merge(self.table, note, &pseudo, &coding, &model.selected, history.as_ref());
+        let proposals = merge(table, note, &pseudo, &coding, &model.selected, history.as_ref());
         let codes: Vec<&str> = proposals.iter().map(|p| p.code).collect();
         let unaddressed = history.as_ref().map(|h| history::unaddressed(h, note, &codes)).unwrap_or_default();
         let cross_check = match &history {

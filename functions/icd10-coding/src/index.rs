@@ -38,36 +38,55 @@ struct Postings {
     average_length: f32,
 }
 
-/// BM25 postings over the code index, derived on the first retrieval (the deterministic path never needs them).
+/// BM25 postings over the code index.
 pub struct LexicalIndex {
+    /// Derived on the first retrieval (the deterministic path never needs them).
+    ready: OnceLock<Option<Ready>>,
+}
+
+struct Ready {
     table: &'static CodeTable,
+    index: &'static Index,
     /// Indexes into `table.entries()` of the billable codes, in document order.
     documents: Vec<usize>,
-    postings: OnceLock<Option<Postings>>,
+    postings: Postings,
 }
 
 impl std::fmt::Debug for LexicalIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LexicalIndex").field("documents", &self.documents.len()).finish()
+        f.debug_struct("LexicalIndex").field("ready", &self.ready.get().is_some()).finish()
+    }
+}
+
+impl Default for LexicalIndex {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
 impl LexicalIndex {
-    pub fn new(table: &'static CodeTable) -> Self {
-        let documents = table.entries().iter().enumerate().filter(|(_, e)| e.billable).map(|(i, _)| i).collect();
-        Self { table, documents, postings: OnceLock::new() }
+    /// Over the embedded table and the coder's index, both read on first use.
+    pub fn new() -> Self {
+        Self { ready: OnceLock::new() }
     }
 
-    fn postings(&self) -> Option<(&'static Index, &Postings)> {
-        let index = Index::embedded()?;
-        let postings = self.postings.get_or_init(|| Some(build_postings(self.table, index, &self.documents)));
-        postings.as_ref().map(|p| (index, p))
+    fn ready(&self) -> Option<&Ready> {
+        self.ready
+            .get_or_init(|| {
+                let table = CodeTable::embedded().ok()?;
+                let index = Index::embedded()?;
+                let documents: Vec<usize> =
+                    table.entries().iter().enumerate().filter(|(_, e)| e.billable).map(|(i, _)| i).collect();
+                let postings = build_postings(table, index, &documents);
+                Some(Ready { table, index, documents, postings })
+            })
+            .as_ref()
     }
 
     /// The best-matching billable codes for `query`, best first, as (code, score).
     pub fn search(&self, query: &str, limit: usize) -> Vec<(&'static str, f32)> {
-        let Some((index, postings)) = self.postings() else { return Vec::new() };
-        let n = self.documents.len() as f32;
+        let Some(Ready { table, index, documents, postings }) = self.ready() else { return Vec::new() };
+        let n = documents.len() as f32;
         let mut scores: HashMap<u32, f32> = HashMap::new();
         let mut seen = Vec::new();
         for word in query_words(query) {
@@ -88,10 +107,10 @@ impl LexicalIndex {
         }
         let mut ranked: Vec<(u32, f32)> = scores.into_iter().collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        let entries = self.table.entries();
+        let entries = table.entries();
         ranked
             .into_iter()
-            .filter_map(|(doc, score)| Some((entries.get(*self.documents.get(doc as usize)?)?.code, score)))
+            .filter_map(|(doc, score)| Some((entries.get(*documents.get(doc as usize)?)?.code, score)))
             .take(limit)
             .collect()
     }
@@ -161,7 +180,7 @@ impl KnowledgeBase for LexicalIndex {
             .search(&query.text, limit)
             .into_iter()
             .filter_map(|(code, score)| {
-                let entry = self.table.get(code)?;
+                let entry = self.ready()?.table.get(code)?;
                 let inclusion: Vec<&str> = entry.inclusion_terms().collect();
                 let text = if inclusion.is_empty() {
                     format!("{code} {}", entry.description)
@@ -184,7 +203,7 @@ mod tests {
     use super::*;
 
     fn index() -> LexicalIndex {
-        LexicalIndex::new(CodeTable::embedded().unwrap())
+        LexicalIndex::new()
     }
 
     #[test]

@@ -1,13 +1,14 @@
 //! ICD-10-CM coding proposals from encounter notes, with evidence spans, grounding scores and a FHIR history
 //! cross-check. Nothing is written back: the reply is a proposal list for a human coder.
 //!
-//! `coder` (deterministic rules) and `table` (the embedded FY2026 tabular) are the domain; `index` is the local
-//! knowledge base, `select` the model path and its validation, `history` the FHIR cross-check, `reply` the
-//! output and its grounding score, `model_path` the model path and the merge, `args` the arguments and
-//! `action` what the shell runs. `main.rs` only wires adapters.
+//! `coder` (deterministic rules) and `table` (the FY2026 tabular, embedded compressed by `code_data`) are the
+//! domain; `index` is the local knowledge base, `select` the model path and its validation, `history` the FHIR
+//! cross-check, `reply` the output and its grounding score, `model_path` the model path and the merge, `args`
+//! the arguments and `action` what the shell runs. `main.rs` only wires adapters.
 
 pub mod action;
 pub mod args;
+pub mod code_data;
 pub mod coder;
 pub mod history;
 pub mod index;

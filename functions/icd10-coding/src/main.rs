@@ -3,9 +3,8 @@
 
 use std::process::ExitCode;
 
-use icd10_coding::Icd10Coding;
 use icd10_coding::index::LexicalIndex;
-use icd10_coding::table::CodeTable;
+use icd10_coding::{Icd10Coding, code_data};
 use shared::audit::StdoutAuditSink;
 use shared::fhir::HttpFhirStore;
 use shared::tool::{Shell, StartError, http_client, lambda_main};
@@ -22,16 +21,14 @@ fn main() -> ExitCode {
 async fn build() -> Result<Function, StartError> {
     let deployment = Deployment::from_env().await?;
     let ports = &deployment.ports;
-    let table = CodeTable::embedded().map_err(StartError::adapter)?;
-    // The coder's lexical index (~0.2 s) builds beside the first poll instead of before it.
-    icd10_coding::coder::warm_up();
+    // The code table and the coder's index are read beside the first poll instead of before it.
+    code_data::warm_up();
     let http = http_client()?;
     let action = Icd10Coding {
         store: deployment.fhir_store(&http),
         care_lookback_days: deployment.config.care_lookback_days,
         model: ports.model().map_err(StartError::adapter)?,
-        knowledge: ports.knowledge_base(LexicalIndex::new(table)).map_err(StartError::adapter)?,
-        table,
+        knowledge: ports.knowledge_base(LexicalIndex::new()).map_err(StartError::adapter)?,
     };
     Shell::new(action, &deployment.config, http, ports.audit_sink().map_err(StartError::adapter)?)
 }

@@ -95,3 +95,14 @@ pub fn jwks() -> JwkSet {
 pub fn verifier() -> JwtVerifier {
     JwtVerifier::from_keys(ISSUER, AUDIENCE, jwks())
 }
+
+/// One runtime invocation carrying `event`, with 20 s before its deadline: what the Lambda runtime hands a tool.
+pub fn invocation(event: &serde_json::Value) -> crate::runtime::Invocation {
+    crate::runtime::Invocation {
+        request_id: "req-test-1".into(),
+        deadline: std::time::Instant::now() + std::time::Duration::from_secs(20),
+        payload: bytes::Bytes::from(serde_json::to_vec(event).unwrap_or_default()),
+        client_context: None,
+        trace_header: None,
+    }
+}

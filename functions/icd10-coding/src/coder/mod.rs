@@ -133,14 +133,6 @@ pub fn code_note(table: &CodeTable, note: &str) -> Coding {
     }
 }
 
-/// Reads the embedded index (a few milliseconds) on a background thread beside the table parse at cold start;
-/// a note that arrives before it is ready waits for it.
-pub fn warm_up() {
-    let _ = std::thread::Builder::new().name("icd10-index".to_owned()).spawn(|| {
-        let _ = Index::embedded();
-    });
-}
-
 /// The words of a query as the code index spells them (the coder's tokenizer: lowercase, plurals folded,
 /// stop words dropped).
 pub fn query_words(query: &str) -> impl Iterator<Item = String> {

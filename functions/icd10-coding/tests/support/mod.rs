@@ -6,18 +6,15 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use icd10_coding::Icd10Coding;
 use icd10_coding::index::LexicalIndex;
-use icd10_coding::table::CodeTable;
 use serde_json::{Value, json};
 use shared::audit::MemoryAuditSink;
 use shared::fhir::{HttpFhirStore, Signing};
 use shared::knowledge::{KnowledgeBase, KnowledgeError, Passage, RetrievalQuery};
 use shared::model::{ModelError, ModelOutcome, ScriptedModel};
-use shared::runtime::{Handler, Invocation};
+use shared::runtime::Handler;
 use shared::session::SessionContext;
 use shared::testing::{FakeBehaviour, FhirFake, TokenSpec};
 use shared::tool::Shell;
@@ -58,13 +55,11 @@ impl Harness {
     pub async fn new(resources: Vec<Value>, model: Option<Result<ModelOutcome, ModelError>>) -> Self {
         let fhir = FhirFake::start(resources, FakeBehaviour::default()).await;
         let endpoint = fhir.endpoint().unwrap();
-        let table = CodeTable::embedded().unwrap();
         let action = Icd10Coding {
             store: HttpFhirStore::new(reqwest::Client::new(), endpoint, Signing::None),
             care_lookback_days: 3650,
             model: model.map(ScriptedModel::new),
-            knowledge: CountingKb { inner: LexicalIndex::new(table), calls: AtomicUsize::new(0) },
-            table,
+            knowledge: CountingKb { inner: LexicalIndex::new(), calls: AtomicUsize::new(0) },
         };
         let tool = Shell::for_tests(action, MemoryAuditSink::default(), "icd10-coding-test", TENANT);
         Self { fhir, tool }
@@ -105,15 +100,7 @@ pub fn direct(token: &str, arguments: Value) -> Value {
     json!({"tool": "icd10_coding", "session_id": SESSION, "identity_token": token, "arguments": arguments})
 }
 
-pub fn invocation(event: &Value) -> Invocation {
-    Invocation {
-        request_id: "req-test-1".into(),
-        deadline: Instant::now() + Duration::from_secs(10),
-        payload: Bytes::from(serde_json::to_vec(event).unwrap()),
-        client_context: None,
-        trace_header: None,
-    }
-}
+pub use shared::testing::invocation;
 
 pub fn model_answer(codes: &[(&str, &str)]) -> Result<ModelOutcome, ModelError> {
     let codes: Vec<Value> = codes.iter().map(|(c, q)| json!({"code": c, "quote": q})).collect();

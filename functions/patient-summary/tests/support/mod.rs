@@ -4,14 +4,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a failed step is a failed test")]
 #![allow(dead_code, reason = "each test binary uses a different part of this module")]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use bytes::Bytes;
 use patient_summary::PatientSummary;
 use serde_json::{Value, json};
 use shared::audit::MemoryAuditSink;
 use shared::fhir::{HttpFhirStore, Signing};
-use shared::runtime::Invocation;
 use shared::testing::{self, FhirFake};
 use shared::tool::Shell;
 use shared::writer::LocalWriter;
@@ -76,15 +74,7 @@ pub fn direct(token: &str, patient_id: &str) -> Value {
     json!({"tool": "patient_summary", "session_id": SESSION, "identity_token": token, "arguments": {"patient_id": patient_id}})
 }
 
-pub fn invocation(event: &Value) -> Invocation {
-    Invocation {
-        request_id: "req-test-1".into(),
-        deadline: Instant::now() + Duration::from_secs(10),
-        payload: Bytes::from(serde_json::to_vec(event).unwrap()),
-        client_context: None,
-        trace_header: None,
-    }
-}
+pub use shared::testing::invocation;
 
 /// A break-glass grant for `patient`, as the front end sets it: the patient, the reason, 30 minutes.
 pub fn grant(patient: &str, reason: &str) -> Value {

@@ -50,7 +50,6 @@ pub fn patient_id(resources: &[Value]) -> String {
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use prior_auth_draft::policies::PolicyFiles;
 use prior_auth_draft::store::MemoryDraftStore;
@@ -59,7 +58,6 @@ use serde_json::json;
 use shared::audit::MemoryAuditSink;
 use shared::fhir::{HttpFhirStore, Signing};
 use shared::keys::{EncryptionContext, KeyError, Keys, LocalKeys, Sealed};
-use shared::runtime::Invocation;
 use shared::session::SessionContext;
 use shared::testing::{FakeBehaviour, FhirFake};
 use shared::tool::Shell;
@@ -183,15 +181,7 @@ impl Harness {
     }
 }
 
-pub fn invocation(event: &Value) -> Invocation {
-    Invocation {
-        request_id: "req-test-1".into(),
-        deadline: Instant::now() + Duration::from_secs(20),
-        payload: bytes::Bytes::from(serde_json::to_vec(event).unwrap()),
-        client_context: None,
-        trace_header: None,
-    }
-}
+pub use shared::testing::invocation;
 
 pub fn direct(tool: &str, token: &str, arguments: Value) -> Value {
     json!({"tool": tool, "session_id": SESSION, "identity_token": token, "arguments": arguments})
