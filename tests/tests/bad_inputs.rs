@@ -14,9 +14,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a failed step is a failed test")]
 
-use std::process::Command;
 use std::time::Duration;
 
+use e2e::{client, port, repo, token};
 use serde_json::{Value, json};
 
 const JOIE: &str = "fdc61ab3-9be9-412c-b470-dfa65cb5e6e6";
@@ -25,30 +25,6 @@ const JOIE_ENCOUNTER: &str = "9bf3f7a0-dbde-414f-9e45-392851e4da57";
 const PA_PATIENT: &str = "c5ed5d78-5b3f-4a75-bdfb-5f318b068a20";
 const CANARY: &str = "CANARY-7731-Jane-Doe";
 const NOTE: &str = "Assessment: Essential hypertension. Plan: continue lisinopril.";
-
-fn repo() -> String {
-    format!("{}/..", env!("CARGO_MANIFEST_DIR"))
-}
-
-fn port(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.into())
-}
-
-fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder().timeout(Duration::from_secs(1800)).build().unwrap()
-}
-
-fn token(user: &str, flags: &[&str]) -> String {
-    let out = Command::new("node")
-        .arg(format!("{}/local/issuer.mjs", repo()))
-        .arg("mint")
-        .arg(user)
-        .args(flags)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "mint failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
 
 fn b64url(bytes: &[u8]) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

@@ -7,17 +7,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a failed step is a failed test")]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
-use std::time::Duration;
 
+use e2e::{client, repo, token};
 use serde_json::{Value, json};
 
 const JOIE: &str = "fdc61ab3-9be9-412c-b470-dfa65cb5e6e6";
 const JOIE_FILE: &str = "Joie_Morissette_c47db034-eb1c-4100-9448-4d4b3cb6535c.json";
-
-fn repo() -> String {
-    format!("{}/..", env!("CARGO_MANIFEST_DIR"))
-}
 
 fn lambda_url() -> String {
     let port = std::env::var("LAMBDA_PORT").unwrap_or_else(|_| "9000".into());
@@ -27,23 +22,6 @@ fn lambda_url() -> String {
 fn fhir_url() -> String {
     let port = std::env::var("FHIR_PORT").unwrap_or_else(|_| "8103".into());
     format!("http://127.0.0.1:{port}")
-}
-
-fn client() -> reqwest::blocking::Client {
-    // The first invocation may build the function.
-    reqwest::blocking::Client::builder().timeout(Duration::from_secs(1800)).build().unwrap()
-}
-
-fn token(user: &str, flags: &[&str]) -> String {
-    let out = Command::new("node")
-        .arg(format!("{}/local/issuer.mjs", repo()))
-        .arg("mint")
-        .arg(user)
-        .args(flags)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "mint failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 fn session(name: &str) -> String {

@@ -6,13 +6,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a failed step is a failed test")]
 
-use std::process::Command;
-use std::time::Duration;
 
+use e2e::{client, repo};
 use serde_json::{Value, json};
 
-fn repo() -> String {
-    format!("{}/..", env!("CARGO_MANIFEST_DIR"))
+fn token(user: &str) -> String {
+    e2e::token(user, &[])
 }
 
 fn lambda_url() -> String {
@@ -23,17 +22,6 @@ fn lambda_url() -> String {
 fn fhir_base() -> String {
     let port = std::env::var("FHIR_PORT").unwrap_or_else(|_| "8103".into());
     format!("http://127.0.0.1:{port}/fhir")
-}
-
-fn client() -> reqwest::blocking::Client {
-    // The first invocation may build the function.
-    reqwest::blocking::Client::builder().timeout(Duration::from_secs(1800)).build().unwrap()
-}
-
-fn token(user: &str) -> String {
-    let out = Command::new("node").arg(format!("{}/local/issuer.mjs", repo())).arg("mint").arg(user).output().unwrap();
-    assert!(out.status.success(), "mint failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 fn event(name: &str) -> Value {
