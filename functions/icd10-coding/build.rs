@@ -1,8 +1,8 @@
 //! Makes the code data the function embeds, once, at compile time (`src/code_data.rs` includes both):
 //! - `OUT_DIR/icd10cm-2026.tsv.zz`: the tabular, zlib-compressed (9.4 MB → 0.86 MB; it was a third of the
 //!   binary, which every cold start downloads; issue 10);
-//! - `OUT_DIR/coder_index.bin`: the coder's code index in compact form, so cold start reads it instead of
-//!   tokenizing 98,000 descriptions and inclusion terms (issue 15: code data ready in ≤ 30 ms).
+//! - `OUT_DIR/coder_index.bin.zz`: the coder's code index in compact form, compressed too, so cold start reads
+//!   it instead of tokenizing 98,000 descriptions and inclusion terms (issue 15: code data ready in ≤ 30 ms).
 //!
 //! The same sources the crate compiles (`src/table.rs`, `src/coder/text.rs`, `src/coder/index.rs`) are
 //! compiled here too, so the embedded index cannot drift from the code that reads it; a unit test also checks
@@ -31,7 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let table = table::CodeTable::parse(text).map_err(|e| e.to_string())?;
     let index = index::Index::build(&table);
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
-    std::fs::write(out.join("coder_index.bin"), index.to_bytes())?;
+    std::fs::write(out.join("coder_index.bin.zz"), miniz_oxide::deflate::compress_to_vec_zlib(&index.to_bytes(), 9))?;
     std::fs::write(out.join("icd10cm-2026.tsv.zz"), miniz_oxide::deflate::compress_to_vec_zlib(text.as_bytes(), 9))?;
     Ok(())
 }

@@ -110,18 +110,16 @@ pub struct Coding {
 static INDEX: LazyLock<Option<Index>> =
     LazyLock::new(|| Index::read_embedded().or_else(|| CodeTable::embedded().ok().map(Index::build)));
 
-/// The compact index `build.rs` wrote.
-const EMBEDDED_INDEX: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/coder_index.bin"));
-
 impl Index {
     /// The index over the embedded table, read once.
     pub fn embedded() -> Option<&'static Index> {
         INDEX.as_ref()
     }
 
-    /// Reads the embedded compact index afresh (what cold start does once; the bench times it).
+    /// Reads the embedded compact index afresh from its inflated bytes (what cold start does once, after
+    /// `code_data::inflate_index`; the bench times both).
     pub fn read_embedded() -> Option<Index> {
-        Index::from_bytes(EMBEDDED_INDEX)
+        Index::from_bytes(crate::code_data::index_bytes()?)
     }
 }
 
