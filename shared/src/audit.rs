@@ -71,6 +71,9 @@ pub struct AuditRecord {
     pub guardrail_action: Option<String>,
     /// What only one tool knows (a draft id, an attestation); absent for the others.
     pub detail: Option<Detail>,
+    /// What an upstream did wrong that the reply does not say (`fhir_foreign_resource` and the resource).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub upstream_faults: Vec<crate::session::UpstreamFault>,
     /// `ok`, the error kind the caller saw, or `pending` (intent and checkpoint records).
     pub outcome: Outcome,
     pub latency_ms: u64,
@@ -153,6 +156,7 @@ impl AuditRecord {
             model: None,
             guardrail_action: None,
             detail: None,
+            upstream_faults: Vec::new(),
             outcome: Outcome::Error(ErrorKind::Internal),
             latency_ms: 0,
             prev_hash: String::new(),

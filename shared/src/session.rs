@@ -1,6 +1,7 @@
 //! The correlation key of every hop: the agent's session id, and the Lambda request id beside it.
 
 use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -59,11 +60,50 @@ pub struct SessionContext {
     /// The verified caller's subject, once the identity token has been verified: per-session credentials
     /// carry it as the STS source identity so CloudTrail names the person behind each AWS call.
     pub caller: Option<String>,
+    /// Upstream faults met during the call, for its audit record.
+    pub faults: Faults,
+}
+
+/// What an upstream did wrong during a call that the caller's reply does not say (a search that returned
+/// another patient's resource): adapters note it here, and the shell writes it into the call's final audit
+/// record. Every clone of a call's context shares one list.
+#[derive(Debug, Clone, Default)]
+pub struct Faults(Arc<Mutex<Vec<UpstreamFault>>>);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UpstreamFault {
+    /// A stable, PHI-free name (`fhir_foreign_resource`).
+    pub reason: &'static str,
+    /// The offending `Type/id`, when there is one (a reference, never content).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+}
+
+/// A call meets few faults; a server that returns thousands is recorded by its first ones.
+const MAX_FAULTS: usize = 8;
+
+impl Faults {
+    pub fn record(&self, fault: UpstreamFault) {
+        let mut faults = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if faults.len() < MAX_FAULTS && !faults.contains(&fault) {
+            faults.push(fault);
+        }
+    }
+
+    pub fn take(&self) -> Vec<UpstreamFault> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
 }
 
 impl SessionContext {
     pub fn new(session_id: SessionId, request_id: impl Into<String>, deadline: Instant) -> Self {
-        Self { session_id, request_id: request_id.into(), deadline, caller: None }
+        Self { session_id, request_id: request_id.into(), deadline, caller: None, faults: Faults::default() }
+    }
+
+    /// Notes faults into `faults` (the shell's, for the audit record) instead of a list of its own.
+    pub fn with_faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
+        self
     }
 
     /// Records the verified caller (the JWT subject); never a name typed by the model.

@@ -308,3 +308,25 @@ async fn summary_replies_carry_dates_as_iso_strings() {
     assert_eq!(reply["ok"], true, "{reply}");
     assert_eq!(shared::dates::non_string_dates(&reply), Vec::<String>::new());
 }
+
+#[tokio::test]
+async fn another_patients_resource_in_a_search_fails_closed_and_the_audit_record_says_why() {
+    // A server that ignored `patient=` (or a proxy that mixed answers): a stranger's Condition comes back.
+    let stranger = json!({"resourceType": "Condition", "id": "c-stranger", "subject": {"reference": "Patient/other"},
+        "clinicalStatus": {"coding": [{"code": "active"}]}, "code": {"text": "Zqx stranger diagnosis"}});
+    let h = Harness::new(load_bundle(JOIE), Behaviour { foreign: vec![stranger], ..gp_behaviour() }).await;
+    let reply = call(&h, &direct(&TokenSpec::clinician(DR_ALVAREZ).mint(), JOIE_ID)).await;
+    assert_eq!(reply["error"]["kind"], "upstream_unavailable", "{reply}");
+    assert!(!reply.to_string().contains("Zqx") && !reply.to_string().contains("c-stranger"), "{reply}");
+    let record = &h.audit()[0];
+    assert_eq!(record["outcome"], json!({"error": "upstream_unavailable"}));
+    assert_eq!(
+        record["upstream_faults"],
+        json!([{"reason": "fhir_foreign_resource", "resource": "Condition/c-stranger"}])
+    );
+    assert!(!record.to_string().contains("Zqx"));
+    // A call that met no fault has no such field.
+    let h = Harness::new(load_bundle(JOIE), gp_behaviour()).await;
+    assert_eq!(call(&h, &direct(&TokenSpec::clinician(DR_ALVAREZ).mint(), JOIE_ID)).await["ok"], true);
+    assert!(h.audit()[0].get("upstream_faults").is_none());
+}

@@ -20,7 +20,7 @@ use tracing::{Instrument, debug, info_span, warn};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, percent_encode};
 
 use super::{FhirError, FhirId, FhirStore, SearchQuery, SearchSet, Written, check_belongs};
-use crate::session::SessionContext;
+use crate::session::{SessionContext, UpstreamFault};
 
 /// The header that carries the agent session id on every FHIR request.
 pub const SESSION_HEADER: &str = "x-session-id";
@@ -386,6 +386,10 @@ impl FhirStore for HttpFhirStore {
                     if let Err(e) = check_belongs(query, &resource) {
                         if let FhirError::ForeignResource { resource } = &e {
                             warn!(%resource, reason = e.audit_reason(), "fhir search returned a foreign resource; call fails closed");
+                            session.faults.record(UpstreamFault {
+                                reason: e.audit_reason(),
+                                resource: Some(resource.clone()),
+                            });
                         }
                         return Err(e);
                     }

@@ -313,7 +313,8 @@ impl<T: Actions, S: AuditSink> Shell<T, S> {
         recorder.caller(&principal);
 
         let session = SessionContext::new(session_id, invocation.request_id.clone(), invocation.deadline)
-            .with_caller(principal.subject.clone());
+            .with_caller(principal.subject.clone())
+            .with_faults(recorder.faults());
         let channel = Channel { break_glass: call.break_glass.clone(), signoff: call.signoff.clone() };
         let step = Call {
             session,

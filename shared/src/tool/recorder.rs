@@ -14,7 +14,7 @@ use crate::authz::AuthzDecision;
 use crate::error::ToolError;
 use crate::fhir::FhirId;
 use crate::identity::Principal;
-use crate::session::SessionId;
+use crate::session::{Faults, SessionId};
 use crate::writer::Narrative;
 
 /// What the model path of a call came to (tools that call a model directly rather than through a writer).
@@ -49,11 +49,23 @@ pub struct Recorder<'a> {
     record: Mutex<AuditRecord>,
     intent_written: AtomicBool,
     started: Instant,
+    /// The call's session context notes upstream faults here (`SessionContext::with_faults`).
+    faults: Faults,
 }
 
 impl<'a> Recorder<'a> {
     pub(crate) fn new(sink: &'a dyn AuditSink, record: AuditRecord, started: Instant) -> Self {
-        Self { sink, record: Mutex::new(record), intent_written: AtomicBool::new(false), started }
+        Self {
+            sink,
+            record: Mutex::new(record),
+            intent_written: AtomicBool::new(false),
+            started,
+            faults: Faults::default(),
+        }
+    }
+
+    pub(crate) fn faults(&self) -> Faults {
+        self.faults.clone()
     }
 
     fn with(&self, f: impl FnOnce(&mut AuditRecord)) {
@@ -152,7 +164,9 @@ impl<'a> Recorder<'a> {
     pub(crate) fn finish<T>(self, outcome: &Result<T, ToolError>) {
         let sink = self.sink;
         let started = self.started;
+        let faults = self.faults;
         let mut record = self.record.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+        record.upstream_faults = faults.take();
         record.outcome = match outcome {
             Ok(_) => Outcome::Ok,
             Err(e) => Outcome::Error(e.kind()),
