@@ -43,7 +43,7 @@ fn main() {
         let store = HttpFhirStore::new(http, FhirEndpoint::parse(&base).unwrap(), Signing::None);
         let action = PatientSummary { store: store.clone(), writer: LocalWriter, care_lookback_days: 730, as_of: None };
         let tool = Shell::for_tests(action, MemoryAuditSink::default(), "bench", "org-synthea-ma");
-        let token = TokenSpec::clinician(PRACTITIONER).mint();
+        let token = TokenSpec { org: Some("org-synthea-ma".into()), ..TokenSpec::clinician(PRACTITIONER) }.mint();
         let event = json!({"tool": "patient_summary", "session_id": "bench-session-0001", "identity_token": token, "arguments": {"patient_id": PATIENT}});
         let payload = Bytes::from(serde_json::to_vec(&event).unwrap());
         let invocation = || Invocation {

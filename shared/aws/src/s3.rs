@@ -287,7 +287,9 @@ enum Attempt {
 /// The HTTP client for S3: no redirects, so a signed request (and the bucket's content) never follows a
 /// 301/307 to another host; S3 answers a wrong-Region request with one, which is a configuration error here.
 pub fn policy_http_client() -> Result<reqwest::Client, AwsError> {
+    let tls = shared::tool::tls_config().map_err(|_| AwsError::Invalid("PAYER_POLICY_BUCKET"))?;
     reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(2))
         .pool_idle_timeout(Duration::from_secs(50))

@@ -360,9 +360,25 @@ pub fn install_panic_hook() {
     }));
 }
 
+/// The TLS configuration of every HTTP client: TLS 1.2 and 1.3 with aws-lc-rs, trusting the Mozilla root
+/// store compiled into `webpki-roots` (Amazon Trust Services' roots, which sign the HealthLake, Bedrock and S3
+/// endpoints, are in it). The system store would be read from disk and parsed at every cold start: 3.4 ms of
+/// a 10.9 ms cold start here, where `/etc/ssl/certs` holds 292 files.
+pub fn tls_config() -> Result<rustls::ClientConfig, StartError> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|_| StartError::HttpClient)?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
 /// The HTTP client every adapter shares: short connect timeout, connections kept across warm invocations.
 pub fn http_client() -> Result<reqwest::Client, StartError> {
     reqwest::Client::builder()
+        .tls_backend_preconfigured(tls_config()?)
         .connect_timeout(std::time::Duration::from_secs(2))
         .pool_idle_timeout(std::time::Duration::from_secs(50))
         .build()
@@ -406,4 +422,15 @@ where
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tls_tests {
+    #[test]
+    fn the_clients_take_the_compiled_in_roots() {
+        // reqwest refuses a preconfigured TLS backend of another rustls version at build(): this fails if the
+        // workspace's rustls drifts from reqwest's.
+        assert!(super::http_client().is_ok());
+        assert!(webpki_roots::TLS_SERVER_ROOTS.len() > 100);
+    }
 }
