@@ -21,8 +21,6 @@ fn main() -> ExitCode {
 async fn build() -> Result<Function, StartError> {
     let deployment = Deployment::from_env().await?;
     let ports = &deployment.ports;
-    // The code table and the coder's index are read beside the first poll instead of before it.
-    code_data::warm_up();
     let http = http_client()?;
     let action = Icd10Coding {
         store: deployment.fhir_store(&http),
@@ -30,5 +28,9 @@ async fn build() -> Result<Function, StartError> {
         model: ports.model().map_err(StartError::adapter)?,
         knowledge: ports.knowledge_base(LexicalIndex::new()).map_err(StartError::adapter)?,
     };
-    Shell::new(action, &deployment.config, http, ports.audit_sink().map_err(StartError::adapter)?)
+    let function = Shell::new(action, &deployment.config, http, ports.audit_sink().map_err(StartError::adapter)?)?;
+    // The code table and the coder's index are read beside the first poll, once the rest of the start-up
+    // (policies, clients) no longer competes with them.
+    code_data::warm_up();
+    Ok(function)
 }
