@@ -47,10 +47,21 @@ class RuntimeApi(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
+    def setup(self):
+        # A connection belongs to the run that was current when it was accepted: a poll the previous process
+        # sent just before it was stopped can be read after the next run has begun, and must not take that
+        # run's invocation (it would be written to a dead socket).
+        super().setup()
+        self.run_state = RuntimeApi.state
+
     def do_GET(self):
-        s = RuntimeApi.state
+        s = self.run_state
         if not self.path.endswith("/invocation/next"):
             self.send_error(404)
+            return
+        if s is not RuntimeApi.state:
+            self.send_response(204)
+            self.end_headers()
             return
         if s.get("first_poll") is None:
             s["first_poll"] = time.perf_counter()
@@ -69,7 +80,7 @@ class RuntimeApi(http.server.BaseHTTPRequestHandler):
             self.end_headers()
 
     def do_POST(self):
-        s = RuntimeApi.state
+        s = self.run_state
         length = int(self.headers.get("Content-Length", "0"))
         s["reply"] = json.loads(self.rfile.read(length) or b"{}")
         s["replied"] = time.perf_counter()
