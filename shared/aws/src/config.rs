@@ -146,11 +146,21 @@ impl Settings {
 /// their adapters ([`Ports`], with the HealthLake self-check and per-session signing already applied to the
 /// FHIR configuration), and the tool's own keys through [`Deployment::var`]. Nothing else reads the
 /// environment (the runtime API address and the log stream name are Lambda's, read where they are used).
-#[derive(Debug)]
 pub struct Deployment {
     pub config: Config,
     pub ports: Ports,
+    /// The whole environment, credentials included: never printed (see `Debug`).
     vars: HashMap<String, String>,
+}
+
+impl std::fmt::Debug for Deployment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deployment")
+            .field("config", &self.config)
+            .field("ports", &self.ports)
+            .field("vars", &self.vars.len())
+            .finish()
+    }
 }
 
 impl Deployment {
@@ -164,8 +174,10 @@ impl Deployment {
         let mut config = Config::from_lookup(get)?;
         let settings = Settings::from_lookup(get).map_err(StartError::adapter)?;
         // A key that is configured but unusable refuses the start: records would silently go unanchored.
-        let local_mac = LocalChainMac::from_lookup(get)
-            .map_err(|_| StartError::adapter(AwsError::Invalid("AUDIT_MAC_KEY_FILE")))?;
+        let local_mac = LocalChainMac::from_lookup(get).map_err(|_| {
+            let named = if get("AUDIT_MAC_KEY").is_some() { "AUDIT_MAC_KEY" } else { "AUDIT_MAC_KEY_FILE" };
+            StartError::adapter(AwsError::Invalid(named))
+        })?;
         let sdk = if settings.needs_aws() {
             Some(aws_config::defaults(BehaviorVersion::latest()).load().await)
         } else {
@@ -517,6 +529,7 @@ mod tests {
             ("PAYER_POLICIES_DIR", "  "),
             ("TENANT_ORGANIZATION", "org-a"),
             ("AUDIT_CHECKPOINT_EVERY", "7"),
+            ("AWS_SECRET_ACCESS_KEY", "Zq-secret"),
         ]))
         .await
         .unwrap();
@@ -526,6 +539,8 @@ mod tests {
         assert_eq!(deployment.var("PAYER_POLICIES_DIR"), None, "blank is unset");
         assert_eq!(deployment.var("NOT_SET"), None);
         assert!(deployment.ports.local_audit_mac.is_none());
+        let printed = format!("{deployment:?}");
+        assert!(!printed.contains("Zq-secret") && !printed.contains("DRAFT_STORE"), "{printed}");
     }
 
     #[tokio::test]
