@@ -205,6 +205,14 @@ heading('5. the session timeline (audit session)');
       shown.length === expected.length && shown.every((r) => r.session_id === SESSION_ID),
       `every FHIR request journaled for the session is shown, nothing else (${shown.length} of ${expected.length})`,
     );
+    // Spans (OTEL_TRACES_EXPORTER=file) carry the session id and name the trace the audit record names.
+    const traced = timeline.calls.filter(
+      (c) => c.spans.length > 0 && c.trace_id && c.spans.every((s) => s.trace_id === c.trace_id),
+    );
+    expect(
+      traced.length === timeline.calls.length,
+      `every call's spans are in the trace its audit record names (${traced.length} of ${timeline.calls.length})`,
+    );
   } catch (err) {
     console.log(`audit session failed: ${err.message}`);
     expect(false, 'audit session prints the timeline');

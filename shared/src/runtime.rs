@@ -84,6 +84,9 @@ pub async fn serve<H: Handler>(client: &Client, handler: &H, limit: Option<usize
             // The invocation is lost either way; the loop must go on serving the next one.
             error!(error = %e, "reply could not be posted to the runtime api");
         }
+        // After the reply, before the next poll: the caller never waits for the spans, and Lambda does not
+        // freeze the instance until it asks for the next invocation.
+        crate::telemetry::ship().await;
         served += 1;
     }
     Ok(())

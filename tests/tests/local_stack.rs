@@ -162,6 +162,36 @@ fn clinician_gets_a_summary_that_matches_the_bundle() {
     assert_eq!(audit.len(), 1, "one audit record for the call");
     assert_eq!(audit[0]["outcome"], "ok");
     assert_eq!(audit[0]["decision"]["policies"], json!(["summary.clinician-in-care-relationship"]));
+
+    // The call's spans (OTLP/JSON lines in the stack's spans file) are in the trace the audit record names,
+    // each stamped with the session id; a search is a span. They are written just after the reply.
+    let trace_id = audit[0]["trace_id"].as_str().unwrap().to_owned();
+    let spans = spans_of(&sid, 3);
+    assert!(spans.iter().all(|s| s["traceId"] == trace_id.as_str()), "{spans:?}");
+    assert!(spans.iter().filter(|s| s["name"] == "fhir_search").count() >= 11, "{} spans", spans.len());
+}
+
+/// The spans the stack exported for `session_id`, waiting up to `seconds` for them to appear.
+fn spans_of(session_id: &str, seconds: u64) -> Vec<Value> {
+    let path = format!("{}/.local-stack/logs/spans.jsonl", repo());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    loop {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let spans: Vec<Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .flat_map(|r| r["resourceSpans"][0]["scopeSpans"][0]["spans"].as_array().cloned().unwrap_or_default())
+            .filter(|s| {
+                s["attributes"].as_array().is_some_and(|a| {
+                    a.iter().any(|kv| kv["key"] == "session.id" && kv["value"]["stringValue"] == session_id)
+                })
+            })
+            .collect();
+        if !spans.is_empty() || std::time::Instant::now() > deadline {
+            return spans;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 #[test]

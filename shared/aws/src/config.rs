@@ -45,6 +45,48 @@ pub struct Settings {
     pub audit_checkpoint_every: u64,
     /// An S3 endpoint override (`AWS_ENDPOINT_URL_S3`, an emulator); else the SDK's `AWS_ENDPOINT_URL`.
     pub s3_endpoint: Option<String>,
+    /// Where spans are exported (`OTEL_TRACES_EXPORTER`; README, Traces).
+    pub traces: TraceSetting,
+}
+
+/// `OTEL_TRACES_EXPORTER`: `none` (default), `file` (`OTEL_TRACES_FILE`: OTLP/JSON lines, the local stack) or
+/// `otlp` (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, by default CloudWatch's OTLP traces endpoint in the region).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TraceSetting {
+    Off,
+    File(std::path::PathBuf),
+    /// `signed`: the endpoint is AWS's (`*.amazonaws.com`), so requests carry SigV4 for service `xray`.
+    Otlp {
+        url: url::Url,
+        signed: bool,
+    },
+}
+
+impl TraceSetting {
+    fn from_lookup(get: impl Fn(&str) -> Option<String>, region: Option<&str>) -> Result<Self, AwsError> {
+        match get("OTEL_TRACES_EXPORTER").as_deref() {
+            None | Some("none") => Ok(Self::Off),
+            Some("file") => {
+                Ok(Self::File(get("OTEL_TRACES_FILE").ok_or(AwsError::Missing("OTEL_TRACES_FILE"))?.into()))
+            }
+            Some("otlp") => {
+                const KEY: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
+                let raw = match get(KEY) {
+                    Some(raw) => raw,
+                    None => format!("https://xray.{}.amazonaws.com/v1/traces", region.ok_or(AwsError::Missing(KEY))?),
+                };
+                let url = url::Url::parse(&raw).map_err(|_| AwsError::Invalid(KEY))?;
+                let host = url.host_str().unwrap_or_default();
+                let loopback = matches!(host, "localhost" | "127.0.0.1" | "[::1]");
+                // Spans name sessions and resources: plain HTTP only to a collector on the same host.
+                if !(url.scheme() == "https" || (url.scheme() == "http" && loopback)) {
+                    return Err(AwsError::Invalid(KEY));
+                }
+                Ok(Self::Otlp { signed: host.ends_with(".amazonaws.com"), url })
+            }
+            Some(_) => Err(AwsError::Invalid("OTEL_TRACES_EXPORTER")),
+        }
+    }
 }
 
 /// Local (or no) adapter, or the AWS one.
@@ -77,6 +119,7 @@ impl Settings {
             Some(_) => Err(AwsError::Invalid(key)),
         };
         let region = get("AWS_REGION");
+        let traces = TraceSetting::from_lookup(get, region.as_deref())?;
         let model_provider = switch("MODEL_PROVIDER", "none", "bedrock")?;
         let clinical_writer = switch("CLINICAL_WRITER", "local", "bedrock")?;
         let bedrock = if model_provider == Provider::Aws || clinical_writer == Provider::Aws {
@@ -130,6 +173,7 @@ impl Settings {
                     .ok_or(AwsError::Invalid("AUDIT_CHECKPOINT_EVERY"))?,
             },
             s3_endpoint: get("AWS_ENDPOINT_URL_S3"),
+            traces,
         })
     }
 
@@ -139,6 +183,7 @@ impl Settings {
             || matches!(self.keys, KeysSetting::Kms { .. })
             || self.data_access_role_arn.is_some()
             || self.healthlake_datastore_id.is_some()
+            || matches!(self.traces, TraceSetting::Otlp { signed: true, .. })
     }
 }
 
@@ -183,6 +228,7 @@ impl Deployment {
         } else {
             None
         };
+        export_traces(&settings, sdk.as_ref(), get("AWS_LAMBDA_FUNCTION_NAME"))?;
         let mut ports = Ports::with_sdk(settings, sdk);
         ports.local_audit_mac = local_mac.map(Arc::new);
         ports.apply_to_fhir(&mut config).await.map_err(StartError::adapter)?;
@@ -201,6 +247,36 @@ impl Deployment {
 }
 
 /// The adapters of every port, built once at cold start.
+/// Starts the span export the settings name (the process has one; see `shared::telemetry`).
+fn export_traces(settings: &Settings, sdk: Option<&SdkConfig>, function: Option<String>) -> Result<(), StartError> {
+    use shared::telemetry::{OtlpSigning, Resource, TraceExport, export_to};
+    let export = match &settings.traces {
+        TraceSetting::Off => return Ok(()),
+        TraceSetting::File(path) => TraceExport::File(path.clone()),
+        TraceSetting::Otlp { url, signed } => {
+            let signing = match (signed, sdk) {
+                (false, _) => None,
+                (true, Some(sdk)) => Some(OtlpSigning {
+                    region: settings.region.clone().ok_or(StartError::adapter(AwsError::Missing("AWS_REGION")))?,
+                    credentials: sdk
+                        .credentials_provider()
+                        .ok_or(StartError::adapter(AwsError::Missing("AWS credentials")))?,
+                }),
+                (true, None) => return Err(StartError::adapter(AwsError::Missing("AWS_REGION"))),
+            };
+            TraceExport::Otlp { http: shared::tool::http_client()?, url: url.clone(), signing }
+        }
+    };
+    let mut attributes = vec![("cloud.provider".to_owned(), "aws".to_owned())];
+    if let Some(region) = &settings.region {
+        attributes.push(("cloud.region".to_owned(), region.clone()));
+    }
+    let service_name = function.unwrap_or_else(|| "clinical-agent".to_owned());
+    attributes.push(("faas.name".to_owned(), service_name.clone()));
+    export_to(export, Resource { service_name, attributes });
+    Ok(())
+}
+
 #[derive(Debug, Clone)]
 pub struct Ports {
     pub settings: Settings,
@@ -439,6 +515,27 @@ mod tests {
         assert_eq!(s.bedrock, None);
         assert_eq!(s.keys, KeysSetting::Local { master_hex: None });
         assert!(!s.needs_aws());
+    }
+
+    #[test]
+    fn spans_go_to_cloudwatch_signed_to_a_loopback_collector_unsigned_and_nowhere_else_in_clear() {
+        assert_eq!(settings(&[]).unwrap().traces, TraceSetting::Off);
+        let aws = settings(&[("AWS_REGION", "eu-west-1"), ("OTEL_TRACES_EXPORTER", "otlp")]).unwrap();
+        let TraceSetting::Otlp { url, signed } = &aws.traces else { panic!("{:?}", aws.traces) };
+        assert_eq!(url.as_str(), "https://xray.eu-west-1.amazonaws.com/v1/traces");
+        assert!(*signed && aws.needs_aws(), "CloudWatch's endpoint takes SigV4 only");
+        let collector = [
+            ("OTEL_TRACES_EXPORTER", "otlp"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://127.0.0.1:4318/v1/traces"),
+        ];
+        let local = settings(&collector).unwrap();
+        assert!(matches!(local.traces, TraceSetting::Otlp { signed: false, .. }) && !local.needs_aws());
+        let key = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
+        let clear = [("OTEL_TRACES_EXPORTER", "otlp"), (key, "http://collector.example.org:4318/v1/traces")];
+        assert_eq!(settings(&clear), Err(AwsError::Invalid(key)));
+        assert_eq!(settings(&[("OTEL_TRACES_EXPORTER", "otlp")]), Err(AwsError::Missing(key)));
+        assert_eq!(settings(&[("OTEL_TRACES_EXPORTER", "file")]), Err(AwsError::Missing("OTEL_TRACES_FILE")));
+        assert_eq!(settings(&[("OTEL_TRACES_EXPORTER", "jaeger")]), Err(AwsError::Invalid("OTEL_TRACES_EXPORTER")));
     }
 
     #[test]

@@ -216,7 +216,7 @@ pub struct Shell<T, S> {
 impl<T: Actions, S: AuditSink> Handler for Shell<T, S> {
     async fn call(&self, invocation: Invocation) -> Value {
         let started = Instant::now();
-        let trace_id = crate::telemetry::begin_trace(invocation.trace_header.as_deref());
+        let trace_id = crate::telemetry::begin_trace(invocation.trace_header.as_deref(), &invocation.request_id);
         let span = info_span!(
             "tool_call",
             function = %self.function_name,
@@ -225,6 +225,7 @@ impl<T: Actions, S: AuditSink> Handler for Shell<T, S> {
             tool = tracing::field::Empty,
             trace_id = %trace_id,
         );
+        crate::telemetry::link_to_caller(&span, invocation.trace_header.as_deref());
         async {
             let record = AuditRecord::new(&self.function_name, "unknown", "unknown", "unknown", &invocation.request_id);
             let call = match envelope::parse(&invocation.payload, invocation.client_context.as_ref(), &self.envelopes) {
@@ -297,6 +298,7 @@ impl<T: Actions, S: AuditSink> Shell<T, S> {
     ) -> Result<ToolReply, ToolError> {
         let session_id = SessionId::parse(call.session_id.as_deref().unwrap_or_default())?;
         tracing::Span::current().record("session_id", session_id.as_str());
+        crate::telemetry::set_session_id(session_id.as_str());
         recorder.session(&session_id);
 
         let (tool, action) = self.actions.resolve(&call.tool).ok_or_else(|| {

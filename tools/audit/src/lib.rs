@@ -91,29 +91,40 @@ fn collect_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), AuditError> 
     }
 }
 
-/// Spans of `session_id` from a local trace file; lines that are not spans are skipped.
+/// Spans of `session_id` from a local trace file: OTLP/JSON export requests, one per line, as the functions
+/// write them (`OTEL_TRACES_EXPORTER=file`) and as an OpenTelemetry Collector's file exporter does. Lines that
+/// are not export requests are skipped.
 pub fn read_spans(path: &Path, session_id: &str) -> Result<Vec<SpanLine>, AuditError> {
     let text = std::fs::read_to_string(path).map_err(|_| AuditError::Spans(path.display().to_string()))?;
     let mut spans = Vec::new();
     for line in text.lines() {
-        let Ok(span) = serde_json::from_str::<Value>(line) else { continue };
-        let attr = |name: &str| span.get("attributes").and_then(|a| a.get(name)).and_then(Value::as_str);
-        if attr("session.id") != Some(session_id) {
-            continue;
+        let Ok(request) = serde_json::from_str::<Value>(line) else { continue };
+        let scopes = request["resourceSpans"].as_array().into_iter().flatten();
+        let all = scopes.flat_map(|r| r["scopeSpans"].as_array().into_iter().flatten());
+        for span in all.flat_map(|s| s["spans"].as_array().into_iter().flatten()) {
+            if otlp_attribute(span, "session.id") != Some(session_id) {
+                continue;
+            }
+            // OTLP/JSON carries 64-bit integers as decimal strings.
+            let nanos = |name: &str| span[name].as_str().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
+            spans.push(SpanLine {
+                trace_id: span["traceId"].as_str().unwrap_or_default().to_owned(),
+                name: span["name"].as_str().unwrap_or_default().to_owned(),
+                duration_ms: std::time::Duration::from_nanos(
+                    nanos("endTimeUnixNano").saturating_sub(nanos("startTimeUnixNano")),
+                )
+                .as_secs_f64()
+                    * 1000.0,
+                request_id: otlp_attribute(span, "faas.invocation_id").map(str::to_owned),
+            });
         }
-        let nanos = |name: &str| span.get(name).and_then(Value::as_u64).unwrap_or(0);
-        spans.push(SpanLine {
-            trace_id: span.get("trace_id").and_then(Value::as_str).unwrap_or_default().to_owned(),
-            name: span.get("name").and_then(Value::as_str).unwrap_or_default().to_owned(),
-            duration_ms: std::time::Duration::from_nanos(
-                nanos("end_unix_nano").saturating_sub(nanos("start_unix_nano")),
-            )
-            .as_secs_f64()
-                * 1000.0,
-            request_id: attr("request.id").map(str::to_owned),
-        });
     }
     Ok(spans)
+}
+
+/// A string attribute of an OTLP/JSON span (`attributes: [{key, value: {stringValue}}]`).
+fn otlp_attribute<'a>(span: &'a Value, key: &str) -> Option<&'a str> {
+    span["attributes"].as_array()?.iter().find(|a| a["key"] == key)?["value"]["stringValue"].as_str()
 }
 
 /// One tool call of the session: its intent and final records, merged.
@@ -381,9 +392,11 @@ mod tests {
     fn spans_of_the_session_attach_to_their_call() {
         let path = std::env::temp_dir().join(format!("audit-spans-{}.jsonl", std::process::id()));
         let span = |session: &str, request: &str| {
-            serde_json::json!({"trace_id": "5759e988bd862e3fe1be46a994272793", "span_id": "53995c3f42cd8ad8",
-                "name": "fhir_search", "start_unix_nano": 1_000_000u64, "end_unix_nano": 3_500_000u64,
-                "attributes": {"session.id": session, "request.id": request}})
+            serde_json::json!({"resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [{"spans": [{
+                "traceId": "5759e988bd862e3fe1be46a994272793", "spanId": "53995c3f42cd8ad8",
+                "name": "fhir_search", "startTimeUnixNano": "1000000", "endTimeUnixNano": "3500000",
+                "attributes": [{"key": "session.id", "value": {"stringValue": session}},
+                               {"key": "faas.invocation_id", "value": {"stringValue": request}}]}]}]}]})
             .to_string()
         };
         std::fs::write(&path, [span("s-1", "r1"), "not a span".to_owned(), span("s-2", "r1")].join("\n")).unwrap();
