@@ -187,6 +187,8 @@ run_moto_tests() {
   trap 'stop moto' EXIT
   wait_for moto 30 http_ok "http://127.0.0.1:$MOTO_PORT/moto-api/"
   MOTO_ENDPOINT="http://127.0.0.1:$MOTO_PORT" cargo test -p shared-aws --test moto -- --ignored
+  # The `audit` command's AWS paths: Logs Insights (session) and KMS VerifyMac (verify).
+  MOTO_ENDPOINT="http://127.0.0.1:$MOTO_PORT" cargo test -p audit --test aws -- --ignored
   trap - EXIT
   stop moto
 }

@@ -11,6 +11,8 @@ use serde::Serialize;
 use serde_json::Value;
 use shared::audit::verify::{Located, Position, audit_json};
 
+pub mod aws;
+
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
     #[error("`{0}` could not be read")]
@@ -19,6 +21,10 @@ pub enum AuditError {
     Journal,
     #[error("the spans file `{0}` could not be read")]
     Spans(String),
+    #[error("CloudWatch Logs: {0}")]
+    Logs(String),
+    #[error("the session id is not a valid session id")]
+    SessionId,
 }
 
 /// One FHIR request as the local server journals it (`GET /__journal`); extra fields are ignored.
@@ -44,8 +50,7 @@ pub fn parse_journal(text: &str) -> Result<Vec<JournalEntry>, AuditError> {
     serde_json::from_str::<Journal>(text).map(|j| j.requests).map_err(|_| AuditError::Journal)
 }
 
-/// A span from the local trace file (one OTLP/JSON-like object per line: `trace_id`, `span_id`, `name`,
-/// `start_unix_nano`, `end_unix_nano`, `attributes` with `session.id` and `request.id`).
+/// A span of the session, from a file of OTLP/JSON export requests (see [`read_spans`]).
 #[derive(Debug, Clone, Serialize)]
 pub struct SpanLine {
     pub trace_id: String,

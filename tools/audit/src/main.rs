@@ -31,6 +31,17 @@ fn cli() -> Command {
                     Arg::new("spans")
                         .long("spans")
                         .help("local span file (default: $STACK_DIR/logs/spans.jsonl if present)"),
+                )
+                .arg(Arg::new("aws_log_group").long("aws-log-group").action(ArgAction::Append).help(
+                    "read the records from these CloudWatch log groups with Logs Insights (AWS credentials and \
+                     region from the environment) instead of --log; the journal defaults to none",
+                ))
+                .arg(
+                    Arg::new("hours")
+                        .long("hours")
+                        .value_parser(clap::value_parser!(u64).range(1..=2160))
+                        .default_value("168")
+                        .help("with --aws-log-group: how far back to query"),
                 ),
         )
         .subcommand(
@@ -42,6 +53,10 @@ fn cli() -> Command {
                         .long("key-file")
                         .help("local MAC key (64 hex digits); default $AUDIT_MAC_KEY_FILE"),
                 )
+                .arg(Arg::new("kms_key").long("kms-key").action(ArgAction::Append).help(
+                    "KMS HMAC key ARN whose checkpoints are checked with VerifyMac (AWS credentials from the \
+                     environment)",
+                ))
                 .arg(
                     Arg::new("open_tail")
                         .long("open-tail-ok")
@@ -50,6 +65,11 @@ fn cli() -> Command {
                 )
                 .arg(Arg::new("json").long("json").action(ArgAction::SetTrue)),
         )
+}
+
+/// The AWS SDK configuration from the environment (`AWS_REGION`, credentials, `AWS_ENDPOINT_URL` for moto).
+async fn sdk() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await
 }
 
 fn stack_dir() -> PathBuf {
@@ -78,9 +98,17 @@ async fn session(args: &clap::ArgMatches) -> Result<ExitCode, AuditError> {
         Some(paths) => paths.map(PathBuf::from).collect(),
         None => vec![stack_dir().join("logs").join("lambda.log")],
     };
-    let lines = read_lines(&logs)?;
+    let groups: Vec<String> = args.get_many::<String>("aws_log_group").into_iter().flatten().cloned().collect();
+    let (lines, journal_source) = if groups.is_empty() {
+        (read_lines(&logs)?, args.get_one::<String>("journal").cloned())
+    } else {
+        let client = aws_sdk_cloudwatchlogs::Client::new(&sdk().await);
+        let hours = args.get_one::<u64>("hours").copied().unwrap_or(168);
+        let lines = audit::aws::session_lines(&client, &groups, &session_id, hours).await?;
+        (lines, Some(args.get_one::<String>("journal").cloned().unwrap_or_else(|| "none".to_owned())))
+    };
     let records = session_records(&lines, &session_id);
-    let journal = journal(args.get_one::<String>("journal")).await?;
+    let journal = journal(journal_source.as_ref()).await?;
     let spans_path = args.get_one::<String>("spans").map(PathBuf::from).or_else(|| {
         let default = stack_dir().join("logs").join("spans.jsonl");
         default.is_file().then_some(default)
@@ -106,6 +134,13 @@ async fn verify(args: &clap::ArgMatches) -> Result<ExitCode, String> {
         let text = std::fs::read_to_string(&file).map_err(|_| format!("the key file `{file}` could not be read"))?;
         let key = LocalChainMac::from_hex(&text).map_err(|e| e.to_string())?;
         keys = keys.with(Arc::new(key));
+    }
+    let kms_keys: Vec<String> = args.get_many::<String>("kms_key").into_iter().flatten().cloned().collect();
+    if !kms_keys.is_empty() {
+        let client = aws_sdk_kms::Client::new(&sdk().await);
+        for key in kms_keys {
+            keys = keys.with(Arc::new(shared_aws::kms::KmsChainMac::new(client.clone(), key)));
+        }
     }
     keys.open_tail_ok = args.get_flag("open_tail");
     let lines = read_lines(&paths).map_err(|e| e.to_string())?;
