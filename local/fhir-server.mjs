@@ -591,6 +591,7 @@ function startWorkers() {
       if (!done) return;
       pending.delete(msg.id);
       state.busy--;
+      if (state.busy === 0 && readQueue.length > 0) start(state, readQueue.shift());
       done(msg);
     });
     worker.on('error', (err) => {
@@ -601,23 +602,30 @@ function startWorkers() {
   }
 }
 
-// Writes and everything about a written type go to worker 0 (read-your-writes);
-// other searches go to the least busy worker.
-function pickWorker(method, resourceType) {
-  if (method !== 'GET' || writtenTypes.has(resourceType)) {
-    if (method !== 'GET' && resourceType) writtenTypes.add(resourceType);
-    return workers[0];
-  }
-  return workers.reduce((a, b) => (b.busy < a.busy ? b : a));
+// Writes and everything about a written type go to worker 0 (read-your-writes).
+// Other reads wait in one queue and go to the first idle worker, as a server's
+// thread pool takes them: a short search never queues behind a long one while
+// another worker is free.
+const readQueue = [];
+
+function start(state, message) {
+  state.busy++;
+  state.worker.postMessage(message);
 }
 
 function dispatch(method, url, headers, bodyText, resourceType) {
-  const state = pickWorker(method, resourceType);
   const id = nextId++;
-  state.busy++;
+  const message = { id, method, url, headers, bodyText };
   return new Promise((resolveAnswer) => {
     pending.set(id, resolveAnswer);
-    state.worker.postMessage({ id, method, url, headers, bodyText });
+    if (method !== 'GET' || writtenTypes.has(resourceType)) {
+      if (method !== 'GET' && resourceType) writtenTypes.add(resourceType);
+      start(workers[0], message);
+      return;
+    }
+    const idle = workers.find((w) => w.busy === 0);
+    if (idle) start(idle, message);
+    else readQueue.push(message);
   });
 }
 

@@ -94,22 +94,24 @@ pub struct FetchedChart {
     pub unparsed: usize,
 }
 
-/// Runs all summary searches concurrently; the summary's wall time is that of the slowest one.
+/// Runs all summary searches concurrently; the summary's wall time is that of the slowest one. They are sent
+/// largest first (labs, then vitals and encounters: most resources for a long-followed patient), so a server
+/// with fewer free workers than searches starts the longest at once instead of after the short ones.
 pub async fn chart(
     store: &impl FhirStore,
     session: &SessionContext,
     patient: &FhirId,
 ) -> Result<FetchedChart, ToolError> {
     let q = chart_queries(patient);
-    let (patient_set, conditions, medications, allergies, labs, vitals, immunizations, encounters, screenings) = tokio::try_join!(
+    let (labs, vitals, encounters, patient_set, conditions, medications, allergies, immunizations, screenings) = tokio::try_join!(
+        store.search(session, &q.labs),
+        store.search(session, &q.vitals),
+        store.search(session, &q.encounters),
         store.search(session, &q.patient),
         store.search(session, &q.conditions),
         store.search(session, &q.medications),
         store.search(session, &q.allergies),
-        store.search(session, &q.labs),
-        store.search(session, &q.vitals),
         store.search(session, &q.immunizations),
-        store.search(session, &q.encounters),
         store.search(session, &q.screenings),
     )?;
     let sets: [&SearchSet; 9] =
