@@ -1,6 +1,8 @@
 //! What an audit record costs a call: sealing (instance, sequence, timestamp, trace id, hash chain) and
 //! serialising a typical final record, a checkpoint under the local key, and the sink's cold-start setup.
-//! Bytes per record are printed once. `cargo bench -p shared --bench audit_cost`.
+//! Bytes per record are printed once. Also what a call's trace costs: a summary's 12 spans recorded and
+//! shipped to the local spans file (`OTEL_TRACES_EXPORTER=file`), with the bytes per shipment.
+//! `cargo bench -p shared --bench audit_cost`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "bench setup: a failed step is a failed bench")]
 
@@ -88,6 +90,44 @@ fn bench(c: &mut Criterion) {
         })
     });
     let _ = std::fs::remove_file(&key_file);
+
+    // A summary call's spans: the invocation and eleven searches, then the shipment after the reply.
+    let spans_file = std::env::temp_dir().join(format!("audit-bench-spans-{}.jsonl", std::process::id()));
+    shared::telemetry::init();
+    shared::telemetry::export_to(
+        shared::telemetry::TraceExport::File(spans_file.clone()),
+        shared::telemetry::Resource { service_name: "patient-summary".into(), attributes: vec![] },
+    );
+    let one_call = |n: u64| {
+        let request = format!("8f14e45f-ceea-467f-a0e6-{n:012}");
+        shared::telemetry::begin_trace(
+            Some("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8"),
+            &request,
+        );
+        let root = tracing::info_span!("tool_call", function = "patient-summary", request_id = %request);
+        shared::telemetry::link_to_caller(
+            &root,
+            Some("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8"),
+        );
+        let _entered = root.enter();
+        shared::telemetry::set_session_id("demo-Q2xpbmljYWxBZ2VudFNlc3Npb25JZDEyMzQ1Njc4");
+        for _ in 0..11 {
+            let search = tracing::info_span!("fhir_search", resource_type = "Observation", pages = 1);
+            drop(search.enter());
+        }
+    };
+    one_call(0);
+    rt.block_on(shared::telemetry::ship());
+    eprintln!("bytes per shipment (12 spans): {}", std::fs::metadata(&spans_file).map(|m| m.len()).unwrap_or(0));
+    let mut n = 0u64;
+    c.bench_function("trace: 12 spans recorded and shipped to the spans file", |b| {
+        b.iter(|| {
+            n += 1;
+            one_call(n);
+            rt.block_on(shared::telemetry::ship());
+        })
+    });
+    let _ = std::fs::remove_file(&spans_file);
 }
 
 criterion_group!(benches, bench);
