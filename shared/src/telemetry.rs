@@ -209,15 +209,6 @@ pub async fn ship() {
 /// (spans of the cold start belong to no invocation and stay unstamped).
 fn shipment(resource: &Resource, spans: &[SpanData]) -> Vec<u8> {
     let current = CURRENT.read().map(|c| c.clone()).unwrap_or_default();
-    let mut ours = Vec::new();
-    let mut others = Vec::new();
-    for span in spans {
-        if current.trace_id.as_deref() == Some(otlp::trace_id_hex(span).as_str()) {
-            ours.push(span.clone());
-        } else {
-            others.push(span.clone());
-        }
-    }
     let mut stamp = Vec::new();
     if let Some(session) = current.session_id.as_deref() {
         stamp.push(("session.id", session));
@@ -225,17 +216,8 @@ fn shipment(resource: &Resource, spans: &[SpanData]) -> Vec<u8> {
     if let Some(request) = current.request_id.as_deref() {
         stamp.push(("faas.invocation_id", request));
     }
-    let mut request = otlp::export_request(resource, &ours, &stamp);
-    if !others.is_empty() {
-        let unstamped = otlp::export_request(resource, &others, &[]);
-        if let (Some(all), Some(more)) = (
-            request["resourceSpans"][0]["scopeSpans"][0]["spans"].as_array_mut(),
-            unstamped["resourceSpans"][0]["scopeSpans"][0]["spans"].as_array(),
-        ) {
-            all.extend(more.iter().cloned());
-        }
-    }
-    serde_json::to_vec(&request).unwrap_or_default()
+    let of_this_call = |span: &SpanData| current.trace_id.as_deref() == Some(otlp::trace_id_hex(span).as_str());
+    serde_json::to_vec(&otlp::export_request(resource, spans, &stamp, of_this_call)).unwrap_or_default()
 }
 
 fn append_line(path: &std::path::Path, body: &[u8]) -> Result<(), &'static str> {

@@ -246,7 +246,6 @@ impl Deployment {
     }
 }
 
-/// The adapters of every port, built once at cold start.
 /// Starts the span export the settings name (the process has one; see `shared::telemetry`).
 fn export_traces(settings: &Settings, sdk: Option<&SdkConfig>, function: Option<String>) -> Result<(), StartError> {
     use shared::telemetry::{OtlpSigning, Resource, TraceExport, export_to};
@@ -260,7 +259,7 @@ fn export_traces(settings: &Settings, sdk: Option<&SdkConfig>, function: Option<
                     region: settings.region.clone().ok_or(StartError::adapter(AwsError::Missing("AWS_REGION")))?,
                     credentials: sdk
                         .credentials_provider()
-                        .ok_or(StartError::adapter(AwsError::Missing("AWS credentials")))?,
+                        .ok_or(StartError::adapter(AwsError::Missing("AWS_ACCESS_KEY_ID")))?,
                 }),
                 (true, None) => return Err(StartError::adapter(AwsError::Missing("AWS_REGION"))),
             };
@@ -277,6 +276,7 @@ fn export_traces(settings: &Settings, sdk: Option<&SdkConfig>, function: Option<
     Ok(())
 }
 
+/// The adapters of every port, built once at cold start.
 #[derive(Debug, Clone)]
 pub struct Ports {
     pub settings: Settings,

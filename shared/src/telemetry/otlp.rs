@@ -20,11 +20,18 @@ pub struct Resource {
     pub attributes: Vec<(String, String)>,
 }
 
-/// The request body for `spans`; `stamp` are attributes added to every span that does not carry them.
-pub fn export_request(resource: &Resource, spans: &[SpanData], stamp: &[(&str, &str)]) -> Value {
+/// The request body for `spans`; `stamp` are attributes added to each span `stamped` selects, unless it
+/// carries them already.
+pub fn export_request(
+    resource: &Resource,
+    spans: &[SpanData],
+    stamp: &[(&str, &str)],
+    stamped: impl Fn(&SpanData) -> bool,
+) -> Value {
     let mut resource_attributes = vec![attribute_str("service.name", &resource.service_name)];
     resource_attributes.extend(resource.attributes.iter().map(|(k, v)| attribute_str(k, v)));
-    let spans: Vec<Value> = spans.iter().map(|span| encode_span(span, stamp)).collect();
+    let spans: Vec<Value> =
+        spans.iter().map(|span| encode_span(span, if stamped(span) { stamp } else { &[] })).collect();
     json!({
         "resourceSpans": [{
             "resource": { "attributes": resource_attributes },
