@@ -56,6 +56,9 @@ pub enum Basis {
     /// The reason for the encounter (Section IV.A, I.C.21.c): an exam, an immunization, a screening, a drug
     /// level check, weeks of gestation, counselling.
     EncounterReason,
+    /// The Alphabetic Index's main term and subterms reached a more specific code than the tabular's wording
+    /// (the documented stage, quadrant, side, class, subtype or site), verified and completed in the tabular.
+    AlphabeticIndex,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

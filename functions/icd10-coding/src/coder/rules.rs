@@ -100,6 +100,7 @@ pub fn code(table: &CodeTable, index: &Index, note: &str) -> Coding {
                 score: 1.0,
             });
         }
+        index_walk(table, clause, &mut found, before);
     }
 
     drop_integral_symptoms(table, &mut found, &mut skipped);
@@ -158,6 +159,52 @@ pub fn code(table: &CodeTable, index: &Index, note: &str) -> Coding {
         })
         .collect();
     Coding { proposals, skipped }
+}
+
+/// The Alphabetic Index's general walk (`alphabetic::index_code`) for one clause: where the tabular's wording
+/// left the clause's condition at an unspecified code and the Index's subterms reach the axis the note documents
+/// (stage, quadrant, side, class, subtype, site), the Index's code replaces it — when it is of the same category,
+/// or its path covers every word the unspecified code rested on. A clause the tabular left uncoded takes the
+/// Index's code only from a path of a main term and at least one subterm, all documented: one word never
+/// carries a code.
+fn index_walk(table: &CodeTable, clause: &Clause, found: &mut Vec<Found>, before: usize) -> Option<()> {
+    let walked = alphabetic::index_code(table, clause)?;
+    let entry = table.billable(walked.code)?;
+    let span = evidence_span(clause, &walked.at);
+    let unspecified = |d: &str| d.to_lowercase().matches("unspecified").count();
+    let from_clause = found.get_mut(before..)?;
+    if from_clause.iter().any(|f| f.proposal.code == entry.code) {
+        return Some(());
+    }
+    let replaced = from_clause.iter_mut().find(|f| {
+        f.proposal.assertion == Assertion::Present
+            && unspecified(f.proposal.description) > unspecified(entry.description)
+            && (same_category(f.proposal.code, entry.code)
+                || f.proposal.evidence.iter().all(|e| span.start <= e.start && e.end <= span.end))
+    });
+    if let Some(f) = replaced {
+        f.proposal.code = entry.code;
+        f.proposal.description = entry.description;
+        f.proposal.basis = Basis::AlphabeticIndex;
+        f.proposal.evidence.push(span);
+        return Some(());
+    }
+    if !from_clause.is_empty() || walked.slots < 2 {
+        return None;
+    }
+    found.push(Found {
+        proposal: Proposal {
+            code: entry.code,
+            description: entry.description,
+            evidence: vec![span],
+            assertion: Assertion::Present,
+            basis: Basis::AlphabeticIndex,
+            match_strength: 1.0,
+        },
+        item: clause.item,
+        score: 1.0,
+    });
+    Some(())
 }
 
 /// Z80–Z87 and the classification's own "old" history codes (I25.2).
