@@ -2,7 +2,9 @@
 //! - `OUT_DIR/icd10cm-2026.tsv.zz`: the tabular, zlib-compressed (9.4 MB → 0.86 MB; it was a third of the
 //!   binary, which every cold start downloads; issue 10);
 //! - `OUT_DIR/coder_index.bin.zz`: the coder's code index in compact form, compressed too, so cold start reads
-//!   it instead of tokenizing 98,000 descriptions and inclusion terms (issue 15: code data ready in ≤ 30 ms).
+//!   it instead of tokenizing 98,000 descriptions and inclusion terms (issue 15: code data ready in ≤ 30 ms);
+//! - `OUT_DIR/index_paths.tsv.zz`: the Alphabetic Index paths of the coder's general walk
+//!   (`data/index_paths.tsv`, 126 KB → 12 KB), inflated on the first note that needs them.
 //!
 //! The same sources the crate compiles (`src/table.rs`, `src/coder/text.rs`, `src/coder/index.rs`) are
 //! compiled here too, so the embedded index cannot drift from the code that reads it; a unit test also checks
@@ -24,7 +26,14 @@ pub struct Span {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    for input in ["build.rs", "src/table.rs", "src/coder/text.rs", "src/coder/index.rs", "data/icd10cm-2026.tsv"] {
+    for input in [
+        "build.rs",
+        "src/table.rs",
+        "src/coder/text.rs",
+        "src/coder/index.rs",
+        "data/icd10cm-2026.tsv",
+        "data/index_paths.tsv",
+    ] {
         println!("cargo::rerun-if-changed={input}");
     }
     let text: &'static str = std::fs::read_to_string("data/icd10cm-2026.tsv")?.leak();
@@ -33,5 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out.join("coder_index.bin.zz"), miniz_oxide::deflate::compress_to_vec_zlib(&index.to_bytes(), 9))?;
     std::fs::write(out.join("icd10cm-2026.tsv.zz"), miniz_oxide::deflate::compress_to_vec_zlib(text.as_bytes(), 9))?;
+    let paths = std::fs::read("data/index_paths.tsv")?;
+    std::fs::write(out.join("index_paths.tsv.zz"), miniz_oxide::deflate::compress_to_vec_zlib(&paths, 9))?;
     Ok(())
 }

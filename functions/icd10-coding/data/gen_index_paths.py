@@ -10,10 +10,11 @@ general synonyms lowers precision.
 
 Columns: required slots (space-separated; a slot is one word or alternatives joined by `|`, as in "acute,
 subacute" or "pelvic or perineal"), optional words (the nonessential modifiers), code (as the Index gives it; a
-trailing `-` means the tabular completes it). A path is kept only when its code is billable in the FY2026 tabular
+trailing `-` means the tabular completes it), head (the code of the main term, or of the first subterm for a
+subtree: the condition unspecified, which the path's code specifies). A path is kept only when its code is billable in the FY2026 tabular
 (data/icd10cm-2026.tsv) or is a category/subcategory with billable codes under it (the main term alone is kept
-for a whole subtree, for the side the tabular completes: M54.3-). Residual rows ("specified NEC") are left out: a residual is never found by wording alone. See cross-references are followed to their target and its
-subterms (paths reached that way carry the words of the referring path, as a coder reads them).
+for a whole subtree, for the side the tabular completes: M54.3-). Residual rows ("specified NEC") are left out: a
+residual is never found by wording alone. See cross-references are followed to their target and its subterms (paths reached that way carry the words of the referring path, as a coder reads them).
 
 usage: python3 data/gen_index_paths.py ../../../shared/icd10/index/ICD10CM_2025_Index.csv data/icd10cm-2026.tsv \
     > data/index_paths.tsv
@@ -30,6 +31,18 @@ SUBTREES = [
     ("Obesity", None),
     ("Otitis", "media"),
     ("Osteoarthritis", None),
+    ("Dermatitis", "contact"),
+    ("Insomnia", None),
+    ("Asthma, asthmatic", None),
+    ("Migraine", None),
+    ("Sinusitis", None),
+    ("Conjunctivitis", None),
+    ("Pharyngitis", None),
+    ("Bronchitis", None),
+    ("Hypothyroidism", None),
+    ("Gastroenteritis", None),
+    ("Cellulitis", None),
+    ("Anemia", "iron"),
 ]
 
 STOP = {"nec", "of", "and", "or", "the", "in", "with", "by", "to", "a", "an", "as", "on", "for", "nos", "due"}
@@ -60,12 +73,15 @@ def words(text):
 
 
 def slots(term):
-    """A term's required slots: "acute, subacute" and "pelvic or perineal" are one slot of alternatives; the
-    "joint" of a named joint ("hand joint", "foot joint") is what the site already says."""
+    """A term's required slots: "pelvic or perineal" and "acute, subacute" are one slot of alternatives, while
+    any other comma inverts ("lymphonodular, acute" is acute lymphonodular: both words required); the "joint" of
+    a named joint ("hand joint", "foot joint") is what the site already says."""
     t = clean(term).strip()
     if re.fullmatch(r"[a-z]+ joint", t):
         return [t.split()[0]]
-    parts = [p.strip() for p in re.split(r",\s*|\s+or\s+", t) if p.strip()]
+    if re.fullmatch(r"acute,\s*subacute", t):
+        return ["acute|subacute"]
+    parts = [p.strip() for p in re.split(r"\s+or\s+", t) if p.strip()]
     if len(parts) > 1 and all(len(words(p)) == 1 for p in parts):
         return ["|".join(words(p)[0] for p in parts)]
     return words(term)
@@ -125,10 +141,13 @@ def main_of(node):
     return node
 
 
+HEAD = [""]
+
+
 def emit(path_slots, optional, code):
     if not path_slots or not code or not resolvable(code):
         return
-    out.add((" ".join(path_slots), " ".join(sorted(set(optional))), code))
+    out.add((" ".join(path_slots), " ".join(sorted(set(optional))), code, HEAD[0]))
 
 
 def walk(node, path_slots, optional, depth, seen):
@@ -159,12 +178,14 @@ for main, sub in SUBTREES:
     main_slots = slots(rows[m]["Term"])
     if main == "Disease, diseased":
         main_slots = ["disease|diseased"]
+    HEAD[0] = rows[m]["Code"]
     if sub is None:
         # The main term alone: its code may still take the documented side in the tabular (M54.3-).
         emit(main_slots, modifiers(rows[m]), rows[m]["Code"])
     for c in children[m]:
         if sub is None or norm_term(rows[c]["Term"]) == sub:
+            HEAD[0] = rows[m]["Code"] if sub is None else rows[c]["Code"]
             walk(c, main_slots, modifiers(rows[m]), 0, frozenset())
 
-for req, opt, code in sorted(out):
-    print(f"{req}\t{opt}\t{code}")
+for req, opt, code, head in sorted(out):
+    print(f"{req}\t{opt}\t{code}\t{head}")

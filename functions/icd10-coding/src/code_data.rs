@@ -10,6 +10,7 @@ use crate::table::{CodeTable, TableError};
 
 const PACKED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/icd10cm-2026.tsv.zz"));
 const PACKED_INDEX: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/coder_index.bin.zz"));
+const PACKED_PATHS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/index_paths.tsv.zz"));
 
 /// Far above the table's 9.4 MB: a bound, not a guess at the size.
 const INFLATED_LIMIT: usize = 64 << 20;
@@ -28,6 +29,15 @@ pub fn inflate() -> Option<String> {
 /// Inflates the embedded coder index afresh (the bench times it).
 pub fn inflate_index() -> Option<Vec<u8>> {
     miniz_oxide::inflate::decompress_to_vec_zlib_with_limit(PACKED_INDEX, INFLATED_LIMIT).ok()
+}
+
+/// The Alphabetic Index paths of the coder's general walk (`data/index_paths.tsv`), inflated afresh; empty when
+/// unreadable (the walk then finds nothing and the tabular's wording codes alone).
+pub fn index_paths() -> String {
+    miniz_oxide::inflate::decompress_to_vec_zlib_with_limit(PACKED_PATHS, INFLATED_LIMIT)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .unwrap_or_default()
 }
 
 /// The coder index's compact form, inflated on first use.
