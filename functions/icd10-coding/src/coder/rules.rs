@@ -882,6 +882,9 @@ fn combine(table: &CodeTable, found: &mut Vec<Found>) {
         };
         if let Some(code) = code {
             replace(found, htn, code, &with);
+            // The combination code is the hypertension wherever else the note names it ("HTN - at goal" in
+            // another item): I10 is never reported beside I11–I13 (I.C.9.a).
+            found.retain(|f| !(f.proposal.code == "I10" && f.proposal.assertion == Assertion::Present));
         }
     }
 }

@@ -374,5 +374,7 @@ fn an_unspecified_code_yields_to_the_same_condition_specified_elsewhere() {
     let note = "Assessment:\n1. Generalized anxiety disorder.\n2. Insomnia due to anxiety.";
     assert_eq!(codes(note), ["F41.1", "F51.05"]);
     let ckd = "Assessment:\n1. Chronic kidney disease stage 4.\n2. Anemia in CKD.";
+    let htn = "Assessment:\n1. CKD stage 3b due to hypertension.\n2. HTN - at goal on amlodipine.";
+    assert_eq!(codes(htn), ["I12.9", "N18.32"]);
     assert!(!codes(ckd).contains(&"N18.9"), "{:?}", codes(ckd));
 }
