@@ -1,5 +1,6 @@
-//! The code data the binary carries, made by `build.rs`, zlib-compressed: the FY2026 tabular (9.4 MB → 0.86 MB)
-//! and the coder's index over it (`coder::Index::embedded`, 1.84 MB → 0.48 MB). [`warm_up`] inflates and reads
+//! The code data the binary carries, made by `build.rs`, zlib-compressed: the FY2026 tabular (9.4 MB → 0.86 MB),
+//! the coder's index over it (`coder::Index::embedded`, 1.84 MB → 0.48 MB) and the Alphabetic Index paths of
+//! the coder's general walk (`data/index_paths.tsv`, 126 KB → 12 KB). [`warm_up`] inflates and reads
 //! both on a thread started at the end of cold start, so the function polls the runtime API for its first event
 //! without waiting for them; a note that arrives before they are ready waits on the first use.
 
@@ -61,7 +62,7 @@ impl CodeTable {
 /// content) here and every coding call then fails as an internal error.
 pub fn warm_up() {
     let _ = std::thread::Builder::new().name("icd10-code-data".to_owned()).spawn(|| {
-        if CodeTable::embedded().is_err() || Index::embedded().is_none() {
+        if CodeTable::embedded().is_err() || Index::embedded().is_none() || crate::coder::warm_up_index_paths() == 0 {
             tracing::error!("the embedded code data cannot be read");
         }
     });

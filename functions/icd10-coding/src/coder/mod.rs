@@ -126,6 +126,16 @@ impl Index {
     }
 }
 
+/// Reads the Alphabetic Index paths of the general walk (inflated and parsed once; cold start's warm-up).
+pub fn warm_up_index_paths() -> usize {
+    alphabetic::warm_up()
+}
+
+/// Inflates and reads the Index walk's paths afresh (the bench times it); the number of paths.
+pub fn read_index_paths() -> usize {
+    alphabetic::read_index_paths()
+}
+
 /// Codes a note. Every proposal is billable in `table`.
 pub fn code_note(table: &CodeTable, note: &str) -> Coding {
     match Index::embedded() {
