@@ -42,7 +42,7 @@ SUBTREES = [
     ("Hypothyroidism", None),
     ("Gastroenteritis", None),
     ("Cellulitis", None),
-    ("Anemia", "iron"),
+    ("Bite", None),
 ]
 
 STOP = {"nec", "of", "and", "or", "the", "in", "with", "by", "to", "a", "an", "as", "on", "for", "nos", "due"}

@@ -207,6 +207,16 @@ pub fn index_code(table: &CodeTable, clause: &Clause) -> Option<IndexCode> {
     Some(IndexCode { code, at, slots: path.slots.len(), head: path.head })
 }
 
+/// The stem (`S51.852`) of a billable code with a 7th character (`S51.852A`), when the stem is in the tabular.
+fn seventh_stem<'t>(table: &'t CodeTable, code: &str) -> Option<&'t crate::table::CodeEntry> {
+    let compact: String = code.chars().filter(|c| *c != '.').collect();
+    if compact.len() != 7 {
+        return None;
+    }
+    let stem = table.get(code.get(..code.len() - 1)?)?;
+    (!stem.billable).then_some(stem)
+}
+
 /// Words that name a side or say it is unspecified: the side axis the clause's laterality decides.
 fn side_word(word: &str) -> bool {
     matches!(word, "right" | "left" | "bilateral" | "unspecified" | "side" | "ear" | "unilateral")
@@ -255,13 +265,19 @@ fn complete(
         .unwrap_or_default()
         .iter()
         .take_while(|e| e.code.starts_with(prefix))
-        .filter(|e| e.billable && side_of(e.description) == laterality)
+        .filter(|e| e.billable)
+        // A code that takes a 7th character is chosen by its stem; the 7th (encounter, healing) is the
+        // injury rules' (`rules::choose_seventh`).
+        .map(|e| seventh_stem(table, e.code).unwrap_or(e))
+        .filter(|e| side_of(e.description) == laterality)
         .filter(|e| {
             same_condition.as_ref().is_none_or(|words| {
                 description_words(e.description).into_iter().filter(|w| !side_word(w)).collect::<Vec<_>>() == *words
             })
         })
         .collect();
+    let mut candidates = candidates;
+    candidates.dedup_by_key(|e| e.code);
     if same_condition.is_some() && candidates.is_empty() {
         return Some(base.code);
     }

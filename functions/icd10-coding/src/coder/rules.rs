@@ -100,7 +100,7 @@ pub fn code(table: &CodeTable, index: &Index, note: &str) -> Coding {
                 score: 1.0,
             });
         }
-        index_walk(table, clause, &mut found, before);
+        index_walk(table, clause, &mut found, before, follow_up);
     }
 
     drop_integral_symptoms(table, &mut found, &mut skipped);
@@ -168,9 +168,19 @@ pub fn code(table: &CodeTable, index: &Index, note: &str) -> Coding {
 /// or its path covers every word the unspecified code rested on. A clause the tabular left uncoded takes the
 /// Index's code only from a path of a main term and at least one subterm, all documented: one word never
 /// carries a code.
-fn index_walk(table: &CodeTable, clause: &Clause, found: &mut Vec<Found>, before: usize) -> Option<()> {
+fn index_walk(
+    table: &CodeTable,
+    clause: &Clause,
+    found: &mut Vec<Found>,
+    before: usize,
+    follow_up: bool,
+) -> Option<()> {
     let walked = alphabetic::index_code(table, clause)?;
-    let entry = table.billable(walked.code)?;
+    let code = match table.billable(walked.code) {
+        Some(entry) => entry.code,
+        None => choose_seventh(table, walked.code, clause, follow_up)?,
+    };
+    let entry = table.billable(code)?;
     let span = evidence_span(clause, &walked.at);
     let unspecified = |d: &str| d.to_lowercase().matches("unspecified").count();
     let from_clause = found.get_mut(before..)?;

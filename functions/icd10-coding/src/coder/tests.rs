@@ -378,3 +378,11 @@ fn an_unspecified_code_yields_to_the_same_condition_specified_elsewhere() {
     assert_eq!(codes(htn), ["I12.9", "N18.32"]);
     assert!(!codes(ckd).contains(&"N18.9"), "{:?}", codes(ckd));
 }
+
+#[test]
+fn the_index_walk_completes_an_injury_with_its_side_and_7th_character() {
+    // Bite → forearm: S51.85-, the side from the note and the encounter from the injury rules (I.C.19.a).
+    assert_eq!(codes("Assessment: Dog bite of right forearm."), ["S51.851A"]);
+    assert_eq!(codes("Wound check follow-up\nAssessment: Dog bite of right forearm, healing well."), ["S51.851D"]);
+    assert!(codes("Assessment: No bite marks on the forearm.").is_empty());
+}
