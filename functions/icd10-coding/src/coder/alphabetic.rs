@@ -180,7 +180,17 @@ pub fn index_code(table: &CodeTable, clause: &Clause) -> Option<IndexCode> {
         return None;
     }
     let mut best: Option<(&IndexPath, Vec<usize>)> = None;
+    // The paths come sorted, a main term's together: a main term the clause does not document is looked up once.
+    let mut absent_main: Option<&Vec<String>> = None;
     for path in INDEX_PATHS.iter() {
+        let Some(main) = path.slots.first() else { continue };
+        if absent_main.is_some_and(|a| a == main) {
+            continue;
+        }
+        if !usable.iter().any(|(_, w)| main.iter().any(|m| m == w)) {
+            absent_main = Some(main);
+            continue;
+        }
         let mut at = Vec::with_capacity(path.slots.len());
         for slot in &path.slots {
             match usable.iter().find(|(i, w)| !at.contains(i) && slot.iter().any(|s| s == w)) {
