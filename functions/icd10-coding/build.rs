@@ -42,7 +42,39 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out.join("coder_index.bin.zz"), miniz_oxide::deflate::compress_to_vec_zlib(&index.to_bytes(), 9))?;
     std::fs::write(out.join("icd10cm-2026.tsv.zz"), miniz_oxide::deflate::compress_to_vec_zlib(text.as_bytes(), 9))?;
-    let paths = std::fs::read("data/index_paths.tsv")?;
-    std::fs::write(out.join("index_paths.tsv.zz"), miniz_oxide::deflate::compress_to_vec_zlib(&paths, 9))?;
+    let paths = normalized_paths(&std::fs::read_to_string("data/index_paths.tsv")?);
+    std::fs::write(out.join("index_paths.tsv.zz"), miniz_oxide::deflate::compress_to_vec_zlib(paths.as_bytes(), 9))?;
     Ok(())
+}
+
+/// Words of an Index level that name no condition of their own: "Insomnia, due to, anxiety disorder" is documented
+/// by "insomnia due to anxiety" (the tabular's fillers too).
+const GENERIC: &[&str] = &["disorder", "disease", "diseased", "condition"];
+
+/// The Index walk's paths with their words spelt as the coder's tokenizer spells the note's (`text::normalize_word`,
+/// stop words dropped, generic slots dropped beside a named one), so cold start only splits them: one line per
+/// path, `slots<TAB>code<TAB>head`, slots space-separated, a slot's alternatives joined by `|`.
+fn normalized_paths(tsv: &str) -> String {
+    let mut out = String::with_capacity(tsv.len());
+    for line in tsv.lines() {
+        let mut f = line.split('\t');
+        let (Some(required), Some(_optional), Some(code)) = (f.next(), f.next(), f.next()) else { continue };
+        let head = f.next().unwrap_or_default();
+        let slots: Vec<Vec<String>> = required
+            .split(' ')
+            .map(|slot| {
+                slot.split('|').map(text::normalize_word).filter(|w| !w.is_empty() && !text::is_stopword(w)).collect()
+            })
+            .filter(|alternatives: &Vec<String>| !alternatives.is_empty())
+            .collect();
+        let generic = |slot: &Vec<String>| slot.iter().all(|w| GENERIC.contains(&w.as_str()));
+        let named: Vec<&Vec<String>> = slots.iter().filter(|slot| !generic(slot)).collect();
+        let kept: Vec<&Vec<String>> = if named.is_empty() { slots.iter().collect() } else { named };
+        if kept.is_empty() {
+            continue;
+        }
+        let kept: Vec<String> = kept.iter().map(|slot| slot.join("|")).collect();
+        out.push_str(&format!("{}\t{code}\t{head}\n", kept.join(" ")));
+    }
+    out
 }

@@ -11,7 +11,7 @@ use std::sync::LazyLock;
 
 use super::context::Clause;
 use super::index::term_words;
-use super::text::{Laterality, is_stopword, normalize_word, tokenize};
+use super::text::{Laterality, is_stopword, tokenize};
 use crate::table::CodeTable;
 
 const DATA: &str = include_str!("../../data/history_index.tsv");
@@ -97,7 +97,7 @@ pub fn history_code_as(table: &CodeTable, clause: &Clause, over: bool) -> Option
 /// modifiers optional, the Index's code (a trailing `-`: the tabular completes it).
 struct IndexPath<'a> {
     /// Each slot is met by any one of its words.
-    slots: Vec<Vec<String>>,
+    slots: Vec<Vec<&'a str>>,
     code: &'a str,
     /// The code of the condition the path specifies, unspecified (the main term's, or its first subterm's).
     head: &'a str,
@@ -108,29 +108,15 @@ static PATH_DATA: LazyLock<String> = LazyLock::new(crate::code_data::index_paths
 
 static INDEX_PATHS: LazyLock<Vec<IndexPath<'static>>> = LazyLock::new(|| parse_paths(&PATH_DATA));
 
+/// The paths as `build.rs` embeds them, words already normalised: `slots<TAB>code<TAB>head`.
 fn parse_paths(data: &str) -> Vec<IndexPath<'_>> {
     data.lines()
         .filter_map(|line| {
             let mut f = line.split('\t');
             let required = f.next()?;
-            let _optional = f.next()?;
             let code = f.next()?;
             let head = f.next().unwrap_or_default().trim_end_matches('-');
-            let slots: Vec<Vec<String>> = required
-                .split(' ')
-                .map(|slot| {
-                    slot.split('|').map(normalize_word).filter(|w| !w.is_empty() && !is_stopword(w)).collect::<Vec<_>>()
-                })
-                .filter(|alternatives| !alternatives.is_empty())
-                .collect();
-            // "Insomnia, due to, anxiety disorder": a generic word beside a named condition is what the condition
-            // already says (the tabular's fillers too), so "insomnia due to anxiety" documents the path.
-            let generic = |slot: &Vec<String>| slot.iter().all(|w| GENERIC.contains(&w.as_str()));
-            let slots: Vec<Vec<String>> = if slots.iter().any(|slot| !generic(slot)) {
-                slots.into_iter().filter(|slot| !generic(slot)).collect()
-            } else {
-                slots
-            };
+            let slots: Vec<Vec<&str>> = required.split(' ').map(|slot| slot.split('|').collect()).collect();
             (!slots.is_empty()).then_some(IndexPath { slots, code, head })
         })
         .collect()
@@ -146,9 +132,6 @@ pub fn read_index_paths() -> usize {
 pub fn warm_up() -> usize {
     INDEX_PATHS.len()
 }
-
-/// Words that name no condition of their own.
-const GENERIC: &[&str] = &["disorder", "disease", "diseased", "condition"];
 
 /// A code the Index's general walk reached for a clause.
 #[derive(Debug, Clone, PartialEq)]
@@ -181,7 +164,7 @@ pub fn index_code(table: &CodeTable, clause: &Clause) -> Option<IndexCode> {
     }
     let mut best: Option<(&IndexPath, Vec<usize>)> = None;
     // The paths come sorted, a main term's together: a main term the clause does not document is looked up once.
-    let mut absent_main: Option<&Vec<String>> = None;
+    let mut absent_main: Option<&Vec<&str>> = None;
     for path in INDEX_PATHS.iter() {
         let Some(main) = path.slots.first() else { continue };
         if absent_main.is_some_and(|a| a == main) {
