@@ -1,6 +1,7 @@
-//! The code data the binary carries, made by `build.rs`, zlib-compressed: the FY2026 tabular (9.4 MB → 0.86 MB)
-//! and the coder's index over it (`coder::Index::embedded`, 1.84 MB → 0.48 MB). [`warm_up`] inflates and reads
-//! both on a thread started at the end of cold start, so the function polls the runtime API for its first event
+//! The code data the binary carries, made by `build.rs`, zlib-compressed: the FY2026 tabular (9.4 MB → 0.86 MB),
+//! the coder's index over it (`coder::Index::embedded`, 1.84 MB → 0.48 MB) and the Alphabetic Index paths of
+//! the coder's general walk (`data/index_paths.tsv`, 181 KB → 14 KB). [`warm_up`] inflates and reads
+//! all three on a thread started at the end of cold start, so the function polls the runtime API for its first event
 //! without waiting for them; a note that arrives before they are ready waits on the first use.
 
 use std::sync::LazyLock;
@@ -10,6 +11,7 @@ use crate::table::{CodeTable, TableError};
 
 const PACKED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/icd10cm-2026.tsv.zz"));
 const PACKED_INDEX: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/coder_index.bin.zz"));
+const PACKED_PATHS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/index_paths.tsv.zz"));
 
 /// Far above the table's 9.4 MB: a bound, not a guess at the size.
 const INFLATED_LIMIT: usize = 64 << 20;
@@ -28,6 +30,15 @@ pub fn inflate() -> Option<String> {
 /// Inflates the embedded coder index afresh (the bench times it).
 pub fn inflate_index() -> Option<Vec<u8>> {
     miniz_oxide::inflate::decompress_to_vec_zlib_with_limit(PACKED_INDEX, INFLATED_LIMIT).ok()
+}
+
+/// The Alphabetic Index paths of the coder's general walk (`data/index_paths.tsv`), inflated afresh; empty when
+/// unreadable (the walk then finds nothing and the tabular's wording codes alone).
+pub fn index_paths() -> String {
+    miniz_oxide::inflate::decompress_to_vec_zlib_with_limit(PACKED_PATHS, INFLATED_LIMIT)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .unwrap_or_default()
 }
 
 /// The coder index's compact form, inflated on first use.
@@ -51,7 +62,7 @@ impl CodeTable {
 /// content) here and every coding call then fails as an internal error.
 pub fn warm_up() {
     let _ = std::thread::Builder::new().name("icd10-code-data".to_owned()).spawn(|| {
-        if CodeTable::embedded().is_err() || Index::embedded().is_none() {
+        if CodeTable::embedded().is_err() || Index::embedded().is_none() || crate::coder::warm_up_index_paths() == 0 {
             tracing::error!("the embedded code data cannot be read");
         }
     });

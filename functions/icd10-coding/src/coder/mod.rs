@@ -56,6 +56,9 @@ pub enum Basis {
     /// The reason for the encounter (Section IV.A, I.C.21.c): an exam, an immunization, a screening, a drug
     /// level check, weeks of gestation, counselling.
     EncounterReason,
+    /// The Alphabetic Index's main term and subterms reached a more specific code than the tabular's wording
+    /// (the documented stage, quadrant, side, class, subtype or site), verified and completed in the tabular.
+    AlphabeticIndex,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -121,6 +124,16 @@ impl Index {
     pub fn read_embedded() -> Option<Index> {
         Index::from_bytes(crate::code_data::index_bytes()?)
     }
+}
+
+/// Reads the Alphabetic Index paths of the general walk (inflated and parsed once; cold start's warm-up).
+pub fn warm_up_index_paths() -> usize {
+    alphabetic::warm_up()
+}
+
+/// Inflates and reads the Index walk's paths afresh (the bench times it); the number of paths.
+pub fn read_index_paths() -> usize {
+    alphabetic::read_index_paths()
 }
 
 /// Codes a note. Every proposal is billable in `table`.

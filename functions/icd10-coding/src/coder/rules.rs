@@ -100,9 +100,11 @@ pub fn code(table: &CodeTable, index: &Index, note: &str) -> Coding {
                 score: 1.0,
             });
         }
+        index_walk(table, clause, &mut found, before, follow_up);
     }
 
     drop_integral_symptoms(table, &mut found, &mut skipped);
+    drop_less_specified(&mut found);
     combine(table, &mut found);
     long_term_drugs(table, &analysis, &mut found, &mut skipped);
     body_mass_index(table, note, &mut found);
@@ -158,6 +160,97 @@ pub fn code(table: &CodeTable, index: &Index, note: &str) -> Coding {
         })
         .collect();
     Coding { proposals, skipped }
+}
+
+/// The Alphabetic Index's general walk (`alphabetic::index_code`) for one clause: where the tabular's wording
+/// left the clause's condition at an unspecified code and the Index's subterms reach the axis the note documents
+/// (stage, quadrant, side, class, subtype, site), the Index's code replaces it — when it is of the same category,
+/// or its path covers every word the unspecified code rested on. A clause the tabular left uncoded takes the
+/// Index's code only from a path of a main term and at least one subterm, all documented: one word never
+/// carries a code.
+fn index_walk(
+    table: &CodeTable,
+    clause: &Clause,
+    found: &mut Vec<Found>,
+    before: usize,
+    follow_up: bool,
+) -> Option<()> {
+    let walked = alphabetic::index_code(table, clause)?;
+    let code = match table.billable(walked.code) {
+        Some(entry) => entry.code,
+        None => choose_seventh(table, walked.code, clause, follow_up)?,
+    };
+    let entry = table.billable(code)?;
+    let span = evidence_span(clause, &walked.at);
+    let unspecified = |d: &str| d.to_lowercase().matches("unspecified").count();
+    let from_clause = found.get_mut(before..)?;
+    if from_clause.iter().any(|f| f.proposal.code == entry.code) {
+        return Some(());
+    }
+    let covered = |f: &Found| {
+        f.proposal.assertion == Assertion::Present
+            && unspecified(f.proposal.description) > unspecified(entry.description)
+            && (same_category(f.proposal.code, entry.code)
+                || f.proposal.evidence.iter().all(|e| span.start <= e.start && e.end <= span.end))
+    };
+    // The code of the walked code's category, or else of the condition's own unspecified code (the main term's:
+    // "Insomnia, unspecified" for insomnia due to anxiety), is the one it specifies. Another unspecified code of
+    // that condition goes too; the rest stay ("code also" the anxiety disorder, the infection beside J44.0).
+    let head = |f: &Found| !walked.head.is_empty() && same_category(f.proposal.code, walked.head);
+    let at = from_clause
+        .iter()
+        .position(|f| covered(f) && same_category(f.proposal.code, entry.code))
+        .or_else(|| from_clause.iter().position(|f| covered(f) && head(f)))
+        .or_else(|| from_clause.iter().position(covered));
+    if let Some(at) = at {
+        let f = &mut from_clause[at];
+        f.proposal.code = entry.code;
+        f.proposal.description = entry.description;
+        f.proposal.basis = Basis::AlphabeticIndex;
+        f.proposal.evidence.push(span);
+        let mut k = 0;
+        found.retain(|f| {
+            let keep = k < before || k == before + at || !(covered(f) && head(f));
+            k += 1;
+            keep
+        });
+        return Some(());
+    }
+    if !from_clause.is_empty() || walked.slots < 2 {
+        return None;
+    }
+    found.push(Found {
+        proposal: Proposal {
+            code: entry.code,
+            description: entry.description,
+            evidence: vec![span],
+            assertion: Assertion::Present,
+            basis: Basis::AlphabeticIndex,
+            match_strength: 1.0,
+        },
+        item: clause.item,
+        score: 1.0,
+    });
+    Some(())
+}
+
+/// A condition documented with its axis in one place and without it in another ("Generalized anxiety disorder.
+/// Insomnia due to anxiety.", "CKD stage 4 … Anemia in CKD") is one condition, coded to the highest specificity
+/// the note documents (I.B.1, I.A.17): the "unspecified" code of a category yields to a code of the same
+/// category that specifies more.
+fn drop_less_specified(found: &mut Vec<Found>) {
+    let unspecified = |d: &str| d.to_lowercase().matches("unspecified").count();
+    let current = |f: &Found| f.proposal.assertion == Assertion::Present && !f.proposal.code.starts_with('Z');
+    let specific: Vec<(&'static str, usize)> =
+        found.iter().filter(|f| current(f)).map(|f| (f.proposal.code, unspecified(f.proposal.description))).collect();
+    found.retain(|f| {
+        let n = unspecified(f.proposal.description);
+        !(current(f)
+            && n > 0
+            && specific
+                .iter()
+                .any(|&(code, m)| code != f.proposal.code && same_category(code, f.proposal.code) && m < n))
+    });
 }
 
 /// Z80–Z87 and the classification's own "old" history codes (I25.2).
@@ -799,6 +892,9 @@ fn combine(table: &CodeTable, found: &mut Vec<Found>) {
         };
         if let Some(code) = code {
             replace(found, htn, code, &with);
+            // The combination code is the hypertension wherever else the note names it ("HTN - at goal" in
+            // another item): I10 is never reported beside I11–I13 (I.C.9.a).
+            found.retain(|f| !(f.proposal.code == "I10" && f.proposal.assertion == Assertion::Present));
         }
     }
 }

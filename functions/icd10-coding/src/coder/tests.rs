@@ -351,3 +351,38 @@ fn history_wording_for_a_treated_condition_and_a_resolved_one() {
     assert_eq!(codes("Assessment: History of hypertension, well controlled on lisinopril."), ["I10"]);
     assert_eq!(codes("Assessment: Prior pneumonia last year, resolved."), ["Z87.01"]);
 }
+
+#[test]
+fn the_index_walk_specifies_what_the_tabular_left_unspecified() {
+    // Insomnia → due to → anxiety disorder: F51.05 instead of "Insomnia, unspecified"; the anxiety disorder is
+    // coded also (F51.05: "code also associated mental disorder").
+    assert_eq!(codes("Assessment: Insomnia due to anxiety disorder."), ["F41.9", "F51.05"]);
+    // Bronchitis → acute → with chronic obstructive pulmonary disease: J44.0, the infection kept beside it.
+    let copd = "Assessment: Acute bronchitis superimposed on COPD.";
+    assert_eq!(codes(copd), ["J20.9", "J44.0"]);
+    let proposal = {
+        let table = CodeTable::embedded().unwrap();
+        code_note(table, copd).proposals.into_iter().find(|p| p.code == "J44.0").unwrap()
+    };
+    assert_eq!(proposal.basis, Basis::AlphabeticIndex);
+    // Negated or uncertain subterm words never lead down a path.
+    assert_eq!(codes("Assessment: Insomnia, not due to anxiety."), ["G47.00"]);
+}
+
+#[test]
+fn an_unspecified_code_yields_to_the_same_condition_specified_elsewhere() {
+    let note = "Assessment:\n1. Generalized anxiety disorder.\n2. Insomnia due to anxiety.";
+    assert_eq!(codes(note), ["F41.1", "F51.05"]);
+    let ckd = "Assessment:\n1. Chronic kidney disease stage 4.\n2. Anemia in CKD.";
+    let htn = "Assessment:\n1. CKD stage 3b due to hypertension.\n2. HTN - at goal on amlodipine.";
+    assert_eq!(codes(htn), ["I12.9", "N18.32"]);
+    assert!(!codes(ckd).contains(&"N18.9"), "{:?}", codes(ckd));
+}
+
+#[test]
+fn the_index_walk_completes_an_injury_with_its_side_and_7th_character() {
+    // Bite → forearm: S51.85-, the side from the note and the encounter from the injury rules (I.C.19.a).
+    assert_eq!(codes("Assessment: Dog bite of right forearm."), ["S51.851A"]);
+    assert_eq!(codes("Wound check follow-up\nAssessment: Dog bite of right forearm, healing well."), ["S51.851D"]);
+    assert!(codes("Assessment: No bite marks on the forearm.").is_empty());
+}
