@@ -18,6 +18,7 @@ pub mod runtime;
 pub mod schema;
 pub mod secrets;
 pub mod session;
+pub mod sigv4;
 pub mod telemetry;
 pub mod tool;
 pub mod writer;

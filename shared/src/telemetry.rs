@@ -16,7 +16,7 @@ mod otlp;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex, OnceLock, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use opentelemetry::trace::{
@@ -244,37 +244,12 @@ async fn post(
         .map_err(|_| "request")?;
     if let Some(signing) = signing {
         let credentials = signing.credentials.provide_credentials().await.map_err(|_| "no_credentials")?;
-        sign(&mut request, &signing.region, credentials)?;
+        // SigV4 for the CloudWatch OTLP traces endpoint: service `xray` ("OTLP Endpoints", CloudWatch user guide).
+        crate::sigv4::sign_request(&mut request, &signing.region, "xray", &credentials).map_err(|_| "signing")?;
     }
     let request = reqwest::Request::try_from(request).map_err(|_| "request")?;
     let response = http.execute(request).await.map_err(|_| "transport")?;
     if response.status().is_success() { Ok(()) } else { Err("rejected") }
-}
-
-/// SigV4 for the CloudWatch OTLP traces endpoint: service `xray` ("OTLP Endpoints", CloudWatch user guide).
-fn sign(
-    request: &mut http::Request<Vec<u8>>,
-    region: &str,
-    credentials: aws_credential_types::Credentials,
-) -> Result<(), &'static str> {
-    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-    let identity = credentials.into();
-    let params = aws_sigv4::sign::v4::SigningParams::builder()
-        .identity(&identity)
-        .region(region)
-        .name("xray")
-        .time(SystemTime::now())
-        .settings(SigningSettings::default())
-        .build()
-        .map_err(|_| "signing")?
-        .into();
-    let headers = request.headers().iter().filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v)));
-    let uri = request.uri().to_string();
-    let signable = SignableRequest::new(request.method().as_str(), &uri, headers, SignableBody::Bytes(request.body()))
-        .map_err(|_| "signing")?;
-    let (instructions, _signature) = sign(signable, &params).map_err(|_| "signing")?.into_parts();
-    instructions.apply_to_request_http1x(request);
-    Ok(())
 }
 
 /// `Root=1-{8 hex epoch}-{24 hex}` → the 32 hex digits of the W3C trace id (X-Ray: "Using the W3C trace

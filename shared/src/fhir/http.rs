@@ -1,16 +1,14 @@
 //! FHIR over HTTP: HealthLake (SigV4, service `healthlake`) or the local server (unsigned).
 //!
 //! fhir-sdk's own client cannot sign each request with SigV4, so requests are built here with reqwest and
-//! signed with aws-sigv4; fhir-sdk supplies the model types.
+//! signed with aws-sigv4 (`crate::sigv4`); the model types are `super::model`.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use aws_sigv4::sign::v4;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, ETAG, HeaderValue, IF_MATCH, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
@@ -555,21 +553,5 @@ fn sign_request(
     region: &str,
     credentials: &Credentials,
 ) -> Result<(), FhirError> {
-    let identity = credentials.clone().into();
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region(region)
-        .name("healthlake")
-        .time(SystemTime::now())
-        .settings(SigningSettings::default())
-        .build()
-        .map_err(|_| FhirError::Rejected(0))?
-        .into();
-    let headers = request.headers().iter().filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v)));
-    let uri = request.uri().to_string();
-    let signable = SignableRequest::new(request.method().as_str(), &uri, headers, SignableBody::Bytes(request.body()))
-        .map_err(|_| FhirError::Rejected(0))?;
-    let (instructions, _signature) = sign(signable, &params).map_err(|_| FhirError::Rejected(0))?.into_parts();
-    instructions.apply_to_request_http1x(request);
-    Ok(())
+    crate::sigv4::sign_request(request, region, "healthlake", credentials).map_err(|_| FhirError::Rejected(0))
 }
