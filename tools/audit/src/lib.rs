@@ -60,7 +60,9 @@ pub struct SpanLine {
 }
 
 /// Every line of the files under `paths` (a directory: its files, sorted by name, so time-named bucket
-/// objects come in order), each with its position.
+/// objects come in order), each with its position. A line that is a CloudWatch Logs subscription envelope (what
+/// the audit Firehose writes to the bucket: `{"logGroup", "logStream", "logEvents": [{"message"}]}`) gives one
+/// line per event, its message exactly as the function wrote it, positioned `file[event n]:line`.
 pub fn read_lines(paths: &[PathBuf]) -> Result<Vec<Located>, AuditError> {
     let mut files = Vec::new();
     for path in paths {
@@ -71,12 +73,31 @@ pub fn read_lines(paths: &[PathBuf]) -> Result<Vec<Located>, AuditError> {
         let bytes = std::fs::read(&file).map_err(|_| AuditError::Read(file.display().to_string()))?;
         let text = String::from_utf8_lossy(&bytes);
         let source = file.display().to_string();
-        out.extend(text.lines().enumerate().map(|(i, line)| Located {
-            position: Position { source: source.clone(), line: i + 1 },
-            text: line.to_owned(),
-        }));
+        for (i, line) in text.lines().enumerate() {
+            match envelope_messages(line) {
+                Some(messages) => out.extend(messages.into_iter().enumerate().map(|(n, message)| Located {
+                    position: Position { source: format!("{source}[event {}]", n + 1), line: i + 1 },
+                    text: message,
+                })),
+                None => out.push(Located {
+                    position: Position { source: source.clone(), line: i + 1 },
+                    text: line.to_owned(),
+                }),
+            }
+        }
     }
     Ok(out)
+}
+
+/// The event messages of a CloudWatch Logs subscription envelope ("Using CloudWatch Logs subscription filters":
+/// `messageType`, `logGroup`, `logStream`, `logEvents[].message`), or `None` for any other line.
+fn envelope_messages(line: &str) -> Option<Vec<String>> {
+    if !line.contains("\"logEvents\"") {
+        return None;
+    }
+    let envelope: Value = serde_json::from_str(line.trim()).ok()?;
+    let events = envelope.get("logEvents")?.as_array()?;
+    Some(events.iter().filter_map(|e| e.get("message")?.as_str().map(str::to_owned)).collect())
 }
 
 fn collect_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), AuditError> {
@@ -392,6 +413,24 @@ pub fn render(timeline: &Timeline) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bucket_envelopes_give_their_events_as_lines() {
+        let dir = std::env::temp_dir().join(format!("audit-envelopes-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let record = r#"{"record_type":"tool_audit","session_id":"s-1","request_id":"r1","seq":0}"#;
+        let envelope = serde_json::json!({"messageType": "DATA_MESSAGE", "logGroup": "/aws/lambda/x",
+            "logStream": "2026/12/01/[$LATEST]abc",
+            "logEvents": [{"id": "1", "timestamp": 1, "message": record}, {"id": "2", "timestamp": 2, "message": "other"}]});
+        std::fs::write(dir.join("part-1"), format!("{envelope}\nplain line\n")).unwrap();
+        let lines = read_lines(&[dir.clone()]).unwrap();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[0].text, record, "the message exactly as written: what the chain hashed");
+        assert!(lines[0].position.to_string().ends_with("part-1[event 1]:1"), "{}", lines[0].position);
+        assert_eq!(lines[2].text, "plain line");
+        assert_eq!(session_records(&lines, "s-1").len(), 1);
+        let _ = std::fs::remove_dir_all(dir);
+    }
 
     #[test]
     fn spans_of_the_session_attach_to_their_call() {
