@@ -423,7 +423,7 @@ mod tests {
             "logStream": "2026/12/01/[$LATEST]abc",
             "logEvents": [{"id": "1", "timestamp": 1, "message": record}, {"id": "2", "timestamp": 2, "message": "other"}]});
         std::fs::write(dir.join("part-1"), format!("{envelope}\nplain line\n")).unwrap();
-        let lines = read_lines(&[dir.clone()]).unwrap();
+        let lines = read_lines(std::slice::from_ref(&dir)).unwrap();
         assert_eq!(lines.len(), 3);
         assert_eq!(lines[0].text, record, "the message exactly as written: what the chain hashed");
         assert!(lines[0].position.to_string().ends_with("part-1[event 1]:1"), "{}", lines[0].position);
