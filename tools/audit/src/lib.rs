@@ -71,6 +71,7 @@ pub fn read_lines(paths: &[PathBuf]) -> Result<Vec<Located>, AuditError> {
     let mut out = Vec::new();
     for file in files {
         let bytes = std::fs::read(&file).map_err(|_| AuditError::Read(file.display().to_string()))?;
+        let bytes = gunzip_if_gzip(bytes).map_err(|_| AuditError::Read(file.display().to_string()))?;
         let text = String::from_utf8_lossy(&bytes);
         let source = file.display().to_string();
         for (i, line) in text.lines().enumerate() {
@@ -86,6 +87,18 @@ pub fn read_lines(paths: &[PathBuf]) -> Result<Vec<Located>, AuditError> {
             }
         }
     }
+    Ok(out)
+}
+
+/// Bucket objects as Firehose delivered them are gzip (RFC 1952, possibly several members): inflated; any
+/// other file as it is.
+fn gunzip_if_gzip(bytes: Vec<u8>) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    if !bytes.starts_with(&[0x1f, 0x8b]) {
+        return Ok(bytes);
+    }
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(bytes.as_slice()).read_to_end(&mut out)?;
     Ok(out)
 }
 
@@ -422,7 +435,10 @@ mod tests {
         let envelope = serde_json::json!({"messageType": "DATA_MESSAGE", "logGroup": "/aws/lambda/x",
             "logStream": "2026/12/01/[$LATEST]abc",
             "logEvents": [{"id": "1", "timestamp": 1, "message": record}, {"id": "2", "timestamp": 2, "message": "other"}]});
-        std::fs::write(dir.join("part-1"), format!("{envelope}\nplain line\n")).unwrap();
+        // As the audit Firehose delivers an object: gzip.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut gz, format!("{envelope}\nplain line\n").as_bytes()).unwrap();
+        std::fs::write(dir.join("part-1"), gz.finish().unwrap()).unwrap();
         let lines = read_lines(std::slice::from_ref(&dir)).unwrap();
         assert_eq!(lines.len(), 3);
         assert_eq!(lines[0].text, record, "the message exactly as written: what the chain hashed");
