@@ -109,9 +109,10 @@ async fn session(args: &clap::ArgMatches) -> Result<ExitCode, AuditError> {
     };
     let records = session_records(&lines, &session_id);
     let journal = journal(journal_source.as_ref()).await?;
+    // The local stack's spans file is the default only for the local stack's records.
     let spans_path = args.get_one::<String>("spans").map(PathBuf::from).or_else(|| {
         let default = stack_dir().join("logs").join("spans.jsonl");
-        default.is_file().then_some(default)
+        (groups.is_empty() && default.is_file()).then_some(default)
     });
     let spans = match spans_path {
         Some(path) => read_spans(&path, &session_id)?,
