@@ -4,7 +4,8 @@
 //! - `OUT_DIR/coder_index.bin.zz`: the coder's code index in compact form, compressed too, so cold start reads
 //!   it instead of tokenizing 98,000 descriptions and inclusion terms (issue 15: code data ready in ≤ 30 ms);
 //! - `OUT_DIR/index_paths.tsv.zz`: the Alphabetic Index paths of the coder's general walk
-//!   (`data/index_paths.tsv`, 181 KB, its words normalised → 14 KB), read on the warm-up thread.
+//!   (`data/index_paths.tsv`, 181 KB, its words normalised → 14 KB), read on the warm-up thread;
+//! - `OUT_DIR/code_data_sizes.rs`: the three inflated sizes.
 //!
 //! The same sources the crate compiles (`src/table.rs`, `src/coder/text.rs`, `src/coder/index.rs`) are
 //! compiled here too, so the embedded index cannot drift from the code that reads it; a unit test also checks
@@ -40,10 +41,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let table = table::CodeTable::parse(text).map_err(|e| e.to_string())?;
     let index = index::Index::build(&table);
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
-    std::fs::write(out.join("coder_index.bin.zz"), miniz_oxide::deflate::compress_to_vec_zlib(&index.to_bytes(), 9))?;
-    std::fs::write(out.join("icd10cm-2026.tsv.zz"), miniz_oxide::deflate::compress_to_vec_zlib(text.as_bytes(), 9))?;
+    let index = index.to_bytes();
     let paths = normalized_paths(&std::fs::read_to_string("data/index_paths.tsv")?);
+    std::fs::write(out.join("coder_index.bin.zz"), miniz_oxide::deflate::compress_to_vec_zlib(&index, 9))?;
+    std::fs::write(out.join("icd10cm-2026.tsv.zz"), miniz_oxide::deflate::compress_to_vec_zlib(text.as_bytes(), 9))?;
     std::fs::write(out.join("index_paths.tsv.zz"), miniz_oxide::deflate::compress_to_vec_zlib(paths.as_bytes(), 9))?;
+    // The inflated sizes, so cold start inflates each into one buffer of the right size instead of growing one.
+    std::fs::write(
+        out.join("code_data_sizes.rs"),
+        format!(
+            "const TABLE_LEN: usize = {};\nconst INDEX_LEN: usize = {};\nconst PATHS_LEN: usize = {};\n",
+            text.len(),
+            index.len(),
+            paths.len()
+        ),
+    )?;
     Ok(())
 }
 

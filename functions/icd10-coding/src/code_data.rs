@@ -13,32 +13,36 @@ const PACKED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/icd10cm-2026.tsv
 const PACKED_INDEX: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/coder_index.bin.zz"));
 const PACKED_PATHS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/index_paths.tsv.zz"));
 
-/// Far above the table's 9.4 MB: a bound, not a guess at the size.
-const INFLATED_LIMIT: usize = 64 << 20;
+include!(concat!(env!("OUT_DIR"), "/code_data_sizes.rs"));
 
 static TEXT: LazyLock<Option<String>> = LazyLock::new(inflate);
 static INDEX_BYTES: LazyLock<Option<Vec<u8>>> = LazyLock::new(inflate_index);
 
 static TABLE: LazyLock<Result<CodeTable, TableError>> = LazyLock::new(|| CodeTable::parse(text()?));
 
+/// Inflates `packed` into one buffer of the size `build.rs` recorded; `None` unless it inflates to exactly that
+/// many bytes with a good checksum. (Growing a buffer as the data comes, as `decompress_to_vec` does, zeroed and
+/// copied the table's 9.4 MB about twice over.)
+fn inflate_exact(packed: &[u8], len: usize) -> Option<Vec<u8>> {
+    let mut out = vec![0; len];
+    let written = miniz_oxide::inflate::decompress_slice_iter_to_slice(&mut out, std::iter::once(packed), true, false);
+    (written.ok()? == len).then_some(out)
+}
+
 /// Inflates the embedded table afresh (what cold start does once; the bench times it).
 pub fn inflate() -> Option<String> {
-    let bytes = miniz_oxide::inflate::decompress_to_vec_zlib_with_limit(PACKED, INFLATED_LIMIT).ok()?;
-    String::from_utf8(bytes).ok()
+    String::from_utf8(inflate_exact(PACKED, TABLE_LEN)?).ok()
 }
 
 /// Inflates the embedded coder index afresh (the bench times it).
 pub fn inflate_index() -> Option<Vec<u8>> {
-    miniz_oxide::inflate::decompress_to_vec_zlib_with_limit(PACKED_INDEX, INFLATED_LIMIT).ok()
+    inflate_exact(PACKED_INDEX, INDEX_LEN)
 }
 
 /// The Alphabetic Index paths of the coder's general walk (`data/index_paths.tsv`), inflated afresh; empty when
 /// unreadable (the walk then finds nothing and the tabular's wording codes alone).
 pub fn index_paths() -> String {
-    miniz_oxide::inflate::decompress_to_vec_zlib_with_limit(PACKED_PATHS, INFLATED_LIMIT)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .unwrap_or_default()
+    inflate_exact(PACKED_PATHS, PATHS_LEN).and_then(|bytes| String::from_utf8(bytes).ok()).unwrap_or_default()
 }
 
 /// The coder index's compact form, inflated on first use.
@@ -79,5 +83,18 @@ mod tests {
         assert!(PACKED.len() < tsv.len() / 8, "compressed: {} of {} bytes", PACKED.len(), tsv.len());
         let index = index_bytes().unwrap();
         assert!(PACKED_INDEX.len() < index.len() / 2, "compressed: {} of {} bytes", PACKED_INDEX.len(), index.len());
+        assert!(!index_paths().is_empty());
+    }
+
+    #[test]
+    fn a_buffer_of_the_wrong_size_or_a_damaged_stream_inflates_to_nothing() {
+        assert!(inflate_exact(PACKED_PATHS, PATHS_LEN).is_some());
+        assert!(inflate_exact(PACKED_PATHS, PATHS_LEN - 1).is_none(), "too small");
+        assert!(inflate_exact(PACKED_PATHS, PATHS_LEN + 1).is_none(), "too large");
+        let mut damaged = PACKED_PATHS.to_vec();
+        if let Some(byte) = damaged.get_mut(PACKED_PATHS.len() / 2) {
+            *byte ^= 0x55;
+        }
+        assert!(inflate_exact(&damaged, PATHS_LEN).is_none(), "damaged stream or checksum");
     }
 }

@@ -163,15 +163,17 @@ impl Index {
     }
 
     /// Required weights and postings, which follow from the terms and the word weights.
+    /// Weighs every term and inverts the terms into each word's postings, in term order. A counting pass sizes
+    /// each word's run first, so the postings are filled in place (one list per word took a fifth of the read).
     fn finish(&mut self) {
-        let mut lists: Vec<Vec<u32>> = vec![Vec::new(); self.weights.len()];
+        let mut counts = vec![0u32; self.weights.len()];
         for t in 0..self.records.len() {
             let Some(record) = self.records.get(t).copied() else { continue };
             let required = self.required_ids(&record);
             let weight: f32 = required.iter().map(|&w| self.weight(w)).sum();
             for &w in required {
-                if let Some(list) = lists.get_mut(w as usize) {
-                    list.push(t as u32);
+                if let Some(count) = counts.get_mut(w as usize) {
+                    *count += 1;
                 }
             }
             if let Some(r) = self.records.get_mut(t) {
@@ -179,11 +181,25 @@ impl Index {
             }
         }
         self.posting_ends.clear();
-        self.postings.clear();
-        for list in lists {
-            self.postings.extend(list);
-            self.posting_ends.push(self.postings.len() as u32);
+        let mut end = 0;
+        for count in &counts {
+            end += count;
+            self.posting_ends.push(end);
         }
+        // Where each word's next posting goes: the start of its run.
+        let mut next: Vec<u32> = self.posting_ends.iter().zip(&counts).map(|(end, count)| end - count).collect();
+        let mut postings = vec![0; end as usize];
+        for (t, record) in self.records.iter().enumerate() {
+            for &w in self.required_ids(record) {
+                if let Some(at) = next.get_mut(w as usize)
+                    && let Some(slot) = postings.get_mut(*at as usize)
+                {
+                    *slot = t as u32;
+                    *at += 1;
+                }
+            }
+        }
+        self.postings = postings;
     }
 
     fn required_ids(&self, r: &TermRecord) -> &[u32] {
