@@ -58,8 +58,12 @@ async fn a_calls_spans_form_one_trace_named_by_its_audit_record() {
         let (start, end) = (span["startTimeUnixNano"].as_str().unwrap(), span["endTimeUnixNano"].as_str().unwrap());
         assert!(start.parse::<u64>().unwrap() <= end.parse::<u64>().unwrap(), "{span}");
     }
+    // Span kinds as the OpenTelemetry semantic conventions ask: the invocation is the function's SERVER span
+    // ("Semantic conventions for FaaS spans"), each call it makes a CLIENT span ("... for AWS SDK client spans").
+    assert_eq!(root["kind"], 2, "tool_call is a SERVER span");
     for search in &searches {
         assert_eq!(search["parentSpanId"], root["spanId"], "searches hang under the invocation");
+        assert_eq!(search["kind"], 3, "an outgoing call is a CLIENT span");
     }
     // Nothing clinical in a span: ids, counts and timings only.
     assert!(!text.contains("Joie") && !text.contains("Morissette"), "a name reached the spans");

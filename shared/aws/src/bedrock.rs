@@ -380,7 +380,7 @@ fn guard_block(text: &str, qualifier: GuardrailConverseContentQualifier) -> Resu
 
 impl LanguageModel for BedrockModel {
     async fn converse(&self, session: &SessionContext, request: &ModelRequest) -> Result<ModelOutcome, ModelError> {
-        let span = info_span!("bedrock_converse", session_id = %session.session_id, model = %self.model_id);
+        let span = info_span!("bedrock_converse", otel.kind = "client", session_id = %session.session_id, model = %self.model_id);
         async {
             let config = self.call_config(session).map_err(model_error)?;
             let mut call = self

@@ -67,7 +67,7 @@ impl Keys for KmsKeys {
         context: &EncryptionContext,
         plaintext: &[u8],
     ) -> Result<Sealed, KeyError> {
-        let span = info_span!("kms_generate_data_key", session_id = %session.session_id);
+        let span = info_span!("kms_generate_data_key", otel.kind = "client", session_id = %session.session_id);
         async {
             let output = self
                 .client
@@ -101,7 +101,7 @@ impl Keys for KmsKeys {
         sealed: &Sealed,
         context: &EncryptionContext,
     ) -> Result<Vec<u8>, KeyError> {
-        let span = info_span!("kms_decrypt", session_id = %session.session_id);
+        let span = info_span!("kms_decrypt", otel.kind = "client", session_id = %session.session_id);
         async {
             let output = self
                 .client
@@ -130,7 +130,7 @@ impl Keys for KmsKeys {
 
     async fn pseudonym(&self, session: &SessionContext, value: &str) -> Result<String, KeyError> {
         let mac_key_id = self.mac_key_id.as_deref().ok_or(KeyError::Rejected)?;
-        let span = info_span!("kms_generate_mac", session_id = %session.session_id);
+        let span = info_span!("kms_generate_mac", otel.kind = "client", session_id = %session.session_id);
         async {
             let output = self
                 .client
@@ -231,7 +231,7 @@ impl shared::audit::ChainMac for KmsChainMac {
                     })?;
                 output.mac.map(Blob::into_inner).ok_or(shared::audit::MacError::Rejected)
             }
-            .instrument(info_span!("kms_generate_mac_checkpoint")),
+            .instrument(info_span!("kms_generate_mac_checkpoint", otel.kind = "client")),
         )
     }
 

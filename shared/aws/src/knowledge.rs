@@ -161,7 +161,7 @@ fn passage(result: KnowledgeBaseRetrievalResult) -> Option<Passage> {
 
 impl KnowledgeBase for BedrockKnowledgeBase {
     async fn retrieve(&self, session: &SessionContext, query: &RetrievalQuery) -> Result<Vec<Passage>, KnowledgeError> {
-        let span = info_span!("bedrock_retrieve", session_id = %session.session_id, kb = %self.knowledge_base_id);
+        let span = info_span!("bedrock_retrieve", otel.kind = "client", session_id = %session.session_id, kb = %self.knowledge_base_id);
         async {
             if query.text.trim().is_empty() {
                 return Err(KnowledgeError::Rejected);

@@ -171,7 +171,8 @@ impl PolicyBucket {
         if let Some(text) = self.cache.lock().await.get(&location.key) {
             return Ok(text.clone());
         }
-        let span = info_span!("s3_get_object", session_id = %session.session_id, bucket = %self.bucket);
+        let span =
+            info_span!("s3_get_object", otel.kind = "client", session_id = %session.session_id, bucket = %self.bucket);
         let text: Arc<str> = self.fetch(session, &location.key).instrument(span).await?.into();
         let mut cache = self.cache.lock().await;
         if cache.len() >= CACHE_MAX

@@ -91,7 +91,7 @@ impl SecretsManagerSecrets {
 
 impl Secrets for SecretsManagerSecrets {
     async fn get(&self, session: &SessionContext, name: &str) -> Result<SecretValue, SecretsError> {
-        let span = info_span!("secrets_get", session_id = %session.session_id, secret = name);
+        let span = info_span!("secrets_get", otel.kind = "client", session_id = %session.session_id, secret = name);
         async {
             let mut cache = self.cache.lock().await;
             if let Some(cached) = cache.get(name)

@@ -136,7 +136,7 @@ impl SessionCredentials {
     }
 
     async fn assume_role(&self, session: &SessionContext, caller: &str) -> Result<Assumed, AwsError> {
-        let span = info_span!("sts_assume_role", session_id = %session.session_id);
+        let span = info_span!("sts_assume_role", otel.kind = "client", session_id = %session.session_id);
         async {
             let config = aws_sdk_sts::config::Builder::default()
                 .retry_config(self.policy.retry_config())

@@ -41,7 +41,7 @@ pub async fn check_grounding(
     query: &str,
     candidate: &str,
 ) -> Result<Grounding, ModelError> {
-    let span = info_span!("bedrock_apply_guardrail", session_id = %session.session_id);
+    let span = info_span!("bedrock_apply_guardrail", otel.kind = "client", session_id = %session.session_id);
     async {
         let config = model.call_config(session).map_err(to_model_error)?;
         let output = model

@@ -350,7 +350,12 @@ fn version_of(headers: &http::HeaderMap, resource: &serde_json::Value) -> Option
 
 impl FhirStore for HttpFhirStore {
     async fn search(&self, session: &SessionContext, query: &SearchQuery) -> Result<SearchSet, FhirError> {
-        let span = info_span!("fhir_search", resource_type = query.resource_type, pages = tracing::field::Empty);
+        let span = info_span!(
+            "fhir_search",
+            otel.kind = "client",
+            resource_type = query.resource_type,
+            pages = tracing::field::Empty
+        );
         async {
             // `POST [type]/_search` with a form body ("Searching FHIR resources with POST"): the patient id and
             // codes travel in the encrypted body, never in a URL that proxies or access logs keep.
@@ -419,7 +424,7 @@ impl FhirStore for HttpFhirStore {
         resource_type: &'static str,
         resource: &serde_json::Value,
     ) -> Result<Written, FhirError> {
-        let span = info_span!("fhir_create", resource_type);
+        let span = info_span!("fhir_create", otel.kind = "client", resource_type);
         async {
             let url = self.instance_url(resource_type, None)?;
             let body = serde_json::to_vec(resource).map_err(|_| FhirError::Rejected(0))?;
@@ -440,7 +445,7 @@ impl FhirStore for HttpFhirStore {
         resource_type: &'static str,
         id: &FhirId,
     ) -> Result<(serde_json::Value, Option<String>), FhirError> {
-        let span = info_span!("fhir_read", resource_type);
+        let span = info_span!("fhir_read", otel.kind = "client", resource_type);
         async {
             let url = self.instance_url(resource_type, Some(id))?;
             let call = Call::new(http::Method::GET, &url, resource_type);
@@ -464,7 +469,7 @@ impl FhirStore for HttpFhirStore {
         resource: &serde_json::Value,
         if_match: Option<&str>,
     ) -> Result<Written, FhirError> {
-        let span = info_span!("fhir_update", resource_type);
+        let span = info_span!("fhir_update", otel.kind = "client", resource_type);
         async {
             let url = self.instance_url(resource_type, Some(id))?;
             let body = serde_json::to_vec(resource).map_err(|_| FhirError::Rejected(0))?;

@@ -219,6 +219,7 @@ impl<T: Actions, S: AuditSink> Handler for Shell<T, S> {
         let trace_id = crate::telemetry::begin_trace(invocation.trace_header.as_deref(), &invocation.request_id);
         let span = info_span!(
             "tool_call",
+            otel.kind = "server",
             function = %self.function_name,
             request_id = %invocation.request_id,
             session_id = tracing::field::Empty,
