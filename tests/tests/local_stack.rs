@@ -156,8 +156,9 @@ fn clinician_gets_a_summary_that_matches_the_bundle() {
     assert!(!reply.to_string().contains(family) && !reply.to_string().contains(phone));
 
     // Every FHIR request carried the session id; the audit record is there and names the reads.
+    // At least the GP-link search and the nine chart searches.
     let requests = fhir_requests(&sid);
-    assert!(requests.len() >= 11, "{requests:?}");
+    assert!(requests.len() >= 10, "{requests:?}");
     let audit = audit_records(&sid);
     assert_eq!(audit.len(), 1, "one audit record for the call");
     assert_eq!(audit[0]["outcome"], "ok");
@@ -168,7 +169,7 @@ fn clinician_gets_a_summary_that_matches_the_bundle() {
     let trace_id = audit[0]["trace_id"].as_str().unwrap().to_owned();
     let spans = spans_of(&sid, 3);
     assert!(spans.iter().all(|s| s["traceId"] == trace_id.as_str()), "{spans:?}");
-    assert!(spans.iter().filter(|s| s["name"] == "fhir_search").count() >= 11, "{} spans", spans.len());
+    assert!(spans.iter().filter(|s| s["name"] == "fhir_search").count() >= 10, "{} spans", spans.len());
 }
 
 /// The spans the stack exported for `session_id`, waiting up to `seconds` for them to appear.

@@ -60,23 +60,16 @@ fn main() {
 
         let patient = FhirId::parse(PATIENT).unwrap();
         let q = fetch::chart_queries(&patient);
-        // The relationship searches as `shared::fhir::relationship` sends them.
+        // The relationship search as `shared::fhir::relationship` sends it. The practitioner is this patient's GP,
+        // so the Encounter-by-participant search is never sent and is not in the list.
         let relationship = SearchQuery::new("Patient")
             .patient(&patient)
             .param("general-practitioner", format!("Practitioner/{PRACTITIONER}"))
             .elements(&["id", "generalPractitioner"])
             .count(1)
             .pages(1);
-        let encounter_relationship = SearchQuery::new("Encounter")
-            .patient(&patient)
-            .param("participant", format!("Practitioner/{PRACTITIONER}"))
-            .param("date", "ge2000-01-01")
-            .elements(&["id", "participant", "period"])
-            .count(1)
-            .pages(1);
         let queries = [
             ("Patient (relationship)", relationship),
-            ("Encounter (relationship)", encounter_relationship),
             ("Patient", q.patient),
             ("Condition", q.conditions),
             ("MedicationRequest", q.medications),
