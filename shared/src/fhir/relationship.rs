@@ -49,9 +49,9 @@ pub async fn care_relationship(
         .count(1)
         .pages(1);
     // One link is enough: the encounter search is sent only when the practitioner is not the patient's general
-    // practitioner. For a GP that is one search fewer against HealthLake's request quotas and one fewer read,
-    // and the clinical searches start a search's time sooner (issue 11's fan-out); the price is the GP search's
-    // time first when the link is an encounter.
+    // practitioner. For a GP that is one search fewer against the data store's request rate quotas ("AWS
+    // HealthLake endpoints and quotas"), one read fewer, and the clinical searches start sooner (issue 11's
+    // fan-out); the price is the GP search's time first when the link is an encounter.
     let gp = store.search(session, &general_practitioner).await?;
     let gp_reads: Vec<String> = gp
         .parse::<LinkedPatient>()
