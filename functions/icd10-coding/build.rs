@@ -41,7 +41,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let table = table::CodeTable::parse(text).map_err(|e| e.to_string())?;
     let index = index::Index::build(&table);
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
-    let index = index.to_bytes();
+    let index = index.to_bytes().ok_or("the coder index does not fit its embedded form")?;
     let paths = normalized_paths(&std::fs::read_to_string("data/index_paths.tsv")?);
     std::fs::write(out.join("coder_index.bin.zz"), miniz_oxide::deflate::compress_to_vec_zlib(&index, 9))?;
     std::fs::write(out.join("icd10cm-2026.tsv.zz"), miniz_oxide::deflate::compress_to_vec_zlib(text.as_bytes(), 9))?;

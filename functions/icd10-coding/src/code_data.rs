@@ -1,5 +1,5 @@
 //! The code data the binary carries, made by `build.rs`, zlib-compressed: the FY2026 tabular (9.4 MB → 0.86 MB),
-//! the coder's index over it (`coder::Index::embedded`, 1.84 MB → 0.48 MB) and the Alphabetic Index paths of
+//! the coder's index over it (`coder::Index::embedded`, 0.89 MB → 0.33 MB) and the Alphabetic Index paths of
 //! the coder's general walk (`data/index_paths.tsv`, 181 KB → 14 KB). [`warm_up`] inflates and reads
 //! all three on a thread started at the end of cold start, so the function polls the runtime API for its first event
 //! without waiting for them; a note that arrives before they are ready waits on the first use.

@@ -70,7 +70,7 @@ pub struct Index {
 }
 
 /// What the embedded form starts with; a blob without it is not read.
-const MAGIC: &[u8; 8] = b"ICDIDX01";
+const MAGIC: &[u8; 8] = b"ICDIDX02";
 
 impl Index {
     pub fn build(table: &CodeTable) -> Self {
@@ -113,7 +113,6 @@ impl Index {
         vocabulary.sort_unstable();
         vocabulary.dedup();
         let id_of = |w: &str| vocabulary.binary_search(&w).map_or(0, |i| i as u32);
-        let mut df = vec![0u32; vocabulary.len()];
         let mut records = Vec::with_capacity(raw.len());
         let mut ids = Vec::new();
         for (entry, req, opt, side, needs_seventh, inclusion) in &raw {
@@ -125,9 +124,6 @@ impl Index {
             optional.sort_unstable();
             optional.dedup();
             optional.retain(|id| required.binary_search(id).is_err());
-            for &id in &required {
-                df[id as usize] += 1;
-            }
             records.push(TermRecord {
                 entry: *entry as u32,
                 start: ids.len() as u32,
@@ -141,8 +137,7 @@ impl Index {
             ids.extend(required);
             ids.extend(optional);
         }
-        let n = records.len().max(1) as f32;
-        let weights: Vec<f32> = df.iter().map(|&d| (n / (d.max(1) as f32)).ln().max(0.5)).collect();
+        let weights = idf_weights(&records, &ids, vocabulary.len());
         let mut word_text = String::new();
         let mut word_ends = Vec::with_capacity(vocabulary.len());
         for w in &vocabulary {
@@ -260,44 +255,55 @@ impl Index {
         self.postings.get(start..end).unwrap_or(&[])
     }
 
-    /// The compact form the build script embeds: little-endian, the words as text, terms as fixed records.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(16 + self.ids.len() * 4 + self.records.len() * 16 + self.word_text.len());
+    /// The compact form the build script embeds, little-endian, one column after another: the words as text and
+    /// their lengths (`u8`), then each term's table entry (`u32`), its word counts (`u8` required, `u8` optional)
+    /// and its side and flags (`u8`), then the terms' word ids (`u16`). What follows from these (where a term's
+    /// ids start, the word weights, the postings) is not stored: [`Index::from_bytes`] works it out as
+    /// [`Index::build`] does. Half the size of fixed `u32` records, so it inflates in half the time. `None` if a
+    /// value does not fit its column (the build then fails).
+    pub fn to_bytes(&self) -> Option<Vec<u8>> {
+        let mut out = Vec::with_capacity(24 + self.word_text.len() + self.word_ends.len() + self.records.len() * 7);
         out.extend_from_slice(MAGIC);
-        let put = |out: &mut Vec<u8>, v: u32| out.extend_from_slice(&v.to_le_bytes());
-        put(&mut out, self.word_ends.len() as u32);
-        put(&mut out, self.word_text.len() as u32);
-        put(&mut out, self.records.len() as u32);
-        put(&mut out, self.ids.len() as u32);
+        for n in [self.word_ends.len(), self.word_text.len(), self.records.len(), self.ids.len()] {
+            out.extend_from_slice(&u32::try_from(n).ok()?.to_le_bytes());
+        }
         out.extend_from_slice(self.word_text.as_bytes());
-        for &e in &self.word_ends {
-            put(&mut out, e);
+        let mut previous = 0;
+        for &end in &self.word_ends {
+            out.push(u8::try_from(end.checked_sub(previous)?).ok()?);
+            previous = end;
         }
-        for &w in &self.weights {
-            put(&mut out, w.to_bits());
-        }
+        let mut next_start = 0u32;
         for r in &self.records {
+            // The ids are stored term after term, so each start is the sum of the counts before it.
+            if r.start != next_start {
+                return None;
+            }
+            next_start += u32::from(r.required_len) + u32::from(r.optional_len);
             let (side, l) = match r.side {
-                TermSide::Any => (0u32, None),
+                TermSide::Any => (0u8, None),
                 TermSide::Unspecified => (1, None),
                 TermSide::Is(l) => (2, Some(l)),
                 TermSide::One(l) => (3, Some(l)),
             };
             let l = match l {
-                None => 0u32,
+                None => 0u8,
                 Some(Laterality::Right) => 1,
                 Some(Laterality::Left) => 2,
                 Some(Laterality::Bilateral) => 3,
             };
-            put(&mut out, r.entry);
-            put(&mut out, r.start);
-            put(&mut out, u32::from(r.required_len) | u32::from(r.optional_len) << 16);
-            put(&mut out, side | l << 2 | u32::from(r.needs_seventh) << 4 | u32::from(r.inclusion) << 5);
+            out.extend_from_slice(&r.entry.to_le_bytes());
+            out.push(u8::try_from(r.required_len).ok()?);
+            out.push(u8::try_from(r.optional_len).ok()?);
+            out.push(side | l << 2 | u8::from(r.needs_seventh) << 4 | u8::from(r.inclusion) << 5);
+        }
+        if next_start as usize != self.ids.len() {
+            return None;
         }
         for &id in &self.ids {
-            put(&mut out, id);
+            out.extend_from_slice(&u16::try_from(id).ok()?.to_le_bytes());
         }
-        out
+        Some(out)
     }
 
     /// Reads the embedded form back; `None` if it is not one (then the caller builds from the table).
@@ -308,36 +314,41 @@ impl Index {
             rest = tail;
             Some(head)
         };
-        let header = take(16)?;
-        let u32s = |b: &[u8]| -> Vec<u32> {
-            b.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+        let mut count = || -> Option<usize> {
+            let b = take(4)?;
+            Some(u32::from_le_bytes([*b.first()?, *b.get(1)?, *b.get(2)?, *b.get(3)?]) as usize)
         };
-        let header = u32s(header);
-        let [n_words, text_len, n_records, n_ids] = header.as_slice() else { return None };
-        let (n_words, text_len, n_records, n_ids) =
-            (*n_words as usize, *text_len as usize, *n_records as usize, *n_ids as usize);
+        let (n_words, text_len, n_records, n_ids) = (count()?, count()?, count()?, count()?);
         let word_text = std::str::from_utf8(take(text_len)?).ok()?;
-        let word_ends = u32s(take(n_words.checked_mul(4)?)?);
-        let weights: Vec<f32> = u32s(take(n_words.checked_mul(4)?)?).into_iter().map(f32::from_bits).collect();
-        let raw_records = u32s(take(n_records.checked_mul(16)?)?);
-        let ids = u32s(take(n_ids.checked_mul(4)?)?);
-        if !rest.is_empty() || word_ends.last().is_some_and(|&e| e as usize != text_len) {
+        let mut end = 0u32;
+        let word_ends: Vec<u32> = take(n_words)?
+            .iter()
+            .map(|&len| {
+                end += u32::from(len);
+                end
+            })
+            .collect();
+        let raw_records = take(n_records.checked_mul(7)?)?;
+        let ids: Vec<u32> =
+            take(n_ids.checked_mul(2)?)?.chunks_exact(2).map(|c| u32::from(u16::from_le_bytes([c[0], c[1]]))).collect();
+        if !rest.is_empty() || end as usize != text_len || ids.iter().any(|&id| id as usize >= n_words) {
             return None;
         }
-        let records = raw_records
-            .chunks_exact(4)
+        let mut start = 0u32;
+        let records: Vec<TermRecord> = raw_records
+            .chunks_exact(7)
             .map(|r| {
-                let (lens, meta) = (r[2], r[3]);
+                let (required_len, optional_len, meta) = (r[4], r[5], r[6]);
                 let l = match meta >> 2 & 3 {
                     1 => Laterality::Right,
                     2 => Laterality::Left,
                     _ => Laterality::Bilateral,
                 };
-                TermRecord {
-                    entry: r[0],
-                    start: r[1],
-                    required_len: (lens & 0xffff) as u16,
-                    optional_len: (lens >> 16) as u16,
+                let record = TermRecord {
+                    entry: u32::from_le_bytes([r[0], r[1], r[2], r[3]]),
+                    start,
+                    required_len: u16::from(required_len),
+                    optional_len: u16::from(optional_len),
                     side: match meta & 3 {
                         0 => TermSide::Any,
                         1 => TermSide::Unspecified,
@@ -347,9 +358,15 @@ impl Index {
                     needs_seventh: meta >> 4 & 1 == 1,
                     inclusion: meta >> 5 & 1 == 1,
                     required_weight: 0.0,
-                }
+                };
+                start += u32::from(required_len) + u32::from(optional_len);
+                record
             })
             .collect();
+        if start as usize != n_ids {
+            return None;
+        }
+        let weights = idf_weights(&records, &ids, n_words);
         let mut index = Self {
             records,
             ids,
@@ -362,6 +379,22 @@ impl Index {
         index.finish();
         Some(index)
     }
+}
+
+/// Each word's weight: the inverse frequency of the terms that require it, at least 0.5 (a word that is only ever
+/// optional weighs as a word of one term).
+fn idf_weights(records: &[TermRecord], ids: &[u32], n_words: usize) -> Vec<f32> {
+    let mut df = vec![0u32; n_words];
+    for r in records {
+        let start = r.start as usize;
+        for &id in ids.get(start..start + r.required_len as usize).unwrap_or(&[]) {
+            if let Some(d) = df.get_mut(id as usize) {
+                *d += 1;
+            }
+        }
+    }
+    let n = records.len().max(1) as f32;
+    df.iter().map(|&d| (n / (d.max(1) as f32)).ln().max(0.5)).collect()
 }
 
 fn compact_len(code: &str) -> usize {
@@ -537,7 +570,7 @@ mod tests {
         let table = CodeTable::embedded().unwrap();
         let built = Index::build(table);
         assert_eq!(Index::embedded().unwrap(), &built);
-        let bytes: &'static [u8] = Box::leak(built.to_bytes().into_boxed_slice());
+        let bytes: &'static [u8] = Box::leak(built.to_bytes().unwrap().into_boxed_slice());
         assert_eq!(Index::from_bytes(bytes).as_ref(), Some(&built));
         assert!(Index::from_bytes(&bytes[..bytes.len() - 4]).is_none(), "a cut blob is refused");
         assert!(Index::from_bytes(b"not an index").is_none());
