@@ -239,6 +239,13 @@ const HISTORY_PRE: &[&[&str]] = &[
     &["sp"],
     &["status", "post"],
     &["personal", "history"],
+    // What a completed course of treatment treated is over: "completed treatment for pneumonia" (I.C.21.c.8).
+    &["completed", "treatment", "for"],
+    &["completed", "treatment", "of"],
+    &["completed", "therapy", "for"],
+    &["after", "treatment", "for"],
+    &["after", "completion", "of"],
+    &["recovered", "from"],
 ];
 const TERMINATE: &[&str] = &["but", "however", "although", "though", "except", "aside", "apart", "which", "whereas"];
 const RELATIVES: &[&str] = &[
@@ -514,7 +521,8 @@ fn build_clause(text: &str, start: usize, item: usize, section: Section) -> Opti
             }
         }
         if NOT_CONDITION_POST.contains(&words_only[i]) {
-            for w in words.iter_mut().take(i).rev().take(4) {
+            // The trigger too: "flu shot" is no gunshot, "screening" no finding.
+            for w in words.iter_mut().take(i + 1).rev().take(5) {
                 w.not_condition = true;
             }
         }
@@ -583,6 +591,22 @@ static EXPANSION_WORDS: LazyLock<Vec<(Vec<String>, Vec<Token>)>> = LazyLock::new
         .collect()
 });
 
+/// Where a phrase of several words that starts at `i` ends (exclusive). A side written inside it ("distal right
+/// radius", "left lower lobe") is the clause's laterality, not a break in the phrase.
+fn phrase_at(plain: &[String], i: usize, phrase: &[String]) -> Option<usize> {
+    let mut at = i;
+    for (k, word) in phrase.iter().enumerate() {
+        while k > 0 && plain.get(at).is_some_and(|w| w != word && laterality_of(w).is_some()) {
+            at += 1;
+        }
+        if plain.get(at) != Some(word) {
+            return None;
+        }
+        at += 1;
+    }
+    Some(at)
+}
+
 /// Adds the classification's words for abbreviations and lay terms, with the context of the words they
 /// stand for, and the postprocedural reading of "X after <procedure>".
 fn expand(words: &mut Vec<Word>) {
@@ -593,9 +617,9 @@ fn expand(words: &mut Vec<Word>) {
             continue;
         }
         for i in 0..plain.len() {
-            if plain.len() >= i + source_words.len() && plain[i..i + source_words.len()] == source_words[..] {
+            if let Some(end) = phrase_at(&plain, i, source_words) {
                 let first = &words[i];
-                let last = &words[i + source_words.len() - 1];
+                let last = &words[end - 1];
                 let span = Span { start: first.token.span.start, end: last.token.span.end };
                 // "uncomplicated" = "without complications": the expansion negates its own words.
                 let mut own_trigger = None;

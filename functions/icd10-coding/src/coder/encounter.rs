@@ -262,27 +262,37 @@ fn stated_phrase(lines: &[Line], phrases: &[&str], denials: &[&str]) -> Option<S
     None
 }
 
+/// An `exam*` phrase also meets "examination".
 const GENERAL_EXAM: &[&str] = &[
     "annual physical",
-    "annual exam",
+    "annual exam*",
     "annual wellness",
     "wellness visit",
-    "wellness exam",
-    "routine exam",
+    "wellness exam*",
+    "routine exam*",
     "routine physical",
-    "routine adult exam",
-    "routine health exam",
-    "yearly exam",
+    "routine adult exam*",
+    "routine health exam*",
+    "routine medical exam*",
+    "routine general medical exam*",
+    "yearly exam*",
     "yearly physical",
     "preventive visit",
-    "preventive exam",
+    "preventive exam*",
     "preventive care visit",
+    "preventive health visit",
+    "preventative visit",
     "complete physical",
-    "general medical exam",
-    "general adult exam",
-    "health maintenance exam",
-    "periodic health exam",
+    "general medical exam*",
+    "general adult exam*",
+    "general health exam*",
+    "adult health exam*",
+    "health maintenance exam*",
+    "health maintenance visit",
+    "periodic health exam*",
     "adult physical",
+    "well adult",
+    "well-adult",
     "check-up",
     "checkup",
 ];
@@ -574,7 +584,24 @@ const SPECIAL_EXAMS: &[(&[&str], &str)] = &[
     (&["dietary counsel*", "diet counsel*", "nutrition counsel*", "nutritional counsel*"], "Z71.3"),
 ];
 
+/// Counselling given on a topic with its own Z71 code (I.C.21.c.10): "counseling on diet", "counselled about
+/// nutrition", as stated in the title or the assessment.
+const COUNSELLED_ON: &[(&[&str], &str)] = &[(&["diet", "dietary", "nutrition*"], "Z71.3")];
+
 fn special_examinations(stated: &[Line], out: &mut Vec<Reason>) {
+    for line in stated {
+        for (s_at, sentence) in sentences(line.text) {
+            let Some((at, len)) = first_of(sentence, &["counsel*"]) else { continue };
+            if denied_before(sentence, at, DENIALS) || first_of(sentence, &["declined", "refused"]).is_some() {
+                continue;
+            }
+            for (topics, code) in COUNSELLED_ON {
+                if first_of(sentence, topics).is_some() && !out.iter().any(|r| r.code == *code) {
+                    out.push(Reason { code: (*code).to_owned(), span: span_of(*line, s_at + at, len), history: false });
+                }
+            }
+        }
+    }
     for (phrases, code) in SPECIAL_EXAMS {
         if let Some(span) = stated_phrase(stated, phrases, DENIALS)
             && !out.iter().any(|r| r.code == *code)

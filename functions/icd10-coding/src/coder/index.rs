@@ -444,6 +444,9 @@ pub fn term_words(text: &str) -> (Vec<String>, Vec<String>, TermSide) {
         // required ("cancer" alone is no neoplasm of the ovary). "Unspecified side" names nothing, and the ear
         // chapter's conditions name their organ ("otitis media" is of an ear).
         let unspecified_side = unspecified_side && matches!(word.as_str(), "side" | "ear");
+        // "A fracture not indicated as displaced or nondisplaced should be coded to displaced" (I.C.19.c.1):
+        // the default need not be written; "nondisplaced" stays required.
+        let displaced_default = word == "displaced";
         // "X and other diseases of Y": what follows names a residual group, not something to document.
         if word == "and" && required.len() >= 2 && tokens.get(i + 1).is_some_and(|n| n.word == "other") {
             alternatives = true;
@@ -472,6 +475,7 @@ pub fn term_words(text: &str) -> (Vec<String>, Vec<String>, TermSide) {
             || absent
             || excepted
             || unspecified_side
+            || displaced_default
             || is_filler(&word)
         {
             optional.push(word);

@@ -299,7 +299,13 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) ->
     // Word ids with their positions; the history and family contexts add the words of the Z codes.
     let mut positions: HashMap<u32, Vec<usize>> = HashMap::new();
     // Each word of the clause looked up once.
-    let word_ids: Vec<Option<u32>> = clause.words.iter().map(|w| index.word(&w.token.word)).collect();
+    // The narrative's "presenting with" tells how the patient came, never a qualifier of the condition
+    // ("Fever presenting with conditions classified elsewhere" is not any fever).
+    let word_ids: Vec<Option<u32>> = clause
+        .words
+        .iter()
+        .map(|w| if NARRATIVE.contains(&w.token.word.as_str()) { None } else { index.word(&w.token.word) })
+        .collect();
     for (i, id) in word_ids.iter().enumerate() {
         if let Some(id) = *id {
             positions.entry(id).or_default().push(i);
@@ -594,6 +600,9 @@ fn notes_say(table: &CodeTable, code: &str, says: impl Fn(&CodeEntry) -> bool) -
     false
 }
 
+/// Words of the story of the visit that the classification uses as qualifiers.
+const NARRATIVE: &[&str] = &["presenting", "presents", "presented"];
+
 /// Sites and functions: words that name where or what, never by themselves a condition ("lungs clear",
 /// "normal growth and development").
 const SITES: &[&str] = &[
@@ -830,7 +839,7 @@ const ROUTINE_SYMPTOMS: &[(&[&str], &[&str])] = &[
     // Ear pain with otitis.
     (&["H92.0"], &["H60", "H65", "H66", "H67"]),
     // Fever with acute infections.
-    (&["R50.9"], &["A", "B0", "B3", "J0", "J1", "J20", "J21", "J22", "H66", "N10", "N30", "N39.0", "U07.1"]),
+    (&["R50"], &["A", "B0", "B3", "J0", "J1", "J20", "J21", "J22", "H66", "N10", "N30", "N39.0", "U07.1"]),
 ];
 
 fn routinely_with(symptom: &str, diagnosis: &str) -> bool {

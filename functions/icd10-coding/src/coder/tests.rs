@@ -386,3 +386,32 @@ fn the_index_walk_completes_an_injury_with_its_side_and_7th_character() {
     assert_eq!(codes("Wound check follow-up\nAssessment: Dog bite of right forearm, healing well."), ["S51.851D"]);
     assert!(codes("Assessment: No bite marks on the forearm.").is_empty());
 }
+
+#[test]
+fn a_side_inside_an_anatomical_phrase_and_the_displaced_default() {
+    // "distal right radius" is the distal radius (lower end), on the right; a follow-up visit takes `D`.
+    assert_eq!(codes("Ortho f/u\nAssessment: Closed fracture of distal right radius, routine healing."), ["S52.501D"]);
+    // Not documented as displaced or nondisplaced: displaced (I.C.19.c.1); metatarsals are of the foot.
+    assert_eq!(codes("Assessment: Fracture of fifth metatarsal, left."), ["S92.352A"]);
+    assert_eq!(codes("Assessment: Nondisplaced fracture of fifth metatarsal bone, left foot."), ["S92.355A"]);
+}
+
+#[test]
+fn wording_of_the_encounter_varies() {
+    assert_eq!(
+        codes("Well adult visit\nAssessment: Routine general medical examination; no abnormal findings."),
+        ["Z00.00"]
+    );
+    // The vaccine's "shot" is no gunshot.
+    assert_eq!(codes("Immunization visit\nAssessment: Here for flu shot. Influenza vaccine administered."), ["Z23"]);
+    assert_eq!(codes("Visit\nAssessment: Counseling on diet for weight loss. Overweight."), ["E66.3", "Z71.3"]);
+    // What a completed course treated is history: Z09 with the history code (I.C.21.c.8).
+    let done = "Follow-up\nAssessment: Follow-up exam after completed treatment for pneumonia. Pneumonia resolved.";
+    assert_eq!(codes(done), ["Z09", "Z87.01"]);
+}
+
+#[test]
+fn presenting_with_is_narrative() {
+    let note = "Assessment: Suspected community-acquired pneumonia; presenting with cough and fever.";
+    assert_eq!(codes(note), ["R05.9", "R50.9"]);
+}

@@ -146,6 +146,9 @@ pub const EXPANSIONS: &[(&str, &str)] = &[
     ("proximal fibula", "upper end fibula"),
     ("proximal humerus", "upper end humerus"),
     ("medial malleolus", "tibia"),
+    // The tabular names the metatarsals' and metacarpals' limb ("fifth metatarsal bone, right foot").
+    ("metatarsal", "foot"),
+    ("metacarpal", "hand"),
     ("gdm", "gestational diabetes mellitus in pregnancy"),
     ("gestational diabetes", "mellitus in pregnancy"),
     ("a1gdm", "gestational diabetes mellitus in pregnancy diet controlled"),
