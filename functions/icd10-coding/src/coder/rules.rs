@@ -49,14 +49,31 @@ pub fn code(table: &CodeTable, index: &Index, note: &str) -> Coding {
     let follow_up = encounter::follow_up_visit(note, &analysis);
     for clause in coded_clauses(&analysis) {
         let before = found.len();
-        for mut candidate in select(index, table, clause, follow_up) {
+        let mut queue = select(index, table, clause, follow_up);
+        let mut reselected = false;
+        let mut next = 0;
+        while let Some(mut candidate) = queue.get(next).cloned() {
+            next += 1;
             if clause.family && matches!(candidate.code, "Z80.8" | "Z80.9") {
                 candidate.code = family_cancer_by_site(index, table, clause, follow_up).unwrap_or(candidate.code);
             }
             let span = evidence_span(clause, &candidate.matched);
             let description = table.get(candidate.code).map_or("", |e| e.description);
             match judge(clause, &candidate, description) {
-                Err(reason) => skipped.push(Skipped { code: Some(candidate.code), span, reason }),
+                Err(reason) => {
+                    skipped.push(Skipped { code: Some(candidate.code), span, reason });
+                    // An uncertain diagnosis is not coded; what the clause states with certainty is — the
+                    // documented sign, the condition without its uncertain qualifier (IV.D, IV.H).
+                    if reason == SkipReason::Uncertain && !reselected {
+                        reselected = true;
+                        let certain = certain_part(clause);
+                        for c in select(index, table, &certain, follow_up) {
+                            if !queue.iter().any(|q| q.code == c.code) {
+                                queue.push(c);
+                            }
+                        }
+                    }
+                }
                 Ok(None) => {}
                 Ok(Some(assertion)) => {
                     let Some(entry) = table.billable(candidate.code) else { continue };
@@ -722,6 +739,15 @@ fn choose_seventh(table: &CodeTable, stem: &str, clause: &Clause, follow_up: boo
     seventh_code(table, stem, chosen)
 }
 
+/// The clause with its uncertain words blanked (positions kept, so triggers' indices still hold).
+fn certain_part(clause: &Clause) -> Clause {
+    let mut certain = clause.clone();
+    for w in certain.words.iter_mut().filter(|w| w.uncertain) {
+        w.token.word.clear();
+    }
+    certain
+}
+
 /// Asserted, history or family — or why not coded. `Ok(None)`: a current condition worded as history.
 fn judge(clause: &Clause, c: &Candidate, description: &str) -> Result<Option<Assertion>, SkipReason> {
     let matched: HashSet<usize> = c.matched.iter().copied().collect();
@@ -732,8 +758,9 @@ fn judge(clause: &Clause, c: &Candidate, description: &str) -> Result<Option<Ass
     if negated / total > 0.5 {
         return Err(SkipReason::Negated);
     }
-    let uncertain = c.matched.iter().filter(|&&i| clause.words[i].uncertain).count() as f32;
-    if uncertain / total > 0.5 {
+    // Any uncertain word the code rests on makes it uncertain: "headache, probably tension type" is not a
+    // tension-type headache, "T2DM, possible neuropathy" no diabetic neuropathy (IV.H).
+    if c.matched.iter().any(|&i| clause.words[i].uncertain) {
         return Err(SkipReason::Uncertain);
     }
     let hypothetical = c.matched.iter().filter(|&&i| clause.words[i].hypothetical).count() as f32;
@@ -768,8 +795,16 @@ fn judge(clause: &Clause, c: &Candidate, description: &str) -> Result<Option<Ass
 fn still_treated(clause: &Clause) -> bool {
     let words: Vec<&str> = clause.words.iter().filter(|w| !w.expanded).map(|w| w.token.word.as_str()).collect();
     let drug = |w: &str| DRUGS.iter().any(|(d, _)| *d == w) || NO_SPECIFIC_CODE.contains(&w);
-    words.iter().any(|w| matches!(*w, "controlled" | "uncontrolled" | "managed" | "ongoing" | "currently"))
-        || words.windows(2).any(|p| matches!(p[0], "on" | "taking") && drug(p[1]))
+    // Antiplatelets and statins are secondary prevention after a TIA, stroke or infarction that is over
+    // ("history of TIA, on clopidogrel": Z86.73); "currently off anticoagulation" is no treatment.
+    let prevention = |w: &str| {
+        matches!(w, "aspirin" | "clopidogrel" | "prasugrel" | "ticagrelor" | "statin") || w.ends_with("statin")
+    };
+    let currently = words.windows(2).any(|p| p[0] == "currently" && !matches!(p[1], "off" | "not" | "no" | "without"))
+        || words.last() == Some(&"currently");
+    currently
+        || words.iter().any(|w| matches!(*w, "controlled" | "uncontrolled" | "managed" | "ongoing"))
+        || words.windows(2).any(|p| matches!(p[0], "on" | "taking") && drug(p[1]) && !prevention(p[1]))
 }
 
 fn evidence_span(clause: &Clause, matched: &[usize]) -> Span {
@@ -838,6 +873,8 @@ const ROUTINE_SYMPTOMS: &[(&[&str], &[&str])] = &[
     (&["R51"], &["G43", "G44"]),
     // Ear pain with otitis.
     (&["H92.0"], &["H60", "H65", "H66", "H67"]),
+    // Myalgia with influenza and COVID-19.
+    (&["M79.1"], &["J09", "J10", "J11", "U07.1"]),
     // Fever with acute infections.
     (&["R50"], &["A", "B0", "B3", "J0", "J1", "J20", "J21", "J22", "H66", "N10", "N30", "N39.0", "U07.1"]),
 ];
@@ -851,7 +888,11 @@ fn routinely_with(symptom: &str, diagnosis: &str) -> bool {
 /// Chapter 18 and the pain codes of other chapters ("Pain in left arm", "Otalgia").
 fn is_symptom(code: &str, description: &str) -> bool {
     let d = description.to_lowercase();
-    code.starts_with('R') || d.starts_with("pain") || d.starts_with("otalgia") || d.contains(" pain, ")
+    code.starts_with('R')
+        || d.starts_with("pain")
+        || d.starts_with("otalgia")
+        || d.starts_with("myalgia")
+        || d.contains(" pain, ")
 }
 
 /// Combination codes the classification presumes ("with", I.A.15): diabetes with its complications,

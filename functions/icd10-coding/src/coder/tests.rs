@@ -415,3 +415,18 @@ fn presenting_with_is_narrative() {
     let note = "Assessment: Suspected community-acquired pneumonia; presenting with cough and fever.";
     assert_eq!(codes(note), ["R05.9", "R50.9"]);
 }
+
+#[test]
+fn the_certain_part_of_a_clause_with_an_uncertain_qualifier_is_coded() {
+    let note = "Assessment: Headache, probably tension type.";
+    assert_eq!(codes(note), ["R51.9"]);
+    assert!(skipped(note, SkipReason::Uncertain).contains(&Some("G44.209")));
+}
+
+#[test]
+fn secondary_prevention_does_not_make_a_past_event_current() {
+    assert_eq!(codes("Assessment: History of TIA, on clopidogrel."), ["Z79.02", "Z86.73"]);
+    assert_eq!(codes("Assessment: Previous DVT in 2019, currently off anticoagulation."), ["Z86.718"]);
+    // Myalgia is part of influenza (I.B.5).
+    assert_eq!(codes("Assessment: Influenza A with fever, myalgia and cough."), ["J10.1"]);
+}

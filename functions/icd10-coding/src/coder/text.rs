@@ -207,6 +207,8 @@ pub const EXPANSIONS: &[(&str, &str)] = &[
     ("heavy menstrual bleeding", "menorrhagia"),
     ("initial visit", "initial encounter"),
     ("pink eye", "conjunctivitis"),
+    // Index: Syndrome, viral B34.9 (Infection, viral).
+    ("viral syndrome", "viral infection"),
     ("strep throat", "streptococcal pharyngitis"),
     ("sore throat", "pharyngitis"),
     ("shingles", "zoster"),
