@@ -1266,6 +1266,11 @@ fn encounter_reasons(table: &CodeTable, note: &str, analysis: &Analysis, found: 
 
 /// Whether the code's "use additional code" note (on it or an ancestor) names tobacco use or exposure.
 fn asks_for_tobacco(table: &CodeTable, code: &str) -> bool {
+    // Chapters 9 and 10 ask for it at the chapter's head: "use additional code to identify exposure to
+    // environmental tobacco smoke, history of tobacco dependence, tobacco dependence, tobacco use".
+    if code.starts_with('I') || code.starts_with('J') {
+        return true;
+    }
     let mut entry = table.get(code);
     while let Some(e) = entry {
         if e.use_additional()
