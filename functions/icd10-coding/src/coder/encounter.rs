@@ -81,7 +81,7 @@ pub fn reasons(note: &str, analysis: &Analysis, facts: &Facts) -> Vec<Reason> {
     // The reason for the visit is stated in its title or its assessment.
     let stated: Vec<Line> = title.into_iter().chain(assessment.iter().copied()).collect();
     let mut out = Vec::new();
-    let exam = examination(note, &stated, facts, &mut out);
+    let exam = examination(note, &stated, &lines, facts, &mut out);
     immunization(&lines, title, &mut out);
     screening(title, &assessment, &lines, exam, &mut out);
     drug_monitoring(&stated, &lines, &mut out);
@@ -336,7 +336,7 @@ enum Exam {
 
 /// General adult, child (by age band) and gynecological exams (I.C.21.c.13): with abnormal findings when the
 /// provider says so or a current condition is coded beside the exam.
-fn examination(note: &str, stated: &[Line], facts: &Facts, out: &mut Vec<Reason>) -> Option<Exam> {
+fn examination(note: &str, stated: &[Line], all: &[Line], facts: &Facts, out: &mut Vec<Reason>) -> Option<Exam> {
     let gyn = stated_phrase(stated, GYN_EXAM, DENIALS);
     let child = stated_phrase(stated, CHILD_EXAM, DENIALS);
     let general = stated_phrase(stated, GENERAL_EXAM, DENIALS);
@@ -349,7 +349,8 @@ fn examination(note: &str, stated: &[Line], facts: &Facts, out: &mut Vec<Reason>
         _ => return None,
     };
     let said_abnormal = stated_phrase(stated, ABNORMAL, DENIALS);
-    let said_normal = stated.iter().any(|l| {
+    // "Routine exam without abnormal findings" is the provider's conclusion wherever the note writes it.
+    let said_normal = all.iter().any(|l| {
         sentences(l.text).iter().any(|(_, s)| find_all(s, "abnormal finding*").any(|at| denied_before(s, at, DENIALS)))
     });
     let abnormal = said_abnormal.is_some() || !said_normal && facts.current_condition;
@@ -719,7 +720,14 @@ pub fn age_in_days(note: &str) -> Option<u32> {
         if bare.starts_with("week-old") || bare.starts_with("weeks old") || bare.starts_with("wk-old") {
             return Some(n * 7);
         }
-        if bare.starts_with("day-old") || bare.starts_with("days old") || bare.starts_with("d/o") {
+        if bare.starts_with("week old") {
+            return Some(n * 7);
+        }
+        if bare.starts_with("day-old")
+            || bare.starts_with("days old")
+            || bare.starts_with("day old")
+            || bare.starts_with("d/o")
+        {
             return Some(n);
         }
     }

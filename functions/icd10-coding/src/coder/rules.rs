@@ -1214,7 +1214,7 @@ fn find_ascii_word(text: &str, word: &str) -> Option<usize> {
 /// matcher's guesses in those categories give way to it.
 fn encounter_reasons(table: &CodeTable, note: &str, analysis: &Analysis, found: &mut Vec<Found>) {
     let present = |f: &&Found| f.proposal.assertion == Assertion::Present;
-    let facts = encounter::Facts {
+    let facts_of = |found: &[Found]| encounter::Facts {
         pregnancy_code: found.iter().filter(present).any(|f| f.proposal.code.starts_with('O')),
         supervision: found.iter().filter(present).any(|f| f.proposal.code.starts_with("Z34")),
         current_condition: found
@@ -1224,6 +1224,20 @@ fn encounter_reasons(table: &CodeTable, note: &str, analysis: &Analysis, found: 
         obesity: found.iter().filter(present).any(|f| f.proposal.code.starts_with("E66")),
         tobacco_noted: found.iter().filter(present).any(|f| asks_for_tobacco(table, f.proposal.code)),
     };
+    // An examination written as a narrative without an assessment: the history's passing complaints are not
+    // findings the provider concluded (I.C.21.c.13: abnormal findings are coded as the provider documents them),
+    // so the signs and symptoms read from it give way to the exam's code.
+    if !analysis.has_assessment {
+        let without_symptoms: Vec<Found> =
+            found.iter().filter(|f| !f.proposal.code.starts_with('R')).cloned().collect();
+        let exam = encounter::reasons(note, analysis, &facts_of(&without_symptoms))
+            .iter()
+            .any(|r| ["Z00.0", "Z00.1", "Z01.41", "Z02.5"].iter().any(|e| r.code.starts_with(e)));
+        if exam {
+            found.retain(|f| !f.proposal.code.starts_with('R'));
+        }
+    }
+    let facts = facts_of(found);
     let item = found.first().map_or(0, |f| f.item);
     found.retain(|f| !encounter::owns(f.proposal.code));
     let reasons = encounter::reasons(note, analysis, &facts);

@@ -430,3 +430,15 @@ fn secondary_prevention_does_not_make_a_past_event_current() {
     // Myalgia is part of influenza (I.B.5).
     assert_eq!(codes("Assessment: Influenza A with fever, myalgia and cough."), ["J10.1"]);
 }
+
+#[test]
+fn an_exam_narrated_without_an_assessment_codes_no_passing_complaint() {
+    let note = "Annual physical\n55F presents for annual exam. Occasional heartburn with spicy food. Exam normal. \
+                Healthy adult, routine exam without abnormal findings.";
+    assert_eq!(codes(note), ["Z00.00"]);
+    assert_eq!(
+        codes("Newborn\n5 day old for newborn weight check.\nAssessment: Newborn check, weight up."),
+        ["Z00.110"]
+    );
+    assert_eq!(codes("Visit\nAssessment: Chronic kidney disease stage IIIa."), ["N18.31"]);
+}
