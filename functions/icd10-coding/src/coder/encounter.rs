@@ -87,11 +87,13 @@ pub fn reasons(note: &str, analysis: &Analysis, facts: &Facts) -> Vec<Reason> {
     drug_monitoring(&stated, &lines, &mut out);
     follow_up_after_treatment(&stated, facts, &mut out);
     special_examinations(&stated, &mut out);
-    let weeks = gestation(note, &assessment);
+    let weeks = gestation(note, &assessment, &lines);
     let pregnant = weeks.is_some()
         && (facts.pregnancy_code || PREGNANCY.iter().any(|p| find(note, p).is_some()))
         && !facts.supervision;
-    let trimester = weeks.filter(|_| pregnant).map(|(w, _)| trimester(w));
+    let by_weeks = weeks.map(|(w, _)| trimester(w));
+    normal_pregnancy(note, &stated, by_weeks, facts, &mut out);
+    let trimester = by_weeks.filter(|_| pregnant);
     // Obesity in pregnancy is coded from chapter 15 first, with the obesity code beside it (I.C.15.b).
     if let (Some(t), Some((_, span)), true) = (trimester, weeks, facts.obesity) {
         out.push(Reason { code: format!("O99.21{t}"), span, history: false });
@@ -140,6 +142,42 @@ fn title_of<'a>(lines: &[Line<'a>], assessment: &[Line<'a>]) -> Option<Line<'a>>
             || assessment.iter().any(|a| a.start == l.start)
     };
     lines.iter().take(4).find(|l| !IDENTIFYING.iter().any(|w| find(l.text, w).is_some()) && !header(l)).copied()
+}
+
+/// The visit is prenatal care of a pregnancy without complication.
+const NORMAL_PREGNANCY: &[&str] = &[
+    "normal pregnancy",
+    "normal intrauterine pregnancy",
+    "normal iup",
+    "uncomplicated pregnancy",
+    "low risk pregnancy",
+    "low-risk pregnancy",
+    "routine prenatal",
+    "routine ob visit",
+    "supervision of normal",
+];
+
+/// Supervision of a normal pregnancy (I.C.15.b.1, I.C.21.c.11): Z34 by whether it is the first pregnancy (G1,
+/// primigravida) or another (G2 and more), and by trimester; never beside a chapter 15 code.
+fn normal_pregnancy(note: &str, stated: &[Line], trimester: Option<u32>, facts: &Facts, out: &mut Vec<Reason>) {
+    if facts.pregnancy_code || out.iter().any(|r| r.code.starts_with('O')) {
+        return;
+    }
+    let Some(span) = stated_phrase(stated, NORMAL_PREGNANCY, DENIALS) else { return };
+    let first = find(note, "g1*").is_some() || find(note, "primigravida").is_some();
+    let other = (2..10).any(|g| find(note, &format!("g{g}*")).is_some()) || find(note, "multigravida").is_some();
+    let kind = match (first, other) {
+        (true, false) => "0",
+        (false, true) => "8",
+        _ => "9",
+    };
+    let trimester = trimester.or_else(|| {
+        ["first trimester", "second trimester", "third trimester"]
+            .iter()
+            .position(|t| stated.iter().any(|l| find(l.text, t).is_some()))
+            .map(|i| i as u32 + 1)
+    });
+    out.push(Reason { code: format!("Z34.{kind}{}", trimester.unwrap_or(0)), span, history: false });
 }
 
 fn trimester(weeks: u32) -> u32 {
@@ -629,7 +667,7 @@ fn drug_monitoring(stated: &[Line], all: &[Line], out: &mut Vec<Reason>) {
 }
 
 /// Weeks of gestation: the first `28w1d`, or `32 weeks` in the assessment.
-fn gestation(note: &str, assessment: &[Line]) -> Option<(u32, Span)> {
+fn gestation(note: &str, assessment: &[Line], all: &[Line]) -> Option<(u32, Span)> {
     let bytes = note.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
@@ -656,6 +694,25 @@ fn gestation(note: &str, assessment: &[Line]) -> Option<(u32, Span)> {
                 && (4..=45).contains(&weeks)
             {
                 let start = before.len() - digits.len();
+                return Some((weeks, span_of(*line, start, at + 5 - start)));
+            }
+        }
+    }
+    // Elsewhere only a gestational age written as one: "at 9 weeks", "20 weeks pregnant", "30 weeks gestation"
+    // ("cough for 2 weeks" is a duration).
+    for line in all {
+        for at in find_all(line.text, "weeks") {
+            let before = line.text.get(..at).unwrap_or_default().trim_end();
+            let digits: String = before.chars().rev().take_while(char::is_ascii_digit).collect();
+            let start = before.len() - digits.len();
+            let lead = before.get(..start).unwrap_or_default().trim_end();
+            let after = line.text.get(at + 5..).unwrap_or_default().trim_start().to_ascii_lowercase();
+            let gestational = lead.to_ascii_lowercase().ends_with(" at")
+                || ["pregnant", "gestation", "ga", "of gestation", "'"].iter().any(|w| after.starts_with(w));
+            if let Ok(weeks) = digits.chars().rev().collect::<String>().parse::<u32>()
+                && (4..=45).contains(&weeks)
+                && gestational
+            {
                 return Some((weeks, span_of(*line, start, at + 5 - start)));
             }
         }

@@ -1242,7 +1242,9 @@ fn encounter_reasons(table: &CodeTable, note: &str, analysis: &Analysis, found: 
     found.retain(|f| !encounter::owns(f.proposal.code));
     let reasons = encounter::reasons(note, analysis, &facts);
     // "Pregnant state, incidental" never stands beside the codes of a pregnancy that is the visit's concern.
-    if facts.pregnancy_code || reasons.iter().any(|r| r.code.starts_with('O') || r.code.starts_with("Z3A")) {
+    if facts.pregnancy_code
+        || reasons.iter().any(|r| r.code.starts_with('O') || r.code.starts_with("Z3A") || r.code.starts_with("Z34"))
+    {
         found.retain(|f| f.proposal.code != "Z33.1");
     }
     // No BMI code in pregnancy (I.C.21.c.3).

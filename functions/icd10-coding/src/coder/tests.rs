@@ -442,3 +442,15 @@ fn an_exam_narrated_without_an_assessment_codes_no_passing_complaint() {
     );
     assert_eq!(codes("Visit\nAssessment: Chronic kidney disease stage IIIa."), ["N18.31"]);
 }
+
+#[test]
+fn supervision_of_a_normal_pregnancy_by_gravida_and_trimester() {
+    let normal =
+        "OB visit\n30F G2P1 at 12 weeks, routine prenatal care.\nAssessment: Normal pregnancy, first trimester.";
+    assert_eq!(codes(normal), ["Z34.81"]);
+    let first = "Prenatal\n24F G1P0 at 24w3d.\nAssessment: Supervision of normal pregnancy, second trimester.";
+    assert_eq!(codes(first), ["Z34.02"]);
+    // A complication is coded from chapter 15, with the weeks written "at 9 weeks" (Z3A).
+    assert_eq!(codes("OB\n29F at 9 weeks with vomiting.\nAssessment: Hyperemesis gravidarum."), ["O21.0", "Z3A.09"]);
+    assert!(!codes("Visit\nCough for 2 weeks.\nAssessment: Acute bronchitis.").iter().any(|c| c.starts_with("Z3A")));
+}

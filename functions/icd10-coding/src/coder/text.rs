@@ -149,6 +149,8 @@ pub const EXPANSIONS: &[(&str, &str)] = &[
     // The tabular names the metatarsals' and metacarpals' limb ("fifth metatarsal bone, right foot").
     ("metatarsal", "foot"),
     ("metacarpal", "hand"),
+    // Index: Hyperemesis, gravidarum (mild) O21.0.
+    ("hyperemesis gravidarum", "mild"),
     ("gdm", "gestational diabetes mellitus in pregnancy"),
     ("gestational diabetes", "mellitus in pregnancy"),
     ("a1gdm", "gestational diabetes mellitus in pregnancy diet controlled"),
