@@ -556,7 +556,7 @@ fn clause_laterality(words: &[&str]) -> Option<Laterality> {
     let mut right = false;
     let mut left = false;
     for (i, w) in words.iter().enumerate() {
-        if matches!(*w, "bilateral" | "bilaterally" | "bl" | "ou" | "au") {
+        if matches!(*w, "bilateral" | "bilaterally" | "bilat" | "bl" | "ou" | "au") {
             return Some(Laterality::Bilateral);
         }
         if *w == "both" && words.get(i + 1).is_some_and(|n| !matches!(*n, "of" | "and")) {

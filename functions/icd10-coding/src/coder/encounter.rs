@@ -147,6 +147,7 @@ fn title_of<'a>(lines: &[Line<'a>], assessment: &[Line<'a>]) -> Option<Line<'a>>
 /// The visit is prenatal care of a pregnancy without complication.
 const NORMAL_PREGNANCY: &[&str] = &[
     "normal pregnancy",
+    "normal first pregnancy",
     "normal intrauterine pregnancy",
     "normal iup",
     "uncomplicated pregnancy",
@@ -164,7 +165,7 @@ fn normal_pregnancy(note: &str, stated: &[Line], trimester: Option<u32>, facts: 
         return;
     }
     let Some(span) = stated_phrase(stated, NORMAL_PREGNANCY, DENIALS) else { return };
-    let first = find(note, "g1*").is_some() || find(note, "primigravida").is_some();
+    let first = ["g1*", "primigravida", "first pregnancy"].iter().any(|p| find(note, p).is_some());
     let other = (2..10).any(|g| find(note, &format!("g{g}*")).is_some()) || find(note, "multigravida").is_some();
     let kind = match (first, other) {
         (true, false) => "0",
@@ -628,7 +629,7 @@ const SPECIAL_EXAMS: &[(&[&str], &str)] = &[
 
 /// Counselling given on a topic with its own Z71 code (I.C.21.c.10): "counseling on diet", "counselled about
 /// nutrition", as stated in the title or the assessment.
-const COUNSELLED_ON: &[(&[&str], &str)] = &[(&["diet", "dietary", "nutrition*"], "Z71.3")];
+const COUNSELLED_ON: &[(&[&str], &str)] = &[(&["diet", "dietary", "nutrition*"], "Z71.3"), (&["travel*"], "Z71.84")];
 
 fn special_examinations(stated: &[Line], out: &mut Vec<Reason>) {
     for line in stated {

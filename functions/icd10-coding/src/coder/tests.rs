@@ -454,3 +454,12 @@ fn supervision_of_a_normal_pregnancy_by_gravida_and_trimester() {
     assert_eq!(codes("OB\n29F at 9 weeks with vomiting.\nAssessment: Hyperemesis gravidarum."), ["O21.0", "Z3A.09"]);
     assert!(!codes("Visit\nCough for 2 weeks.\nAssessment: Acute bronchitis.").iter().any(|c| c.starts_with("Z3A")));
 }
+
+#[test]
+fn clinic_shorthand_for_sides_and_sites() {
+    assert_eq!(codes("IMPRESSION: L AOM. Plan: amox x10d."), ["H66.92"]);
+    assert_eq!(codes("Dx: Bilat knee OA."), ["M17.0"]);
+    assert_eq!(codes("Assessment: Hx breast CA (R), s/p mastectomy 2012, completed tamoxifen 2017. NED."), ["Z85.3"]);
+    // "Ca" alone is calcium.
+    assert!(codes("Labs: Ca 9.8.\nAssessment: Hypertension.").iter().all(|c| !c.starts_with('C')));
+}
