@@ -131,6 +131,12 @@ const UNCERTAIN_PRE: &[&[&str]] = &[
     &["differential"],
     &["look", "for"],
     &["evaluate", "for"],
+    &["assess", "for"],
+    &["check", "for"],
+    &["workup", "for"],
+    &["work", "up", "for"],
+    &["to", "exclude"],
+    &["ruling", "out"],
     &["evaluation", "for"],
     &["may", "have"],
     &["may", "be"],
@@ -201,6 +207,9 @@ const HYPOTHETICAL_PRE: &[&[&str]] = &[
     &["risk", "of"],
     &["risk", "for"],
     &["at", "risk"],
+    // "acetaminophen prn pain", "albuterol as needed for wheeze": what a drug is kept for.
+    &["prn"],
+    &["as", "needed", "for"],
     &["prophylaxis", "against"],
     &["prophylaxis", "for"],
 ];

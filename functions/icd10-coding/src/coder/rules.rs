@@ -875,6 +875,28 @@ const ROUTINE_SYMPTOMS: &[(&[&str], &[&str])] = &[
     (&["H92.0"], &["H60", "H65", "H66", "H67"]),
     // Myalgia with influenza and COVID-19.
     (&["M79.1"], &["J09", "J10", "J11", "U07.1"]),
+    // Nasal congestion, sneezing, postnasal drip with allergic and chronic rhinitis and sinusitis.
+    (&["R09.81", "R09.82", "R06.7"], &["J30", "J31", "J32"]),
+    // Heartburn and epigastric pain with reflux, ulcer and gastritis.
+    (&["R12", "R10.1"], &["K21", "K25", "K26", "K27", "K29", "K30"]),
+    // Chest pain with angina and infarction; palpitations with the arrhythmias; dyspnea and edema with heart
+    // failure.
+    (&["R07"], &["I20", "I21", "I24"]),
+    (&["R00"], &["I47", "I48", "I49"]),
+    (&["R06.0", "R60"], &["I50"]),
+    // Dizziness with vertigo of vestibular origin.
+    (&["R42"], &["H81"]),
+    // Joint pain with arthritis and gout of the joints.
+    (&["M25.5"], &["M05", "M06", "M10", "M15", "M16", "M17", "M18", "M19"]),
+    // Hematuria and flank pain with urinary calculus.
+    (&["R31", "R10"], &["N20", "N21"]),
+    // Rash and itch with dermatitis and the viral exanthems.
+    (
+        &["R21", "L29"],
+        &["L20", "L21", "L22", "L23", "L24", "L25", "L26", "L27", "L28", "L30", "B01", "B02", "B05", "B08", "B09"],
+    ),
+    // Swollen glands with pharyngitis, tonsillitis and mononucleosis.
+    (&["R59"], &["J02", "J03", "B27"]),
     // Fever with acute infections.
     (&["R50"], &["A", "B0", "B3", "J0", "J1", "J20", "J21", "J22", "H66", "N10", "N30", "N39.0", "U07.1"]),
 ];

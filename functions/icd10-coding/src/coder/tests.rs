@@ -463,3 +463,11 @@ fn clinic_shorthand_for_sides_and_sites() {
     // "Ca" alone is calcium.
     assert!(codes("Labs: Ca 9.8.\nAssessment: Hypertension.").iter().all(|c| !c.starts_with('C')));
 }
+
+#[test]
+fn more_symptoms_routinely_part_of_their_diagnosis() {
+    assert_eq!(codes("Assessment:\n1. Allergic rhinitis due to pollen.\n2. Nasal congestion."), ["J30.1"]);
+    assert_eq!(codes("Assessment:\n1. GERD.\n2. Heartburn after meals."), ["K21.9"]);
+    // A drug kept for a symptom does not document the symptom.
+    assert_eq!(codes("Assessment: Essential hypertension; acetaminophen prn headache."), ["I10"]);
+}
