@@ -410,6 +410,17 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) ->
         {
             continue;
         }
+        // "Unspecified disorder of eyelid", "Disease of pancreas, unspecified": a code named by a generic word
+        // and its site is a disorder the provider calls a disorder; the site alone ("upper eyelid") is not one.
+        let generic_head = table.entries().get(term.entry).is_some_and(|e| {
+            let d = e.description.to_lowercase();
+            ["disorder", "unspecified disorder", "other disorder", "disease of", "unspecified disease", "other disease"]
+                .iter()
+                .any(|h| d.starts_with(h))
+        });
+        if generic_head && !generic_ids.iter().any(|id| positions.contains_key(id)) {
+            continue;
+        }
         let term_code = table.entries().get(term.entry).map_or("", |e| e.code);
         let (side_bonus, one_of_both) = match (term.side, clause.laterality) {
             (TermSide::Any, _) | (TermSide::Unspecified, None) => (0.0, false),

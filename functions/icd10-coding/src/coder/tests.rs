@@ -471,3 +471,11 @@ fn more_symptoms_routinely_part_of_their_diagnosis() {
     // A drug kept for a symptom does not document the symptom.
     assert_eq!(codes("Assessment: Essential hypertension; acetaminophen prn headache."), ["I10"]);
 }
+
+#[test]
+fn a_site_alone_carries_no_generic_disorder_code() {
+    // "Unspecified disorder of eyelid" needs a disorder; a hordeolum is not found by its site.
+    assert!(!codes("Assessment: Hordeolum of left upper eyelid.").contains(&"H02.9"));
+    assert_eq!(codes("Assessment: Cerumen impaction, left ear."), ["H61.22"]);
+    assert_eq!(codes("Assessment: Closed fracture of left fifth finger proximal phalanx."), ["S62.617A"]);
+}

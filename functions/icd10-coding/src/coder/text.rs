@@ -225,6 +225,23 @@ pub const EXPANSIONS: &[(&str, &str)] = &[
     ("heavy menstrual bleeding", "menorrhagia"),
     ("initial visit", "initial encounter"),
     ("pink eye", "conjunctivitis"),
+    ("cerumen impaction", "impacted cerumen"),
+    ("impacted earwax", "impacted cerumen"),
+    ("ingrown toenail", "ingrowing nail"),
+    ("ingrown nail", "ingrowing nail"),
+    ("de quervain tenosynovitis", "radial styloid tenosynovitis"),
+    // Index: Neuroma, Morton's G57.6- (lesion of plantar nerve).
+    ("morton neuroma", "lesion plantar nerve"),
+    // The tabular names the fingers.
+    ("fifth finger", "little finger"),
+    ("5th finger", "little finger"),
+    ("pinky", "little finger"),
+    ("fourth finger", "ring finger"),
+    ("4th finger", "ring finger"),
+    ("third finger", "middle finger"),
+    ("3rd finger", "middle finger"),
+    ("second finger", "index finger"),
+    ("2nd finger", "index finger"),
     // Index: Syndrome, viral B34.9 (Infection, viral).
     ("viral syndrome", "viral infection"),
     ("strep throat", "streptococcal pharyngitis"),
