@@ -349,7 +349,8 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) ->
     let other_id = index.word("other");
     let unspecified_id = index.word("unspecified");
     let mut acc: HashMap<u32, f32> = HashMap::new();
-    for id in positions.keys().chain(virtual_ids.iter()).collect::<HashSet<_>>() {
+    // In a fixed order: sums of floats depend on it, and a code must not depend on a hash seed.
+    for id in positions.keys().chain(virtual_ids.iter()).collect::<std::collections::BTreeSet<_>>() {
         let weight = index.weight(*id);
         for &t in index.postings(*id) {
             *acc.entry(t).or_default() += weight;
@@ -525,7 +526,7 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) ->
             .matched
             .iter()
             .filter_map(|&i| Some((clause.words.get(i)?.token.word.as_str(), word_ids.get(i).copied().flatten()?)))
-            .collect::<HashMap<_, _>>()
+            .collect::<BTreeMap<_, _>>()
             .into_iter()
             .filter(|(w, _)| !claimed.contains(*w))
             .map(|(_, id)| index.weight(id))
