@@ -479,3 +479,11 @@ fn a_site_alone_carries_no_generic_disorder_code() {
     assert_eq!(codes("Assessment: Cerumen impaction, left ear."), ["H61.22"]);
     assert_eq!(codes("Assessment: Closed fracture of left fifth finger proximal phalanx."), ["S62.617A"]);
 }
+
+#[test]
+fn a_closing_bracketed_synonym_names_its_code() {
+    assert_eq!(codes("Assessment: Croup."), ["J05.0"]);
+    assert_eq!(codes("Assessment: Common cold."), ["J00"]);
+    // An explanatory bracket of chapter 21 is no synonym.
+    assert!(codes("Assessment: Car battery died.").is_empty());
+}
