@@ -415,9 +415,17 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) ->
         // and its site is a disorder the provider calls a disorder; the site alone ("upper eyelid") is not one.
         let generic_head = table.entries().get(term.entry).is_some_and(|e| {
             let d = e.description.to_lowercase();
-            ["disorder", "unspecified disorder", "other disorder", "disease of", "unspecified disease", "other disease"]
-                .iter()
-                .any(|h| d.starts_with(h))
+            [
+                "disorder",
+                "unspecified disorder",
+                "other disorder",
+                "disease of",
+                "diseases of",
+                "unspecified disease",
+                "other disease",
+            ]
+            .iter()
+            .any(|h| d.starts_with(h))
         });
         if generic_head && !generic_ids.iter().any(|id| positions.contains_key(id)) {
             continue;

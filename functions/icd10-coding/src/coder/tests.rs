@@ -487,3 +487,13 @@ fn a_closing_bracketed_synonym_names_its_code() {
     // An explanatory bracket of chapter 21 is no synonym.
     assert!(codes("Assessment: Car battery died.").is_empty());
 }
+
+#[test]
+fn lay_names_reach_the_classification_s_wording() {
+    assert_eq!(codes("Assessment: Allergic contact dermatitis due to poison ivy."), ["L23.7"]);
+    assert_eq!(codes("Assessment: Stye, left upper eyelid."), ["H00.014"]);
+    assert_eq!(codes("Assessment: Tennis elbow, right."), ["M77.11"]);
+    assert_eq!(codes("Assessment: Strep pharyngitis."), ["J02.0"]);
+    // A site's generic code is not carried by the site: "Diseases of lips" from "lip".
+    assert_eq!(codes("Assessment: Cold sore on lip."), ["B00.1"]);
+}
