@@ -477,7 +477,10 @@ fn immunization(lines: &[Line], title: Option<Line>, out: &mut Vec<Reason>) {
 const SCREENED: &[(&[&str], &str)] = &[
     (&["mammogra*", "breast cancer"], "Z12.31"),
     (&["lung cancer", "ldct", "low-dose ct", "low dose ct"], "Z12.2"),
-    (&["colon*", "colorectal", "cologuard", "fit test"], "Z12.11"),
+    (&["colon*", "colorectal", "cologuard", "fit test", "fobt", "fecal occult", "fecal immunochemical"], "Z12.11"),
+    (&["skin cancer", "melanoma"], "Z12.83"),
+    (&["anemia"], "Z13.0"),
+    (&["thyroid"], "Z13.29"),
     (&["cervical cancer", "pap"], "Z12.4"),
     (&["prostate", "psa"], "Z12.5"),
     (&["aaa", "aortic aneurysm"], "Z13.6"),
