@@ -347,6 +347,7 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) ->
         .filter_map(|w| index.word(w))
         .collect();
     let other_id = index.word("other");
+    let injury_id = index.word("injury");
     let unspecified_id = index.word("unspecified");
     let mut acc: HashMap<u32, f32> = HashMap::new();
     // In a fixed order: sums of floats depend on it, and a code must not depend on a hash seed.
@@ -428,6 +429,11 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) ->
             .any(|h| d.starts_with(h))
         });
         if generic_head && !generic_ids.iter().any(|id| positions.contains_key(id)) {
+            continue;
+        }
+        // Nor is an organ an injury of it: "diverticulitis of sigmoid colon" is no "unspecified injury of sigmoid
+        // colon". A code whose condition is an injury needs the injury documented.
+        if injury_id.is_some_and(|id| term.required.contains(&id) && !positions.contains_key(&id)) {
             continue;
         }
         let term_code = table.entries().get(term.entry).map_or("", |e| e.code);

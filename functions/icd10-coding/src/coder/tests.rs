@@ -497,3 +497,9 @@ fn lay_names_reach_the_classification_s_wording() {
     // A site's generic code is not carried by the site: "Diseases of lips" from "lip".
     assert_eq!(codes("Assessment: Cold sore on lip."), ["B00.1"]);
 }
+
+#[test]
+fn an_organ_named_is_no_injury_of_it() {
+    assert_eq!(codes("Assessment: Acute diverticulitis of sigmoid colon."), ["K57.32"]);
+    assert_eq!(codes("Assessment: Laceration of scalp, 3 cm, no foreign body."), ["S01.01XA"]);
+}

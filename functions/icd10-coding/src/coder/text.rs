@@ -146,6 +146,9 @@ pub const EXPANSIONS: &[(&str, &str)] = &[
     ("proximal fibula", "upper end fibula"),
     ("proximal humerus", "upper end humerus"),
     ("medial malleolus", "tibia"),
+    // The tabular's diverticula are of the "large intestine".
+    ("sigmoid colon", "large intestine"),
+    ("sigmoid diverticulitis", "diverticulitis large intestine"),
     // The tabular names the metatarsals' and metacarpals' limb ("fifth metatarsal bone, right foot").
     ("metatarsal", "foot"),
     ("metacarpal", "hand"),
