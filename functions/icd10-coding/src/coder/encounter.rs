@@ -862,7 +862,27 @@ const CURRENT: &[&str] = &[
     "vapes",
     "vaping",
     "e-cigarette*",
+    "smoker",
+    "daily smoker",
+    "current tobacco",
+    "tobacco: yes",
+    "tobacco use: yes",
+    "cigarettes daily",
+    "cigarettes/day",
 ];
+/// Words that say a habit has ended, and words that say it is only meant to.
+const ENDED: &[&str] = &["quit", "stopped", "no longer", "former", "formerly"];
+const INTENT: &[&str] =
+    &["to quit", "about quitting", "in quitting", "considering quitting", "to stop smoking", "quit date", "quit line"];
+const TOBACCO_WORDS: &[&str] = &["smok*", "tobacco", "cigar*", "nicotine", "ppd", "pack*", "chew*", "snuff", "vap*"];
+
+/// "Smoker: no", "Tobacco - none": the answer after the item denies it.
+fn denied_after(sentence: &str, end: usize) -> bool {
+    let rest = sentence.get(end..).unwrap_or_default().trim_start_matches([':', '-', ' ', '\t']);
+    let next: String = rest.chars().take_while(char::is_ascii_alphabetic).collect::<String>().to_ascii_lowercase();
+    matches!(next.as_str(), "no" | "none" | "never" | "denies" | "negative" | "former" | "quit")
+}
+
 const CHEWING: &[&str] = &["chew*", "smokeless", "dip", "dips", "snuff"];
 const OTHER_PRODUCT: &[&str] = &["vape*", "vaping", "e-cig*", "cigar", "cigars", "pipe"];
 const CIGARETTES: &[&str] = &["cigarette", "cigarettes", "ppd", "pack*"];
@@ -919,13 +939,25 @@ fn tobacco(lines: &[Line], pregnancy_trimester: Option<u32>, out: &mut Vec<Reaso
             }
             if let Some((at, len)) = first_of(sentence, FORMER)
                 && !denied_before(sentence, at, DENIALS)
+                && first_of(sentence, INTENT).is_none()
+            {
+                former.get_or_insert(span_of(*line, s_at + at, len));
+                continue;
+            }
+            // "Smoked for 20 years, quit in 2015", "Tobacco: former", "no longer smokes": use that has ended,
+            // unless the quitting is only an intention ("wants to quit").
+            if let Some((at, len)) = first_of(sentence, ENDED)
+                && first_of(sentence, TOBACCO_WORDS).is_some()
+                && first_of(sentence, INTENT).is_none()
+                && first_of(sentence, CURRENT).is_none_or(|(c, _)| c > at || denied_before(sentence, c, DENIALS))
             {
                 former.get_or_insert(span_of(*line, s_at + at, len));
                 continue;
             }
             if let Some((at, len)) = first_of(sentence, CURRENT)
                 && !denied_before(sentence, at, DENIALS)
-                && find(sentence, "quit").is_none_or(|q| find(sentence, "ready to quit").is_some() || q > at)
+                && !denied_after(sentence, at + len)
+                && find(sentence, "quit").is_none_or(|q| first_of(sentence, INTENT).is_some() || q > at)
             {
                 // An e-cigarette is a vaping product, not a cigarette.
                 let without_vapes = sentence.to_ascii_lowercase().replace("e-cig", "vape");

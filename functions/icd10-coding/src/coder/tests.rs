@@ -503,3 +503,17 @@ fn an_organ_named_is_no_injury_of_it() {
     assert_eq!(codes("Assessment: Acute diverticulitis of sigmoid colon."), ["K57.32"]);
     assert_eq!(codes("Assessment: Laceration of scalp, 3 cm, no foreign body."), ["S01.01XA"]);
 }
+
+#[test]
+fn tobacco_use_that_has_ended_or_goes_on_in_other_words() {
+    let copd = "\nAssessment: COPD, stable.";
+    assert_eq!(codes(&format!("Social: Smoked for 20 years, quit in 2015.{copd}")), ["J44.9", "Z87.891"]);
+    assert_eq!(codes(&format!("Social: Tobacco: former, quit 2010.{copd}")), ["J44.9", "Z87.891"]);
+    assert_eq!(codes(&format!("Social: No longer smokes; stopped 3 years ago.{copd}")), ["J44.9", "Z87.891"]);
+    assert_eq!(codes(&format!("Social: Tobacco: Yes, cigarettes 10/day.{copd}")), ["F17.210", "J44.9"]);
+    assert_eq!(
+        codes(&format!("Social: Smokes 1 ppd, counseled to quit smoking.{copd}")),
+        ["F17.210", "J44.9", "Z71.6"]
+    );
+    assert_eq!(codes(&format!("Social: Smoker: no.{copd}")), ["J44.9"]);
+}
