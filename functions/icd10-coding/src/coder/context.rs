@@ -319,11 +319,18 @@ pub fn analyse(note: &str) -> Analysis {
         {
             // The body starts after the colon of the line itself: lengths of the trimmed or lowercased header
             // differ from the line's (a no-break space before the colon, `İ` lowercasing to three bytes).
-            body_start = raw_head.len() + ':'.len_utf8();
             let head = raw_head.trim().to_lowercase();
-            section = header_kind(&head).unwrap_or(Section::Other);
-            if section == Section::Assessment {
-                analysis.has_assessment = true;
+            let kind = header_kind(&head);
+            // "# Essential hypertension: BP 150/90, increase lisinopril": inside the assessment a problem named
+            // before its plan is an item of the assessment, not a new section.
+            if section == Section::Assessment && kind.is_none_or(|k| k == Section::Other) && !names_a_section(&head) {
+                body_start = 0;
+            } else {
+                body_start = raw_head.len() + ':'.len_utf8();
+                section = kind.unwrap_or(Section::Other);
+                if section == Section::Assessment {
+                    analysis.has_assessment = true;
+                }
             }
         } else if let Some(kind) = header_kind(lower.trim()).filter(|k| *k != Section::Other)
             && lower.split_whitespace().count() <= 3
@@ -376,6 +383,81 @@ fn inline_header(sentence: &str) -> Option<Section> {
         "plan" | "rx" if colon => Some(Section::Plan),
         _ => None,
     }
+}
+
+/// The sections that follow an assessment in a note (or precede the next visit's), by how their heading starts.
+const SECTION_HEADS: &[&str] = &[
+    "follow",
+    "f/u",
+    "disposition",
+    "order",
+    "education",
+    "instruction",
+    "return",
+    "rtc",
+    "lab",
+    "imaging",
+    "radiology",
+    "vital",
+    "exam",
+    "physical",
+    "pe",
+    "hpi",
+    "history",
+    "ros",
+    "review",
+    "social",
+    "family",
+    "allerg",
+    "subjective",
+    "objective",
+    "sign",
+    "attest",
+    "time",
+    "referr",
+    "procedure",
+    "patient",
+    "provider",
+    "date",
+    "visit",
+    "cc",
+    "chief",
+    "reason",
+    "pmh",
+    "psh",
+    "fh",
+    "sh",
+    "immuniz",
+    "vaccin",
+    "result",
+    "data",
+    "note",
+    "addend",
+    "mdm",
+    "medical decision",
+    "goal",
+    "code status",
+    "rx",
+    "prescri",
+    "counsel",
+    "recommend",
+    "s",
+    "o",
+    "bp",
+    "hr",
+    "temp",
+    "wt",
+    "ht",
+    "bmi",
+    "spo2",
+    "rr",
+];
+
+/// Whether a heading names a section of the note rather than a problem of the assessment.
+fn names_a_section(head: &str) -> bool {
+    let head = head.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.' || c == ' ');
+    let first = head.split_whitespace().next().unwrap_or_default();
+    SECTION_HEADS.iter().any(|s| head.starts_with(s) && (s.len() > 2 || first == *s))
 }
 
 fn header_kind(head: &str) -> Option<Section> {

@@ -517,3 +517,13 @@ fn tobacco_use_that_has_ended_or_goes_on_in_other_words() {
     );
     assert_eq!(codes(&format!("Social: Smoker: no.{copd}")), ["J44.9"]);
 }
+
+#[test]
+fn a_problem_named_before_its_plan_stays_in_the_assessment() {
+    let note = "Assessment and Plan:\n# Essential hypertension: BP 150/90 today, increase lisinopril.\n\
+                # Fatigue: will obtain TSH and CBC to evaluate for thyroid disease and anemia.\n\
+                Follow-up: 2 weeks; return if chest pain.";
+    assert_eq!(codes(note), ["I10", "R53.83"]);
+    // A section heading after the assessment still ends it.
+    assert_eq!(codes("Assessment: Asthma.\nROS: cough, no fever."), ["J45.909"]);
+}
