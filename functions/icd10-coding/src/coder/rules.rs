@@ -923,6 +923,8 @@ const ROUTINE_SYMPTOMS: &[(&[&str], &[&str])] = &[
     ),
     // Swollen glands with pharyngitis, tonsillitis and mononucleosis.
     (&["R59"], &["J02", "J03", "B27"]),
+    // Pain at the site with an injury.
+    (&["M25.5", "M79.6", "R52"], &["S"]),
     // Fever with acute infections.
     (&["R50"], &["A", "B0", "B3", "J0", "J1", "J20", "J21", "J22", "H66", "N10", "N30", "N39.0", "U07.1"]),
 ];

@@ -527,3 +527,10 @@ fn a_problem_named_before_its_plan_stays_in_the_assessment() {
     // A section heading after the assessment still ends it.
     assert_eq!(codes("Assessment: Asthma.\nROS: cough, no fever."), ["J45.909"]);
 }
+
+#[test]
+fn pain_at_an_injured_site_is_part_of_the_injury() {
+    let note = "65F presents after a fall at home with wrist pain. X-ray shows a distal radius fracture. Splinted.";
+    assert_eq!(codes(note), ["S52.509A"]);
+    assert_eq!(codes("Telehealth. 40F with burning urination, no fever. Likely cystitis."), ["R30.0"]);
+}

@@ -229,6 +229,11 @@ pub const EXPANSIONS: &[(&str, &str)] = &[
     ("initial visit", "initial encounter"),
     ("pink eye", "conjunctivitis"),
     ("cerumen impaction", "impacted cerumen"),
+    ("burning urination", "dysuria"),
+    ("burning with urination", "dysuria"),
+    ("painful urination", "dysuria"),
+    // Index: Lice (infestation) B85.2, head B85.0.
+    ("lice", "pediculosis"),
     // Lay names of the classification's conditions (the Index's own entries: Stye, Hives, Croup…).
     ("poison ivy", "plants"),
     ("poison oak", "plants"),
