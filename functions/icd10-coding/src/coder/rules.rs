@@ -118,6 +118,23 @@ pub fn code(table: &CodeTable, index: &Index, note: &str) -> Coding {
             });
         }
         index_walk(table, clause, &mut found, before, follow_up);
+        // Z86.73 is the history of a stroke "without residual deficits": with a deficit documented the stroke's
+        // sequela is coded instead (I.C.9.d), never the history code.
+        let residual = clause.words.iter().any(|w| {
+            w.negated_by.is_none()
+                && matches!(
+                    w.token.word.as_str(),
+                    "residual" | "sequela" | "sequelae" | "hemiparesis" | "hemiplegia" | "aphasia" | "weakness"
+                )
+        });
+        if residual && let Some(from) = found.get(before..).map(|f| f.len()) {
+            let keep_until = found.len() - from;
+            let mut k = 0;
+            found.retain(|f| {
+                k += 1;
+                k <= keep_until || f.proposal.code != "Z86.73"
+            });
+        }
     }
 
     drop_integral_symptoms(table, &mut found, &mut skipped);
@@ -801,11 +818,16 @@ fn judge(clause: &Clause, c: &Candidate, description: &str) -> Result<Option<Ass
     if ("Z80".."Z85").contains(&z) {
         return Ok(Some(Assertion::FamilyHistory));
     }
-    if ("Z85".."Z88").contains(&z) || z == "Z92" {
+    if ("Z85".."Z88").contains(&z) || z == "Z92" || c.code == "Z91.81" {
         return Ok(Some(Assertion::PersonalHistory));
     }
     if clause.family {
         return Ok(None);
+    }
+    // A graft, implant or artificial joint in place is the patient's status, however its operation is
+    // introduced ("s/p CABG": Z95.1).
+    if c.code.starts_with("Z95") || c.code.starts_with("Z96") {
+        return Ok(Some(Assertion::Present));
     }
     let history = c.matched.iter().filter(|&&i| clause.words[i].history).count() as f32;
     if history / total > 0.5 && !still_treated(clause) {

@@ -534,3 +534,12 @@ fn pain_at_an_injured_site_is_part_of_the_injury() {
     assert_eq!(codes(note), ["S52.509A"]);
     assert_eq!(codes("Telehealth. 40F with burning urination, no fever. Likely cystitis."), ["R30.0"]);
 }
+
+#[test]
+fn status_after_an_operation_and_histories_the_classification_names() {
+    assert!(codes("Assessment: CAD s/p CABG 2015, stable.").contains(&"Z95.1"));
+    assert_eq!(codes("Assessment: History of falls. Gait unsteady."), ["Z91.81"]);
+    // With a residual deficit a stroke is not "history without residual deficits".
+    assert!(!codes("Assessment: Prior stroke with residual left-sided weakness.").contains(&"Z86.73"));
+    assert_eq!(codes("Assessment: h/o CVA, no residual deficits."), ["Z86.73"]);
+}

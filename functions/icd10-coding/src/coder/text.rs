@@ -295,6 +295,15 @@ pub const EXPANSIONS: &[(&str, &str)] = &[
     // prosthetic Z95.2): the device in place is the patient's status, not a history.
     ("coronary stent", "presence coronary angioplasty implant graft"),
     ("valve replacement", "presence prosthetic heart valve"),
+    ("cabg", "presence aortocoronary bypass graft"),
+    ("coronary artery bypass", "presence aortocoronary bypass graft"),
+    ("knee replacement", "presence artificial knee joint"),
+    ("hip replacement", "presence artificial hip joint"),
+    ("tka", "presence artificial knee joint"),
+    ("tha", "presence artificial hip joint"),
+    ("pacemaker", "presence cardiac pacemaker"),
+    // "History of falls" is the classification's "History of falling"; "a fall" is an external cause.
+    ("history of falls", "falling"),
     ("hypothyroid", "hypothyroidism"),
     ("hyperthyroid", "hyperthyroidism"),
     ("light-headed", "light-headedness"),
