@@ -543,3 +543,8 @@ fn status_after_an_operation_and_histories_the_classification_names() {
     assert!(!codes("Assessment: Prior stroke with residual left-sided weakness.").contains(&"Z86.73"));
     assert_eq!(codes("Assessment: h/o CVA, no residual deficits."), ["Z86.73"]);
 }
+
+#[test]
+fn a_diagnostic_visit_codes_its_reason_not_a_screening() {
+    assert_eq!(codes("GI\n55M with rectal bleeding.\nAssessment: Rectal bleeding; colonoscopy scheduled."), ["K62.5"]);
+}

@@ -229,6 +229,12 @@ pub const EXPANSIONS: &[(&str, &str)] = &[
     ("initial visit", "initial encounter"),
     ("pink eye", "conjunctivitis"),
     ("cerumen impaction", "impacted cerumen"),
+    // The tabular's "hemorrhage" (Index: Bleeding — see also Hemorrhage; rectum K62.5; gastrointestinal K92.2).
+    ("rectal bleeding", "hemorrhage anus rectum"),
+    ("bleeding per rectum", "hemorrhage anus rectum"),
+    ("brbpr", "hemorrhage anus rectum"),
+    ("gi bleed", "gastrointestinal hemorrhage"),
+    ("gi bleeding", "gastrointestinal hemorrhage"),
     ("burning urination", "dysuria"),
     ("burning with urination", "dysuria"),
     ("painful urination", "dysuria"),
