@@ -426,6 +426,13 @@ const VACCINES: &[&str] = &[
     "shingrix",
     "fluzone",
     "gardasil",
+    "booster",
+    "hpv #",
+    "hep a #",
+    "hep b #",
+    "varicella #",
+    "rotavirus",
+    "hib",
 ];
 const GIVEN: &[&str] =
     &["given", "administered", "im", "deltoid", "vastus", "today", "received", "presents for", "here for"];
@@ -457,7 +464,7 @@ const NOT_GIVEN: &[&str] = &[
 fn immunization(lines: &[Line], title: Option<Line>, out: &mut Vec<Reason>) {
     let in_title = title.and_then(|t| {
         first_of(t.text, VACCINES)
-            .filter(|&(at, _)| !denied_before(t.text, at, DENIALS))
+            .filter(|&(at, _)| !denied_before(t.text, at, DENIALS) && first_of(t.text, NOT_GIVEN).is_none())
             .map(|(at, len)| span_of(t, at, len))
     });
     let given = lines.iter().find_map(|line| {

@@ -548,3 +548,11 @@ fn status_after_an_operation_and_histories_the_classification_names() {
 fn a_diagnostic_visit_codes_its_reason_not_a_screening() {
     assert_eq!(codes("GI\n55M with rectal bleeding.\nAssessment: Rectal bleeding; colonoscopy scheduled."), ["K62.5"]);
 }
+
+#[test]
+fn a_vaccine_given_in_other_words_and_one_declined() {
+    let htn = "\nAssessment: Essential hypertension.";
+    assert_eq!(codes(&format!("HPV #2 given.{htn}")), ["I10", "Z23"]);
+    assert_eq!(codes(&format!("COVID booster given L deltoid.{htn}")), ["I10", "Z23"]);
+    assert_eq!(codes(&format!("Flu vaccine offered, declined.{htn}")), ["I10"]);
+}
