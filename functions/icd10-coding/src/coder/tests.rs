@@ -556,3 +556,10 @@ fn a_vaccine_given_in_other_words_and_one_declined() {
     assert_eq!(codes(&format!("COVID booster given L deltoid.{htn}")), ["I10", "Z23"]);
     assert_eq!(codes(&format!("Flu vaccine offered, declined.{htn}")), ["I10"]);
 }
+
+#[test]
+fn pediatric_conditions_in_the_clinic_s_words() {
+    assert_eq!(codes("Assessment: Viral exanthem."), ["B09"]);
+    assert_eq!(codes("Assessment: Physiologic jaundice of newborn."), ["P59.9"]);
+    assert_eq!(codes("Assessment: Pinworms."), ["B80"]);
+}

@@ -236,6 +236,11 @@ pub const EXPANSIONS: &[(&str, &str)] = &[
     ("gi bleed", "gastrointestinal hemorrhage"),
     ("gi bleeding", "gastrointestinal hemorrhage"),
     ("burning urination", "dysuria"),
+    ("exanthem", "exanthema"),
+    ("teething", "teething syndrome"),
+    ("jaundice of newborn", "neonatal jaundice"),
+    ("newborn jaundice", "neonatal jaundice"),
+    ("pinworm", "enterobiasis"),
     ("burning with urination", "dysuria"),
     ("painful urination", "dysuria"),
     // Index: Lice (infestation) B85.2, head B85.0.
