@@ -469,8 +469,9 @@ pub fn term_words(text: &str) -> (Vec<String>, Vec<String>, TermSide) {
         // chapter's conditions name their organ ("otitis media" is of an ear).
         let unspecified_side = unspecified_side && matches!(word.as_str(), "side" | "ear");
         // "A fracture not indicated as displaced or nondisplaced should be coded to displaced" (I.C.19.c.1):
-        // the default need not be written; "nondisplaced" stays required.
-        let displaced_default = word == "displaced";
+        // the default need not be written; "nondisplaced" stays required. Nor need "uncomplicated", the default
+        // of a use or dependence without a named complication.
+        let displaced_default = word == "displaced" || word == "uncomplicated";
         // "X and other diseases of Y": what follows names a residual group, not something to document.
         if word == "and" && required.len() >= 2 && tokens.get(i + 1).is_some_and(|n| n.word == "other") {
             alternatives = true;

@@ -1164,6 +1164,9 @@ fn long_term_drugs(table: &CodeTable, analysis: &Analysis, found: &mut Vec<Found
         f.proposal.assertion == Assertion::Present
             && ["E08", "E09", "E10", "E11", "E13", "O24"].iter().any(|d| f.proposal.code.starts_with(d))
     });
+    // Buprenorphine or methadone for an opioid use disorder is its treatment, not long-term opiate analgesia.
+    let opioid_disorder =
+        found.iter().any(|f| f.proposal.assertion == Assertion::Present && f.proposal.code.starts_with("F11"));
     for clause in &analysis.clauses {
         let words: Vec<&str> = clause.words.iter().filter(|w| !w.expanded).map(|w| w.token.word.as_str()).collect();
         for (i, word) in words.iter().enumerate() {
@@ -1194,6 +1197,9 @@ fn long_term_drugs(table: &CodeTable, analysis: &Analysis, found: &mut Vec<Found
             // Incretins and SGLT2 inhibitors are hypoglycemics only for a diabetic (they also treat heart
             // failure, kidney disease and obesity).
             if DIABETES_ONLY.contains(word) && !diabetic {
+                continue;
+            }
+            if opioid_disorder && code == Some("Z79.891") {
                 continue;
             }
             match code.and_then(|c| table.billable(c)) {

@@ -563,3 +563,10 @@ fn pediatric_conditions_in_the_clinic_s_words() {
     assert_eq!(codes("Assessment: Physiologic jaundice of newborn."), ["P59.9"]);
     assert_eq!(codes("Assessment: Pinworms."), ["B80"]);
 }
+
+#[test]
+fn substance_use_defaults_and_its_treatment() {
+    assert_eq!(codes("Assessment: Cannabis use, daily."), ["F12.90"]);
+    // Buprenorphine for an opioid use disorder is not long-term opiate analgesia (Z79.891).
+    assert_eq!(codes("Assessment: Opioid use disorder, moderate, on buprenorphine maintenance."), ["F11.20"]);
+}
