@@ -738,7 +738,10 @@ fn expand(words: &mut Vec<Word>) {
             w.ends_with("ectomy")
                 || w.ends_with("otomy")
                 || w.ends_with("plasty")
-                || matches!(w, "surgery" | "procedure" | "resection" | "radiation" | "irradiation" | "operation")
+                || matches!(
+                    w,
+                    "surgery" | "procedure" | "resection" | "radiation" | "irradiation" | "operation" | "ablation"
+                )
         };
         let after_procedure = POSTPROCEDURAL.contains(&plain[i].as_str())
             && plain.get(i + 1).is_some_and(|n| procedure(n) || plain.get(i + 2).is_some_and(|m| procedure(m)));

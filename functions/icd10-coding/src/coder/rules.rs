@@ -998,6 +998,21 @@ fn combine(table: &CodeTable, found: &mut Vec<Found>) {
             }
         }
     }
+    // Coronary atherosclerosis and angina are presumed linked (I.C.9.b): one code of I25.11-, by the angina's form.
+    if let (Some(cad), Some(angina)) = (
+        found.iter().position(|f| f.proposal.code == "I25.10" && f.proposal.assertion == Assertion::Present),
+        present(found, "I20"),
+    ) {
+        let code = match found[angina].proposal.code {
+            "I20.0" => "I25.110",
+            "I20.1" => "I25.111",
+            "I20.2" => "I25.112",
+            "I20.9" => "I25.119",
+            _ => "I25.118",
+        };
+        replace(found, cad, code, &[angina]);
+        found.remove(angina);
+    }
     if let Some(htn) = found.iter().position(|f| f.proposal.code == "I10" && f.proposal.assertion == Assertion::Present)
     {
         let ckd = present(found, "N18");

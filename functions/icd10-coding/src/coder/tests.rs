@@ -570,3 +570,9 @@ fn substance_use_defaults_and_its_treatment() {
     // Buprenorphine for an opioid use disorder is not long-term opiate analgesia (Z79.891).
     assert_eq!(codes("Assessment: Opioid use disorder, moderate, on buprenorphine maintenance."), ["F11.20"]);
 }
+
+#[test]
+fn coronary_atherosclerosis_with_angina_is_one_code() {
+    assert_eq!(codes("Assessment: Stable angina. CAD."), ["I25.118"]);
+    assert_eq!(codes("Assessment: CAD with unstable angina."), ["I25.110"]);
+}
