@@ -753,6 +753,7 @@ fn choose_seventh(table: &CodeTable, stem: &str, clause: &Clause, follow_up: boo
             pick(&|m| m == "sequela")
         } else if has("subsequent")
             || has("followup")
+            || has("recheck")
             || has("healing")
             || healing != "routine healing"
             || follow_up && !has("initial")

@@ -576,3 +576,9 @@ fn coronary_atherosclerosis_with_angina_is_one_code() {
     assert_eq!(codes("Assessment: Stable angina. CAD."), ["I25.118"]);
     assert_eq!(codes("Assessment: CAD with unstable angina."), ["I25.110"]);
 }
+
+#[test]
+fn follow_up_in_the_assessment_takes_the_subsequent_encounter() {
+    assert_eq!(codes("Clinic note\nAssessment: f/u of right ankle sprain, improving."), ["S93.401D"]);
+    assert_eq!(codes("Clinic note\nAssessment: Left wrist sprain recheck, better."), ["S63.92XD"]);
+}

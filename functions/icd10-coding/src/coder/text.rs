@@ -73,7 +73,7 @@ fn push(tokens: &mut Vec<Token>, text: &str, start: usize, end: usize, offset: u
     let span = Span { start: start + offset, end: end + offset };
     // `h/o`, `w/o`, `s/p` are abbreviations; other slashes separate words (`and/or`, `BID/TID`).
     let lower = raw.to_lowercase();
-    if raw.contains('/') && !matches!(lower.as_str(), "h/o" | "w/o" | "s/p" | "r/o" | "w/" | "n/v" | "b/l") {
+    if raw.contains('/') && !matches!(lower.as_str(), "h/o" | "w/o" | "s/p" | "r/o" | "w/" | "n/v" | "b/l" | "f/u") {
         let mut at = 0;
         for part in raw.split('/') {
             if !part.is_empty() {
@@ -90,6 +90,7 @@ fn push(tokens: &mut Vec<Token>, text: &str, start: usize, end: usize, offset: u
     }
     let word = match lower.as_str() {
         "h/o" | "w/o" | "s/p" | "r/o" | "n/v" | "b/l" => lower.replace('/', ""),
+        "f/u" => "followup".to_owned(),
         _ => normalize_word(raw),
     };
     if !word.is_empty() {
