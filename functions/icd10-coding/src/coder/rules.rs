@@ -1318,7 +1318,7 @@ fn encounter_reasons(table: &CodeTable, note: &str, analysis: &Analysis, found: 
         obesity: found.iter().filter(present).any(|f| f.proposal.code.starts_with("E66")),
         tobacco_noted: found.iter().filter(present).any(|f| asks_for_tobacco(table, f.proposal.code)),
     };
-    // An examination written as a narrative without an assessment: the history's passing complaints are not
+    // An examination or screening written as a narrative without an assessment: the history's passing complaints are not
     // findings the provider concluded (I.C.21.c.13: abnormal findings are coded as the provider documents them),
     // so the signs and symptoms read from it give way to the exam's code.
     if !analysis.has_assessment {
@@ -1326,7 +1326,7 @@ fn encounter_reasons(table: &CodeTable, note: &str, analysis: &Analysis, found: 
             found.iter().filter(|f| !f.proposal.code.starts_with('R')).cloned().collect();
         let exam = encounter::reasons(note, analysis, &facts_of(&without_symptoms))
             .iter()
-            .any(|r| ["Z00.0", "Z00.1", "Z01.41", "Z02.5"].iter().any(|e| r.code.starts_with(e)));
+            .any(|r| ["Z00.0", "Z00.1", "Z01.41", "Z02.5", "Z11", "Z12", "Z13"].iter().any(|e| r.code.starts_with(e)));
         if exam {
             found.retain(|f| !f.proposal.code.starts_with('R'));
         }

@@ -582,3 +582,9 @@ fn follow_up_in_the_assessment_takes_the_subsequent_encounter() {
     assert_eq!(codes("Clinic note\nAssessment: f/u of right ankle sprain, improving."), ["S93.401D"]);
     assert_eq!(codes("Clinic note\nAssessment: Left wrist sprain recheck, better."), ["S63.92XD"]);
 }
+
+#[test]
+fn a_narrated_screening_codes_no_passing_complaint() {
+    let note = "Screening mammogram\n52F, no breast complaints. Occasional headaches. Screening mammogram performed.";
+    assert_eq!(codes(note), ["Z12.31"]);
+}
