@@ -190,6 +190,12 @@ const HYPOTHETICAL_PRE: &[&[&str]] = &[
     &["unless"],
     &["return", "for"],
     &["return", "with"],
+    // "return to clinic for", "RTC for", "come back if", "notify us of": what would bring the patient back.
+    &["return"],
+    &["rtc"],
+    &["come", "back"],
+    &["notify"],
+    &["report", "any"],
     &["call", "for"],
     &["call", "with"],
     &["in", "case", "of"],

@@ -588,3 +588,10 @@ fn a_narrated_screening_codes_no_passing_complaint() {
     let note = "Screening mammogram\n52F, no breast complaints. Occasional headaches. Screening mammogram performed.";
     assert_eq!(codes(note), ["Z12.31"]);
 }
+
+#[test]
+fn return_precautions_in_other_words_are_hypothetical() {
+    let note = "Sick visit. 30F with sore throat. Rapid strep negative. RTC for ear pain or rash. \
+                Come back if fever persists. Notify us of any chest pain. Return to clinic for shortness of breath.";
+    assert_eq!(codes(note), ["J02.9"]);
+}
