@@ -683,7 +683,8 @@ fn clause_laterality(words: &[&str]) -> Option<Laterality> {
 /// The expansions' words, tokenized once.
 static EXPANSION_WORDS: LazyLock<Vec<(Vec<String>, Vec<Token>)>> = LazyLock::new(|| {
     EXPANSIONS
-        .iter()
+        .lines()
+        .filter_map(|line| line.split_once('\t'))
         .map(|(source, target)| (tokenize(source, 0).into_iter().map(|t| t.word).collect(), tokenize(target, 0)))
         .collect()
 });
