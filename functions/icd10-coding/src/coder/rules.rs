@@ -481,8 +481,13 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) ->
         if family_code && !clause.family || history_code && !history {
             continue;
         }
-        let optional: f32 =
-            term.optional.iter().filter(|id| positions.contains_key(id)).map(|&id| index.weight(id)).sum::<f32>();
+        // An optional word supports a code only where it is stated: the "acute" of "probably viral URI" is not.
+        let stated = |id: &u32| {
+            positions
+                .get(id)
+                .is_some_and(|p| p.iter().any(|&i| !clause.words[i].uncertain && !clause.words[i].hypothetical))
+        };
+        let optional: f32 = term.optional.iter().filter(|id| stated(id)).map(|&id| index.weight(id)).sum::<f32>();
         // A required word left undocumented costs at least as much as a fairly specific word: common
         // anatomical words ("eye", "hand") still distinguish codes.
         let missing: f32 = term

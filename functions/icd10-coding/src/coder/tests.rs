@@ -595,3 +595,9 @@ fn return_precautions_in_other_words_are_hypothetical() {
                 Come back if fever persists. Notify us of any chest pain. Return to clinic for shortness of breath.";
     assert_eq!(codes(note), ["J02.9"]);
 }
+
+#[test]
+fn an_uncertain_word_lends_no_specificity() {
+    // "probably viral URI": the uncertain URI's "acute" does not make the cough acute (R05.1).
+    assert_eq!(codes("Assessment: Cough, probably viral URI."), ["R05.9"]);
+}
