@@ -600,4 +600,5 @@ fn return_precautions_in_other_words_are_hypothetical() {
 fn an_uncertain_word_lends_no_specificity() {
     // "probably viral URI": the uncertain URI's "acute" does not make the cough acute (R05.1).
     assert_eq!(codes("Assessment: Cough, probably viral URI."), ["R05.9"]);
+    assert_eq!(codes("Assessment: Chest wall pain, likely musculoskeletal."), ["R07.89"]);
 }

@@ -239,6 +239,7 @@ pub const EXPANSIONS: &str = concat!(
     "gi bleeding\tgastrointestinal hemorrhage\n",
     "burning urination\tdysuria\n",
     "exanthem\texanthema\n",
+    "chest wall pain\tanterior chestwall pain\n",
     "teething\tteething syndrome\n",
     "jaundice of newborn\tneonatal jaundice\n",
     "newborn jaundice\tneonatal jaundice\n",
