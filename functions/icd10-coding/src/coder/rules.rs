@@ -1004,6 +1004,10 @@ fn combine(table: &CodeTable, found: &mut Vec<Found>) {
             }
         }
     }
+    // "Elevated blood-pressure reading, without diagnosis of hypertension" never stands beside the diagnosis.
+    if found.iter().any(|f| f.proposal.assertion == Assertion::Present && f.proposal.code.starts_with("I1")) {
+        found.retain(|f| f.proposal.code != "R03.0");
+    }
     // Coronary atherosclerosis and angina are presumed linked (I.C.9.b): one code of I25.11-, by the angina's form.
     if let (Some(cad), Some(angina)) = (
         found.iter().position(|f| f.proposal.code == "I25.10" && f.proposal.assertion == Assertion::Present),

@@ -602,3 +602,9 @@ fn an_uncertain_word_lends_no_specificity() {
     assert_eq!(codes("Assessment: Cough, probably viral URI."), ["R05.9"]);
     assert_eq!(codes("Assessment: Chest wall pain, likely musculoskeletal."), ["R07.89"]);
 }
+
+#[test]
+fn an_elevated_reading_is_coded_only_without_hypertension() {
+    assert_eq!(codes("Assessment: Elevated blood pressure, no prior diagnosis of hypertension."), ["R03.0"]);
+    assert_eq!(codes("Assessment: Essential hypertension. Elevated blood pressure today."), ["I10"]);
+}

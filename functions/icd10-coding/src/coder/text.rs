@@ -240,6 +240,7 @@ pub const EXPANSIONS: &str = concat!(
     "burning urination\tdysuria\n",
     "exanthem\texanthema\n",
     "chest wall pain\tanterior chestwall pain\n",
+    "elevated blood pressure\televated bloodpressure reading\n",
     "teething\tteething syndrome\n",
     "jaundice of newborn\tneonatal jaundice\n",
     "newborn jaundice\tneonatal jaundice\n",
