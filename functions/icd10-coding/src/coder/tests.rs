@@ -608,3 +608,11 @@ fn an_elevated_reading_is_coded_only_without_hypertension() {
     assert_eq!(codes("Assessment: Elevated blood pressure, no prior diagnosis of hypertension."), ["R03.0"]);
     assert_eq!(codes("Assessment: Essential hypertension. Elevated blood pressure today."), ["I10"]);
 }
+
+#[test]
+fn common_lay_names_of_strains_and_skin_infections() {
+    assert_eq!(codes("Assessment: Lumbar strain."), ["S39.012A"]);
+    assert_eq!(codes("Assessment: BPPV, right."), ["H81.11"]);
+    assert_eq!(codes("Assessment: Athlete's foot."), ["B35.3"]);
+    assert_eq!(codes("Assessment: Vaginal yeast infection."), ["B37.31"]);
+}
