@@ -616,3 +616,10 @@ fn common_lay_names_of_strains_and_skin_infections() {
     assert_eq!(codes("Assessment: Athlete's foot."), ["B35.3"]);
     assert_eq!(codes("Assessment: Vaginal yeast infection."), ["B37.31"]);
 }
+
+#[test]
+fn a_perforated_tympanic_membrane_is_the_ear_drum_s_rupture() {
+    assert_eq!(codes("Assessment: Acute suppurative otitis media, left, with perforated TM."), ["H66.012"]);
+    // Not a tendon's rupture.
+    assert_eq!(codes("Assessment: Acute otitis media, bilateral, with spontaneous rupture of right TM."), ["H66.013"]);
+}

@@ -209,6 +209,11 @@ pub const EXPANSIONS: &str = concat!(
     "low back pain\tlumbago\n",
     "uncomplicated\twithout complications\n",
     "tm intact\twithout rupture ear drum\n",
+    "rupture of tm\trupture ear drum\n",
+    "ruptured tm\tspontaneous rupture ear drum\n",
+    "tm rupture\tspontaneous rupture ear drum\n",
+    "tm perforation\tspontaneous rupture ear drum\n",
+    "perforated tm\tspontaneous rupture ear drum\n",
     // Stages and classes in Roman numerals, as the tabular writes them in Arabic.
     "stage iiia\tstage 3a\n",
     "stage iiib\tstage 3b\n",
