@@ -2,7 +2,7 @@
 # Scores the coder on every development set with the shared scorer and prints one line per set:
 #   dev 14 (../shared/icd10/dev_cases.jsonl, through the handler: the `dev_cases` test, which also checks
 #     evidence invariants), e001-e060 (../shared/icd10/dev_cases_2.jsonl, the cases the coder is built and
-#     debugged on), e061-e100 (the same file's check cases: reported, never tuned on), own 24
+#     debugged on), e061-e100 (the same file's check cases: reported, never tuned on), own notes
 #     (tests/data/own_cases.jsonl). Each line ends with the scorer's last line:
 #     micro_f1=... precision=... recall=... category_f1=...   (VERBOSE=1 prints the scorer's full reports).
 set -euo pipefail
@@ -53,4 +53,4 @@ score "e061-e100 (check)" "$out/dev2_pred_check.jsonl" "$out/dev2_gold_check.jso
 
 own="$repo/functions/icd10-coding/tests/data/own_cases.jsonl"
 "$code_notes" "$own" >"$out/own_predictions.jsonl"
-score "own 24" "$out/own_predictions.jsonl" "$own"
+score "own $(grep -c . "$own")" "$out/own_predictions.jsonl" "$own"

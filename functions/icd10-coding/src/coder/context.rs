@@ -131,6 +131,12 @@ const UNCERTAIN_PRE: &[&[&str]] = &[
     &["differential"],
     &["look", "for"],
     &["evaluate", "for"],
+    &["assess", "for"],
+    &["check", "for"],
+    &["workup", "for"],
+    &["work", "up", "for"],
+    &["to", "exclude"],
+    &["ruling", "out"],
     &["evaluation", "for"],
     &["may", "have"],
     &["may", "be"],
@@ -184,6 +190,12 @@ const HYPOTHETICAL_PRE: &[&[&str]] = &[
     &["unless"],
     &["return", "for"],
     &["return", "with"],
+    // "return to clinic for", "RTC for", "come back if", "notify us of": what would bring the patient back.
+    &["return"],
+    &["rtc"],
+    &["come", "back"],
+    &["notify"],
+    &["report", "any"],
     &["call", "for"],
     &["call", "with"],
     &["in", "case", "of"],
@@ -201,6 +213,9 @@ const HYPOTHETICAL_PRE: &[&[&str]] = &[
     &["risk", "of"],
     &["risk", "for"],
     &["at", "risk"],
+    // "acetaminophen prn pain", "albuterol as needed for wheeze": what a drug is kept for.
+    &["prn"],
+    &["as", "needed", "for"],
     &["prophylaxis", "against"],
     &["prophylaxis", "for"],
 ];
@@ -239,6 +254,13 @@ const HISTORY_PRE: &[&[&str]] = &[
     &["sp"],
     &["status", "post"],
     &["personal", "history"],
+    // What a completed course of treatment treated is over: "completed treatment for pneumonia" (I.C.21.c.8).
+    &["completed", "treatment", "for"],
+    &["completed", "treatment", "of"],
+    &["completed", "therapy", "for"],
+    &["after", "treatment", "for"],
+    &["after", "completion", "of"],
+    &["recovered", "from"],
 ];
 const TERMINATE: &[&str] = &["but", "however", "although", "though", "except", "aside", "apart", "which", "whereas"];
 const RELATIVES: &[&str] = &[
@@ -303,11 +325,18 @@ pub fn analyse(note: &str) -> Analysis {
         {
             // The body starts after the colon of the line itself: lengths of the trimmed or lowercased header
             // differ from the line's (a no-break space before the colon, `İ` lowercasing to three bytes).
-            body_start = raw_head.len() + ':'.len_utf8();
             let head = raw_head.trim().to_lowercase();
-            section = header_kind(&head).unwrap_or(Section::Other);
-            if section == Section::Assessment {
-                analysis.has_assessment = true;
+            let kind = header_kind(&head);
+            // "# Essential hypertension: BP 150/90, increase lisinopril": inside the assessment a problem named
+            // before its plan is an item of the assessment, not a new section.
+            if section == Section::Assessment && kind.is_none_or(|k| k == Section::Other) && !names_a_section(&head) {
+                body_start = 0;
+            } else {
+                body_start = raw_head.len() + ':'.len_utf8();
+                section = kind.unwrap_or(Section::Other);
+                if section == Section::Assessment {
+                    analysis.has_assessment = true;
+                }
             }
         } else if let Some(kind) = header_kind(lower.trim()).filter(|k| *k != Section::Other)
             && lower.split_whitespace().count() <= 3
@@ -360,6 +389,81 @@ fn inline_header(sentence: &str) -> Option<Section> {
         "plan" | "rx" if colon => Some(Section::Plan),
         _ => None,
     }
+}
+
+/// The sections that follow an assessment in a note (or precede the next visit's), by how their heading starts.
+const SECTION_HEADS: &[&str] = &[
+    "follow",
+    "f/u",
+    "disposition",
+    "order",
+    "education",
+    "instruction",
+    "return",
+    "rtc",
+    "lab",
+    "imaging",
+    "radiology",
+    "vital",
+    "exam",
+    "physical",
+    "pe",
+    "hpi",
+    "history",
+    "ros",
+    "review",
+    "social",
+    "family",
+    "allerg",
+    "subjective",
+    "objective",
+    "sign",
+    "attest",
+    "time",
+    "referr",
+    "procedure",
+    "patient",
+    "provider",
+    "date",
+    "visit",
+    "cc",
+    "chief",
+    "reason",
+    "pmh",
+    "psh",
+    "fh",
+    "sh",
+    "immuniz",
+    "vaccin",
+    "result",
+    "data",
+    "note",
+    "addend",
+    "mdm",
+    "medical decision",
+    "goal",
+    "code status",
+    "rx",
+    "prescri",
+    "counsel",
+    "recommend",
+    "s",
+    "o",
+    "bp",
+    "hr",
+    "temp",
+    "wt",
+    "ht",
+    "bmi",
+    "spo2",
+    "rr",
+];
+
+/// Whether a heading names a section of the note rather than a problem of the assessment.
+fn names_a_section(head: &str) -> bool {
+    let head = head.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.' || c == ' ');
+    let first = head.split_whitespace().next().unwrap_or_default();
+    SECTION_HEADS.iter().any(|s| head.starts_with(s) && (s.len() > 2 || first == *s))
 }
 
 fn header_kind(head: &str) -> Option<Section> {
@@ -514,7 +618,8 @@ fn build_clause(text: &str, start: usize, item: usize, section: Section) -> Opti
             }
         }
         if NOT_CONDITION_POST.contains(&words_only[i]) {
-            for w in words.iter_mut().take(i).rev().take(4) {
+            // The trigger too: "flu shot" is no gunshot, "screening" no finding.
+            for w in words.iter_mut().take(i + 1).rev().take(5) {
                 w.not_condition = true;
             }
         }
@@ -548,7 +653,7 @@ fn clause_laterality(words: &[&str]) -> Option<Laterality> {
     let mut right = false;
     let mut left = false;
     for (i, w) in words.iter().enumerate() {
-        if matches!(*w, "bilateral" | "bilaterally" | "bl" | "ou" | "au") {
+        if matches!(*w, "bilateral" | "bilaterally" | "bilat" | "bl" | "ou" | "au") {
             return Some(Laterality::Bilateral);
         }
         if *w == "both" && words.get(i + 1).is_some_and(|n| !matches!(*n, "of" | "and")) {
@@ -578,10 +683,27 @@ fn clause_laterality(words: &[&str]) -> Option<Laterality> {
 /// The expansions' words, tokenized once.
 static EXPANSION_WORDS: LazyLock<Vec<(Vec<String>, Vec<Token>)>> = LazyLock::new(|| {
     EXPANSIONS
-        .iter()
+        .lines()
+        .filter_map(|line| line.split_once('\t'))
         .map(|(source, target)| (tokenize(source, 0).into_iter().map(|t| t.word).collect(), tokenize(target, 0)))
         .collect()
 });
+
+/// Where a phrase of several words that starts at `i` ends (exclusive). A side written inside it ("distal right
+/// radius", "left lower lobe") is the clause's laterality, not a break in the phrase.
+fn phrase_at(plain: &[String], i: usize, phrase: &[String]) -> Option<usize> {
+    let mut at = i;
+    for (k, word) in phrase.iter().enumerate() {
+        while k > 0 && plain.get(at).is_some_and(|w| w != word && laterality_of(w).is_some()) {
+            at += 1;
+        }
+        if plain.get(at) != Some(word) {
+            return None;
+        }
+        at += 1;
+    }
+    Some(at)
+}
 
 /// Adds the classification's words for abbreviations and lay terms, with the context of the words they
 /// stand for, and the postprocedural reading of "X after <procedure>".
@@ -593,9 +715,9 @@ fn expand(words: &mut Vec<Word>) {
             continue;
         }
         for i in 0..plain.len() {
-            if plain.len() >= i + source_words.len() && plain[i..i + source_words.len()] == source_words[..] {
+            if let Some(end) = phrase_at(&plain, i, source_words) {
                 let first = &words[i];
-                let last = &words[i + source_words.len() - 1];
+                let last = &words[end - 1];
                 let span = Span { start: first.token.span.start, end: last.token.span.end };
                 // "uncomplicated" = "without complications": the expansion negates its own words.
                 let mut own_trigger = None;
@@ -623,7 +745,10 @@ fn expand(words: &mut Vec<Word>) {
             w.ends_with("ectomy")
                 || w.ends_with("otomy")
                 || w.ends_with("plasty")
-                || matches!(w, "surgery" | "procedure" | "resection" | "radiation" | "irradiation" | "operation")
+                || matches!(
+                    w,
+                    "surgery" | "procedure" | "resection" | "radiation" | "irradiation" | "operation" | "ablation"
+                )
         };
         let after_procedure = POSTPROCEDURAL.contains(&plain[i].as_str())
             && plain.get(i + 1).is_some_and(|n| procedure(n) || plain.get(i + 2).is_some_and(|m| procedure(m)));

@@ -81,17 +81,19 @@ pub fn reasons(note: &str, analysis: &Analysis, facts: &Facts) -> Vec<Reason> {
     // The reason for the visit is stated in its title or its assessment.
     let stated: Vec<Line> = title.into_iter().chain(assessment.iter().copied()).collect();
     let mut out = Vec::new();
-    let exam = examination(note, &stated, facts, &mut out);
+    let exam = examination(note, &stated, &lines, facts, &mut out);
     immunization(&lines, title, &mut out);
     screening(title, &assessment, &lines, exam, &mut out);
     drug_monitoring(&stated, &lines, &mut out);
     follow_up_after_treatment(&stated, facts, &mut out);
     special_examinations(&stated, &mut out);
-    let weeks = gestation(note, &assessment);
+    let weeks = gestation(note, &assessment, &lines);
     let pregnant = weeks.is_some()
         && (facts.pregnancy_code || PREGNANCY.iter().any(|p| find(note, p).is_some()))
         && !facts.supervision;
-    let trimester = weeks.filter(|_| pregnant).map(|(w, _)| trimester(w));
+    let by_weeks = weeks.map(|(w, _)| trimester(w));
+    normal_pregnancy(note, &stated, by_weeks, facts, &mut out);
+    let trimester = by_weeks.filter(|_| pregnant);
     // Obesity in pregnancy is coded from chapter 15 first, with the obesity code beside it (I.C.15.b).
     if let (Some(t), Some((_, span)), true) = (trimester, weeks, facts.obesity) {
         out.push(Reason { code: format!("O99.21{t}"), span, history: false });
@@ -140,6 +142,43 @@ fn title_of<'a>(lines: &[Line<'a>], assessment: &[Line<'a>]) -> Option<Line<'a>>
             || assessment.iter().any(|a| a.start == l.start)
     };
     lines.iter().take(4).find(|l| !IDENTIFYING.iter().any(|w| find(l.text, w).is_some()) && !header(l)).copied()
+}
+
+/// The visit is prenatal care of a pregnancy without complication.
+const NORMAL_PREGNANCY: &[&str] = &[
+    "normal pregnancy",
+    "normal first pregnancy",
+    "normal intrauterine pregnancy",
+    "normal iup",
+    "uncomplicated pregnancy",
+    "low risk pregnancy",
+    "low-risk pregnancy",
+    "routine prenatal",
+    "routine ob visit",
+    "supervision of normal",
+];
+
+/// Supervision of a normal pregnancy (I.C.15.b.1, I.C.21.c.11): Z34 by whether it is the first pregnancy (G1,
+/// primigravida) or another (G2 and more), and by trimester; never beside a chapter 15 code.
+fn normal_pregnancy(note: &str, stated: &[Line], trimester: Option<u32>, facts: &Facts, out: &mut Vec<Reason>) {
+    if facts.pregnancy_code || out.iter().any(|r| r.code.starts_with('O')) {
+        return;
+    }
+    let Some(span) = stated_phrase(stated, NORMAL_PREGNANCY, DENIALS) else { return };
+    let first = ["g1*", "primigravida", "first pregnancy"].iter().any(|p| find(note, p).is_some());
+    let other = (2..10).any(|g| find(note, &format!("g{g}*")).is_some()) || find(note, "multigravida").is_some();
+    let kind = match (first, other) {
+        (true, false) => "0",
+        (false, true) => "8",
+        _ => "9",
+    };
+    let trimester = trimester.or_else(|| {
+        ["first trimester", "second trimester", "third trimester"]
+            .iter()
+            .position(|t| stated.iter().any(|l| find(l.text, t).is_some()))
+            .map(|i| i as u32 + 1)
+    });
+    out.push(Reason { code: format!("Z34.{kind}{}", trimester.unwrap_or(0)), span, history: false });
 }
 
 fn trimester(weeks: u32) -> u32 {
@@ -262,27 +301,40 @@ fn stated_phrase(lines: &[Line], phrases: &[&str], denials: &[&str]) -> Option<S
     None
 }
 
+/// An `exam*` phrase also meets "examination".
 const GENERAL_EXAM: &[&str] = &[
     "annual physical",
-    "annual exam",
+    "annual exam*",
     "annual wellness",
     "wellness visit",
-    "wellness exam",
-    "routine exam",
+    "wellness exam*",
+    "routine exam*",
     "routine physical",
-    "routine adult exam",
-    "routine health exam",
-    "yearly exam",
+    "routine adult exam*",
+    "routine health exam*",
+    "routine medical exam*",
+    "routine general medical exam*",
+    "yearly exam*",
     "yearly physical",
     "preventive visit",
-    "preventive exam",
+    "preventive exam*",
     "preventive care visit",
+    "preventive health visit",
+    "preventative visit",
     "complete physical",
-    "general medical exam",
-    "general adult exam",
-    "health maintenance exam",
-    "periodic health exam",
+    "general medical exam*",
+    "general adult exam*",
+    "general health exam*",
+    "adult health exam*",
+    "health maintenance exam*",
+    "health maintenance visit",
+    "periodic health exam*",
     "adult physical",
+    "well adult",
+    "well check",
+    "awv",
+    "medicare wellness",
+    "well-adult",
     "check-up",
     "checkup",
 ];
@@ -323,7 +375,7 @@ enum Exam {
 
 /// General adult, child (by age band) and gynecological exams (I.C.21.c.13): with abnormal findings when the
 /// provider says so or a current condition is coded beside the exam.
-fn examination(note: &str, stated: &[Line], facts: &Facts, out: &mut Vec<Reason>) -> Option<Exam> {
+fn examination(note: &str, stated: &[Line], all: &[Line], facts: &Facts, out: &mut Vec<Reason>) -> Option<Exam> {
     let gyn = stated_phrase(stated, GYN_EXAM, DENIALS);
     let child = stated_phrase(stated, CHILD_EXAM, DENIALS);
     let general = stated_phrase(stated, GENERAL_EXAM, DENIALS);
@@ -336,7 +388,8 @@ fn examination(note: &str, stated: &[Line], facts: &Facts, out: &mut Vec<Reason>
         _ => return None,
     };
     let said_abnormal = stated_phrase(stated, ABNORMAL, DENIALS);
-    let said_normal = stated.iter().any(|l| {
+    // "Routine exam without abnormal findings" is the provider's conclusion wherever the note writes it.
+    let said_normal = all.iter().any(|l| {
         sentences(l.text).iter().any(|(_, s)| find_all(s, "abnormal finding*").any(|at| denied_before(s, at, DENIALS)))
     });
     let abnormal = said_abnormal.is_some() || !said_normal && facts.current_condition;
@@ -373,6 +426,13 @@ const VACCINES: &[&str] = &[
     "shingrix",
     "fluzone",
     "gardasil",
+    "booster",
+    "hpv #",
+    "hep a #",
+    "hep b #",
+    "varicella #",
+    "rotavirus",
+    "hib",
 ];
 const GIVEN: &[&str] =
     &["given", "administered", "im", "deltoid", "vastus", "today", "received", "presents for", "here for"];
@@ -404,7 +464,7 @@ const NOT_GIVEN: &[&str] = &[
 fn immunization(lines: &[Line], title: Option<Line>, out: &mut Vec<Reason>) {
     let in_title = title.and_then(|t| {
         first_of(t.text, VACCINES)
-            .filter(|&(at, _)| !denied_before(t.text, at, DENIALS))
+            .filter(|&(at, _)| !denied_before(t.text, at, DENIALS) && first_of(t.text, NOT_GIVEN).is_none())
             .map(|(at, len)| span_of(t, at, len))
     });
     let given = lines.iter().find_map(|line| {
@@ -424,7 +484,10 @@ fn immunization(lines: &[Line], title: Option<Line>, out: &mut Vec<Reason>) {
 const SCREENED: &[(&[&str], &str)] = &[
     (&["mammogra*", "breast cancer"], "Z12.31"),
     (&["lung cancer", "ldct", "low-dose ct", "low dose ct"], "Z12.2"),
-    (&["colon*", "colorectal", "cologuard", "fit test"], "Z12.11"),
+    (&["colon*", "colorectal", "cologuard", "fit test", "fobt", "fecal occult", "fecal immunochemical"], "Z12.11"),
+    (&["skin cancer", "melanoma"], "Z12.83"),
+    (&["anemia"], "Z13.0"),
+    (&["thyroid"], "Z13.29"),
     (&["cervical cancer", "pap"], "Z12.4"),
     (&["prostate", "psa"], "Z12.5"),
     (&["aaa", "aortic aneurysm"], "Z13.6"),
@@ -574,7 +637,24 @@ const SPECIAL_EXAMS: &[(&[&str], &str)] = &[
     (&["dietary counsel*", "diet counsel*", "nutrition counsel*", "nutritional counsel*"], "Z71.3"),
 ];
 
+/// Counselling given on a topic with its own Z71 code (I.C.21.c.10): "counseling on diet", "counselled about
+/// nutrition", as stated in the title or the assessment.
+const COUNSELLED_ON: &[(&[&str], &str)] = &[(&["diet", "dietary", "nutrition*"], "Z71.3"), (&["travel*"], "Z71.84")];
+
 fn special_examinations(stated: &[Line], out: &mut Vec<Reason>) {
+    for line in stated {
+        for (s_at, sentence) in sentences(line.text) {
+            let Some((at, len)) = first_of(sentence, &["counsel*"]) else { continue };
+            if denied_before(sentence, at, DENIALS) || first_of(sentence, &["declined", "refused"]).is_some() {
+                continue;
+            }
+            for (topics, code) in COUNSELLED_ON {
+                if first_of(sentence, topics).is_some() && !out.iter().any(|r| r.code == *code) {
+                    out.push(Reason { code: (*code).to_owned(), span: span_of(*line, s_at + at, len), history: false });
+                }
+            }
+        }
+    }
     for (phrases, code) in SPECIAL_EXAMS {
         if let Some(span) = stated_phrase(stated, phrases, DENIALS)
             && !out.iter().any(|r| r.code == *code)
@@ -598,7 +678,7 @@ fn drug_monitoring(stated: &[Line], all: &[Line], out: &mut Vec<Reason>) {
 }
 
 /// Weeks of gestation: the first `28w1d`, or `32 weeks` in the assessment.
-fn gestation(note: &str, assessment: &[Line]) -> Option<(u32, Span)> {
+fn gestation(note: &str, assessment: &[Line], all: &[Line]) -> Option<(u32, Span)> {
     let bytes = note.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
@@ -625,6 +705,25 @@ fn gestation(note: &str, assessment: &[Line]) -> Option<(u32, Span)> {
                 && (4..=45).contains(&weeks)
             {
                 let start = before.len() - digits.len();
+                return Some((weeks, span_of(*line, start, at + 5 - start)));
+            }
+        }
+    }
+    // Elsewhere only a gestational age written as one: "at 9 weeks", "20 weeks pregnant", "30 weeks gestation"
+    // ("cough for 2 weeks" is a duration).
+    for line in all {
+        for at in find_all(line.text, "weeks") {
+            let before = line.text.get(..at).unwrap_or_default().trim_end();
+            let digits: String = before.chars().rev().take_while(char::is_ascii_digit).collect();
+            let start = before.len() - digits.len();
+            let lead = before.get(..start).unwrap_or_default().trim_end();
+            let after = line.text.get(at + 5..).unwrap_or_default().trim_start().to_ascii_lowercase();
+            let gestational = lead.to_ascii_lowercase().ends_with(" at")
+                || ["pregnant", "gestation", "ga", "of gestation", "'"].iter().any(|w| after.starts_with(w));
+            if let Ok(weeks) = digits.chars().rev().collect::<String>().parse::<u32>()
+                && (4..=45).contains(&weeks)
+                && gestational
+            {
                 return Some((weeks, span_of(*line, start, at + 5 - start)));
             }
         }
@@ -689,7 +788,14 @@ pub fn age_in_days(note: &str) -> Option<u32> {
         if bare.starts_with("week-old") || bare.starts_with("weeks old") || bare.starts_with("wk-old") {
             return Some(n * 7);
         }
-        if bare.starts_with("day-old") || bare.starts_with("days old") || bare.starts_with("d/o") {
+        if bare.starts_with("week old") {
+            return Some(n * 7);
+        }
+        if bare.starts_with("day-old")
+            || bare.starts_with("days old")
+            || bare.starts_with("day old")
+            || bare.starts_with("d/o")
+        {
             return Some(n);
         }
     }
@@ -763,7 +869,27 @@ const CURRENT: &[&str] = &[
     "vapes",
     "vaping",
     "e-cigarette*",
+    "smoker",
+    "daily smoker",
+    "current tobacco",
+    "tobacco: yes",
+    "tobacco use: yes",
+    "cigarettes daily",
+    "cigarettes/day",
 ];
+/// Words that say a habit has ended, and words that say it is only meant to.
+const ENDED: &[&str] = &["quit", "stopped", "no longer", "former", "formerly"];
+const INTENT: &[&str] =
+    &["to quit", "about quitting", "in quitting", "considering quitting", "to stop smoking", "quit date", "quit line"];
+const TOBACCO_WORDS: &[&str] = &["smok*", "tobacco", "cigar*", "nicotine", "ppd", "pack*", "chew*", "snuff", "vap*"];
+
+/// "Smoker: no", "Tobacco - none": the answer after the item denies it.
+fn denied_after(sentence: &str, end: usize) -> bool {
+    let rest = sentence.get(end..).unwrap_or_default().trim_start_matches([':', '-', ' ', '\t']);
+    let next: String = rest.chars().take_while(char::is_ascii_alphabetic).collect::<String>().to_ascii_lowercase();
+    matches!(next.as_str(), "no" | "none" | "never" | "denies" | "negative" | "former" | "quit")
+}
+
 const CHEWING: &[&str] = &["chew*", "smokeless", "dip", "dips", "snuff"];
 const OTHER_PRODUCT: &[&str] = &["vape*", "vaping", "e-cig*", "cigar", "cigars", "pipe"];
 const CIGARETTES: &[&str] = &["cigarette", "cigarettes", "ppd", "pack*"];
@@ -820,13 +946,25 @@ fn tobacco(lines: &[Line], pregnancy_trimester: Option<u32>, out: &mut Vec<Reaso
             }
             if let Some((at, len)) = first_of(sentence, FORMER)
                 && !denied_before(sentence, at, DENIALS)
+                && first_of(sentence, INTENT).is_none()
+            {
+                former.get_or_insert(span_of(*line, s_at + at, len));
+                continue;
+            }
+            // "Smoked for 20 years, quit in 2015", "Tobacco: former", "no longer smokes": use that has ended,
+            // unless the quitting is only an intention ("wants to quit").
+            if let Some((at, len)) = first_of(sentence, ENDED)
+                && first_of(sentence, TOBACCO_WORDS).is_some()
+                && first_of(sentence, INTENT).is_none()
+                && first_of(sentence, CURRENT).is_none_or(|(c, _)| c > at || denied_before(sentence, c, DENIALS))
             {
                 former.get_or_insert(span_of(*line, s_at + at, len));
                 continue;
             }
             if let Some((at, len)) = first_of(sentence, CURRENT)
                 && !denied_before(sentence, at, DENIALS)
-                && find(sentence, "quit").is_none_or(|q| find(sentence, "ready to quit").is_some() || q > at)
+                && !denied_after(sentence, at + len)
+                && find(sentence, "quit").is_none_or(|q| first_of(sentence, INTENT).is_some() || q > at)
             {
                 // An e-cigarette is a vaping product, not a cigarette.
                 let without_vapes = sentence.to_ascii_lowercase().replace("e-cig", "vape");

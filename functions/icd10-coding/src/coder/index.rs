@@ -104,6 +104,15 @@ impl Index {
                 opt.extend(synonyms.iter().cloned());
                 raw.push((i, req, opt, side, needs_seventh, true));
             }
+            // Brackets enclose synonyms (I.A.7): a closing "[croup]", "[common cold]", "[fifth disease]" names
+            // the code's condition by itself. Eponyms and acronyms are left to the code's own words ("[Sweet]",
+            // "[Wells]" are also plain words), as are a residual's brackets and part lists ("[any part]").
+            if let Some(synonym) = closing_synonym(entry.code, entry.description) {
+                let (req, opt, side) = term_words(synonym);
+                if !req.is_empty() {
+                    raw.push((i, req, opt, side, needs_seventh, true));
+                }
+            }
         }
         // "Other specified viral diseases": a residual code is never found by one word.
         raw.retain(|(_, req, opt, ..)| !(req.len() < 2 && opt.iter().any(|w| w == "other")));
@@ -429,6 +438,21 @@ const SIDED: &[&str] = &[
 ];
 
 /// Required words, optional words and the side a description or inclusion term names.
+/// The synonym a description closes with in brackets, when it is a lowercase name of the whole condition (the
+/// brackets of chapters 16 and 21 explain a word: "[battery]", "[part of]").
+fn closing_synonym<'a>(code: &str, description: &'a str) -> Option<&'a str> {
+    if code.starts_with('P') || code.starts_with('Z') {
+        return None;
+    }
+    let body = description.strip_suffix(']')?;
+    let (head, synonym) = body.rsplit_once('[')?;
+    let residual = head.starts_with("Other") || head.starts_with("Unspecified");
+    let plain = synonym.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && synonym.chars().all(|c| c.is_ascii_lowercase() || c == ' ' || c == '\'' || c == '-');
+    let part_list = synonym.starts_with("any ") || synonym.contains("except");
+    (plain && !residual && !part_list && !head.trim_end().ends_with(']')).then_some(synonym)
+}
+
 pub fn term_words(text: &str) -> (Vec<String>, Vec<String>, TermSide) {
     let mut required = Vec::new();
     let mut optional = Vec::new();
@@ -493,6 +517,10 @@ pub fn term_words(text: &str) -> (Vec<String>, Vec<String>, TermSide) {
         // required ("cancer" alone is no neoplasm of the ovary). "Unspecified side" names nothing, and the ear
         // chapter's conditions name their organ ("otitis media" is of an ear).
         let unspecified_side = unspecified_side && matches!(word.as_str(), "side" | "ear");
+        // "A fracture not indicated as displaced or nondisplaced should be coded to displaced" (I.C.19.c.1):
+        // the default need not be written; "nondisplaced" stays required. Nor need "uncomplicated", the default
+        // of a use or dependence without a named complication.
+        let displaced_default = word == "displaced" || word == "uncomplicated";
         // "X and other diseases of Y": what follows names a residual group, not something to document.
         if word == "and" && required.len() >= 2 && tokens.get(i + 1).is_some_and(|n| n.word == "other") {
             alternatives = true;
@@ -521,6 +549,7 @@ pub fn term_words(text: &str) -> (Vec<String>, Vec<String>, TermSide) {
             || absent
             || excepted
             || unspecified_side
+            || displaced_default
             || is_filler(&word)
         {
             optional.push(word);

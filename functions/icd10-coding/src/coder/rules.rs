@@ -49,14 +49,31 @@ pub fn code(table: &CodeTable, index: &Index, note: &str) -> Coding {
     let follow_up = encounter::follow_up_visit(note, &analysis);
     for clause in coded_clauses(&analysis) {
         let before = found.len();
-        for mut candidate in select(index, table, clause, follow_up) {
+        let mut queue = select(index, table, clause, follow_up);
+        let mut reselected = false;
+        let mut next = 0;
+        while let Some(mut candidate) = queue.get(next).cloned() {
+            next += 1;
             if clause.family && matches!(candidate.code, "Z80.8" | "Z80.9") {
                 candidate.code = family_cancer_by_site(index, table, clause, follow_up).unwrap_or(candidate.code);
             }
             let span = evidence_span(clause, &candidate.matched);
             let description = table.get(candidate.code).map_or("", |e| e.description);
             match judge(clause, &candidate, description) {
-                Err(reason) => skipped.push(Skipped { code: Some(candidate.code), span, reason }),
+                Err(reason) => {
+                    skipped.push(Skipped { code: Some(candidate.code), span, reason });
+                    // An uncertain diagnosis is not coded; what the clause states with certainty is — the
+                    // documented sign, the condition without its uncertain qualifier (IV.D, IV.H).
+                    if reason == SkipReason::Uncertain && !reselected {
+                        reselected = true;
+                        let certain = certain_part(clause);
+                        for c in select(index, table, &certain, follow_up) {
+                            if !queue.iter().any(|q| q.code == c.code) {
+                                queue.push(c);
+                            }
+                        }
+                    }
+                }
                 Ok(None) => {}
                 Ok(Some(assertion)) => {
                     let Some(entry) = table.billable(candidate.code) else { continue };
@@ -101,6 +118,23 @@ pub fn code(table: &CodeTable, index: &Index, note: &str) -> Coding {
             });
         }
         index_walk(table, clause, &mut found, before, follow_up);
+        // Z86.73 is the history of a stroke "without residual deficits": with a deficit documented the stroke's
+        // sequela is coded instead (I.C.9.d), never the history code.
+        let residual = clause.words.iter().any(|w| {
+            w.negated_by.is_none()
+                && matches!(
+                    w.token.word.as_str(),
+                    "residual" | "sequela" | "sequelae" | "hemiparesis" | "hemiplegia" | "aphasia" | "weakness"
+                )
+        });
+        if residual && let Some(from) = found.get(before..).map(|f| f.len()) {
+            let keep_until = found.len() - from;
+            let mut k = 0;
+            found.retain(|f| {
+                k += 1;
+                k <= keep_until || f.proposal.code != "Z86.73"
+            });
+        }
     }
 
     drop_integral_symptoms(table, &mut found, &mut skipped);
@@ -299,7 +333,13 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) ->
     // Word ids with their positions; the history and family contexts add the words of the Z codes.
     let mut positions: HashMap<u32, Vec<usize>> = HashMap::new();
     // Each word of the clause looked up once.
-    let word_ids: Vec<Option<u32>> = clause.words.iter().map(|w| index.word(&w.token.word)).collect();
+    // The narrative's "presenting with" tells how the patient came, never a qualifier of the condition
+    // ("Fever presenting with conditions classified elsewhere" is not any fever).
+    let word_ids: Vec<Option<u32>> = clause
+        .words
+        .iter()
+        .map(|w| if NARRATIVE.contains(&w.token.word.as_str()) { None } else { index.word(&w.token.word) })
+        .collect();
     for (i, id) in word_ids.iter().enumerate() {
         if let Some(id) = *id {
             positions.entry(id).or_default().push(i);
@@ -324,9 +364,11 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) ->
         .filter_map(|w| index.word(w))
         .collect();
     let other_id = index.word("other");
+    let injury_id = index.word("injury");
     let unspecified_id = index.word("unspecified");
     let mut acc: HashMap<u32, f32> = HashMap::new();
-    for id in positions.keys().chain(virtual_ids.iter()).collect::<HashSet<_>>() {
+    // In a fixed order: sums of floats depend on it, and a code must not depend on a hash seed.
+    for id in positions.keys().chain(virtual_ids.iter()).collect::<std::collections::BTreeSet<_>>() {
         let weight = index.weight(*id);
         for &t in index.postings(*id) {
             *acc.entry(t).or_default() += weight;
@@ -387,6 +429,30 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) ->
         {
             continue;
         }
+        // "Unspecified disorder of eyelid", "Disease of pancreas, unspecified": a code named by a generic word
+        // and its site is a disorder the provider calls a disorder; the site alone ("upper eyelid") is not one.
+        let generic_head = table.entries().get(term.entry).is_some_and(|e| {
+            let d = e.description.to_lowercase();
+            [
+                "disorder",
+                "unspecified disorder",
+                "other disorder",
+                "disease of",
+                "diseases of",
+                "unspecified disease",
+                "other disease",
+            ]
+            .iter()
+            .any(|h| d.starts_with(h))
+        });
+        if generic_head && !generic_ids.iter().any(|id| positions.contains_key(id)) {
+            continue;
+        }
+        // Nor is an organ an injury of it: "diverticulitis of sigmoid colon" is no "unspecified injury of sigmoid
+        // colon". A code whose condition is an injury needs the injury documented.
+        if injury_id.is_some_and(|id| term.required.contains(&id) && !positions.contains_key(&id)) {
+            continue;
+        }
         let term_code = table.entries().get(term.entry).map_or("", |e| e.code);
         let (side_bonus, one_of_both) = match (term.side, clause.laterality) {
             (TermSide::Any, _) | (TermSide::Unspecified, None) => (0.0, false),
@@ -415,8 +481,13 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) ->
         if family_code && !clause.family || history_code && !history {
             continue;
         }
-        let optional: f32 =
-            term.optional.iter().filter(|id| positions.contains_key(id)).map(|&id| index.weight(id)).sum::<f32>();
+        // An optional word supports a code only where it is stated: the "acute" of "probably viral URI" is not.
+        let stated = |id: &u32| {
+            positions
+                .get(id)
+                .is_some_and(|p| p.iter().any(|&i| !clause.words[i].uncertain && !clause.words[i].hypothetical))
+        };
+        let optional: f32 = term.optional.iter().filter(|id| stated(id)).map(|&id| index.weight(id)).sum::<f32>();
         // A required word left undocumented costs at least as much as a fairly specific word: common
         // anatomical words ("eye", "hand") still distinguish codes.
         let missing: f32 = term
@@ -491,7 +562,7 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) ->
             .matched
             .iter()
             .filter_map(|&i| Some((clause.words.get(i)?.token.word.as_str(), word_ids.get(i).copied().flatten()?)))
-            .collect::<HashMap<_, _>>()
+            .collect::<BTreeMap<_, _>>()
             .into_iter()
             .filter(|(w, _)| !claimed.contains(*w))
             .map(|(_, id)| index.weight(id))
@@ -594,6 +665,9 @@ fn notes_say(table: &CodeTable, code: &str, says: impl Fn(&CodeEntry) -> bool) -
     false
 }
 
+/// Words of the story of the visit that the classification uses as qualifiers.
+const NARRATIVE: &[&str] = &["presenting", "presents", "presented"];
+
 /// Sites and functions: words that name where or what, never by themselves a condition ("lungs clear",
 /// "normal growth and development").
 const SITES: &[&str] = &[
@@ -684,6 +758,7 @@ fn choose_seventh(table: &CodeTable, stem: &str, clause: &Clause, follow_up: boo
             pick(&|m| m == "sequela")
         } else if has("subsequent")
             || has("followup")
+            || has("recheck")
             || has("healing")
             || healing != "routine healing"
             || follow_up && !has("initial")
@@ -713,6 +788,15 @@ fn choose_seventh(table: &CodeTable, stem: &str, clause: &Clause, follow_up: boo
     seventh_code(table, stem, chosen)
 }
 
+/// The clause with its uncertain words blanked (positions kept, so triggers' indices still hold).
+fn certain_part(clause: &Clause) -> Clause {
+    let mut certain = clause.clone();
+    for w in certain.words.iter_mut().filter(|w| w.uncertain) {
+        w.token.word.clear();
+    }
+    certain
+}
+
 /// Asserted, history or family — or why not coded. `Ok(None)`: a current condition worded as history.
 fn judge(clause: &Clause, c: &Candidate, description: &str) -> Result<Option<Assertion>, SkipReason> {
     let matched: HashSet<usize> = c.matched.iter().copied().collect();
@@ -723,8 +807,9 @@ fn judge(clause: &Clause, c: &Candidate, description: &str) -> Result<Option<Ass
     if negated / total > 0.5 {
         return Err(SkipReason::Negated);
     }
-    let uncertain = c.matched.iter().filter(|&&i| clause.words[i].uncertain).count() as f32;
-    if uncertain / total > 0.5 {
+    // Any uncertain word the code rests on makes it uncertain: "headache, probably tension type" is not a
+    // tension-type headache, "T2DM, possible neuropathy" no diabetic neuropathy (IV.H).
+    if c.matched.iter().any(|&i| clause.words[i].uncertain) {
         return Err(SkipReason::Uncertain);
     }
     let hypothetical = c.matched.iter().filter(|&&i| clause.words[i].hypothetical).count() as f32;
@@ -739,11 +824,16 @@ fn judge(clause: &Clause, c: &Candidate, description: &str) -> Result<Option<Ass
     if ("Z80".."Z85").contains(&z) {
         return Ok(Some(Assertion::FamilyHistory));
     }
-    if ("Z85".."Z88").contains(&z) || z == "Z92" {
+    if ("Z85".."Z88").contains(&z) || z == "Z92" || c.code == "Z91.81" {
         return Ok(Some(Assertion::PersonalHistory));
     }
     if clause.family {
         return Ok(None);
+    }
+    // A graft, implant or artificial joint in place is the patient's status, however its operation is
+    // introduced ("s/p CABG": Z95.1).
+    if c.code.starts_with("Z95") || c.code.starts_with("Z96") {
+        return Ok(Some(Assertion::Present));
     }
     let history = c.matched.iter().filter(|&&i| clause.words[i].history).count() as f32;
     if history / total > 0.5 && !still_treated(clause) {
@@ -759,8 +849,16 @@ fn judge(clause: &Clause, c: &Candidate, description: &str) -> Result<Option<Ass
 fn still_treated(clause: &Clause) -> bool {
     let words: Vec<&str> = clause.words.iter().filter(|w| !w.expanded).map(|w| w.token.word.as_str()).collect();
     let drug = |w: &str| DRUGS.iter().any(|(d, _)| *d == w) || NO_SPECIFIC_CODE.contains(&w);
-    words.iter().any(|w| matches!(*w, "controlled" | "uncontrolled" | "managed" | "ongoing" | "currently"))
-        || words.windows(2).any(|p| matches!(p[0], "on" | "taking") && drug(p[1]))
+    // Antiplatelets and statins are secondary prevention after a TIA, stroke or infarction that is over
+    // ("history of TIA, on clopidogrel": Z86.73); "currently off anticoagulation" is no treatment.
+    let prevention = |w: &str| {
+        matches!(w, "aspirin" | "clopidogrel" | "prasugrel" | "ticagrelor" | "statin") || w.ends_with("statin")
+    };
+    let currently = words.windows(2).any(|p| p[0] == "currently" && !matches!(p[1], "off" | "not" | "no" | "without"))
+        || words.last() == Some(&"currently");
+    currently
+        || words.iter().any(|w| matches!(*w, "controlled" | "uncontrolled" | "managed" | "ongoing"))
+        || words.windows(2).any(|p| matches!(p[0], "on" | "taking") && drug(p[1]) && !prevention(p[1]))
 }
 
 fn evidence_span(clause: &Clause, matched: &[usize]) -> Span {
@@ -829,8 +927,34 @@ const ROUTINE_SYMPTOMS: &[(&[&str], &[&str])] = &[
     (&["R51"], &["G43", "G44"]),
     // Ear pain with otitis.
     (&["H92.0"], &["H60", "H65", "H66", "H67"]),
+    // Myalgia with influenza and COVID-19.
+    (&["M79.1"], &["J09", "J10", "J11", "U07.1"]),
+    // Nasal congestion, sneezing, postnasal drip with allergic and chronic rhinitis and sinusitis.
+    (&["R09.81", "R09.82", "R06.7"], &["J30", "J31", "J32"]),
+    // Heartburn and epigastric pain with reflux, ulcer and gastritis.
+    (&["R12", "R10.1"], &["K21", "K25", "K26", "K27", "K29", "K30"]),
+    // Chest pain with angina and infarction; palpitations with the arrhythmias; dyspnea and edema with heart
+    // failure.
+    (&["R07"], &["I20", "I21", "I24"]),
+    (&["R00"], &["I47", "I48", "I49"]),
+    (&["R06.0", "R60"], &["I50"]),
+    // Dizziness with vertigo of vestibular origin.
+    (&["R42"], &["H81"]),
+    // Joint pain with arthritis and gout of the joints.
+    (&["M25.5"], &["M05", "M06", "M10", "M15", "M16", "M17", "M18", "M19"]),
+    // Hematuria and flank pain with urinary calculus.
+    (&["R31", "R10"], &["N20", "N21"]),
+    // Rash and itch with dermatitis and the viral exanthems.
+    (
+        &["R21", "L29"],
+        &["L20", "L21", "L22", "L23", "L24", "L25", "L26", "L27", "L28", "L30", "B01", "B02", "B05", "B08", "B09"],
+    ),
+    // Swollen glands with pharyngitis, tonsillitis and mononucleosis.
+    (&["R59"], &["J02", "J03", "B27"]),
+    // Pain at the site with an injury.
+    (&["M25.5", "M79.6", "R52"], &["S"]),
     // Fever with acute infections.
-    (&["R50.9"], &["A", "B0", "B3", "J0", "J1", "J20", "J21", "J22", "H66", "N10", "N30", "N39.0", "U07.1"]),
+    (&["R50"], &["A", "B0", "B3", "J0", "J1", "J20", "J21", "J22", "H66", "N10", "N30", "N39.0", "U07.1"]),
 ];
 
 fn routinely_with(symptom: &str, diagnosis: &str) -> bool {
@@ -842,7 +966,11 @@ fn routinely_with(symptom: &str, diagnosis: &str) -> bool {
 /// Chapter 18 and the pain codes of other chapters ("Pain in left arm", "Otalgia").
 fn is_symptom(code: &str, description: &str) -> bool {
     let d = description.to_lowercase();
-    code.starts_with('R') || d.starts_with("pain") || d.starts_with("otalgia") || d.contains(" pain, ")
+    code.starts_with('R')
+        || d.starts_with("pain")
+        || d.starts_with("otalgia")
+        || d.starts_with("myalgia")
+        || d.contains(" pain, ")
 }
 
 /// Combination codes the classification presumes ("with", I.A.15): diabetes with its complications,
@@ -875,6 +1003,25 @@ fn combine(table: &CodeTable, found: &mut Vec<Found>) {
                 break;
             }
         }
+    }
+    // "Elevated blood-pressure reading, without diagnosis of hypertension" never stands beside the diagnosis.
+    if found.iter().any(|f| f.proposal.assertion == Assertion::Present && f.proposal.code.starts_with("I1")) {
+        found.retain(|f| f.proposal.code != "R03.0");
+    }
+    // Coronary atherosclerosis and angina are presumed linked (I.C.9.b): one code of I25.11-, by the angina's form.
+    if let (Some(cad), Some(angina)) = (
+        found.iter().position(|f| f.proposal.code == "I25.10" && f.proposal.assertion == Assertion::Present),
+        present(found, "I20"),
+    ) {
+        let code = match found[angina].proposal.code {
+            "I20.0" => "I25.110",
+            "I20.1" => "I25.111",
+            "I20.2" => "I25.112",
+            "I20.9" => "I25.119",
+            _ => "I25.118",
+        };
+        replace(found, cad, code, &[angina]);
+        found.remove(angina);
     }
     if let Some(htn) = found.iter().position(|f| f.proposal.code == "I10" && f.proposal.assertion == Assertion::Present)
     {
@@ -1042,6 +1189,9 @@ fn long_term_drugs(table: &CodeTable, analysis: &Analysis, found: &mut Vec<Found
         f.proposal.assertion == Assertion::Present
             && ["E08", "E09", "E10", "E11", "E13", "O24"].iter().any(|d| f.proposal.code.starts_with(d))
     });
+    // Buprenorphine or methadone for an opioid use disorder is its treatment, not long-term opiate analgesia.
+    let opioid_disorder =
+        found.iter().any(|f| f.proposal.assertion == Assertion::Present && f.proposal.code.starts_with("F11"));
     for clause in &analysis.clauses {
         let words: Vec<&str> = clause.words.iter().filter(|w| !w.expanded).map(|w| w.token.word.as_str()).collect();
         for (i, word) in words.iter().enumerate() {
@@ -1072,6 +1222,9 @@ fn long_term_drugs(table: &CodeTable, analysis: &Analysis, found: &mut Vec<Found
             // Incretins and SGLT2 inhibitors are hypoglycemics only for a diabetic (they also treat heart
             // failure, kidney disease and obesity).
             if DIABETES_ONLY.contains(word) && !diabetic {
+                continue;
+            }
+            if opioid_disorder && code == Some("Z79.891") {
                 continue;
             }
             match code.and_then(|c| table.billable(c)) {
@@ -1164,7 +1317,7 @@ fn find_ascii_word(text: &str, word: &str) -> Option<usize> {
 /// matcher's guesses in those categories give way to it.
 fn encounter_reasons(table: &CodeTable, note: &str, analysis: &Analysis, found: &mut Vec<Found>) {
     let present = |f: &&Found| f.proposal.assertion == Assertion::Present;
-    let facts = encounter::Facts {
+    let facts_of = |found: &[Found]| encounter::Facts {
         pregnancy_code: found.iter().filter(present).any(|f| f.proposal.code.starts_with('O')),
         supervision: found.iter().filter(present).any(|f| f.proposal.code.starts_with("Z34")),
         current_condition: found
@@ -1174,11 +1327,27 @@ fn encounter_reasons(table: &CodeTable, note: &str, analysis: &Analysis, found: 
         obesity: found.iter().filter(present).any(|f| f.proposal.code.starts_with("E66")),
         tobacco_noted: found.iter().filter(present).any(|f| asks_for_tobacco(table, f.proposal.code)),
     };
+    // An examination or screening written as a narrative without an assessment: the history's passing complaints are not
+    // findings the provider concluded (I.C.21.c.13: abnormal findings are coded as the provider documents them),
+    // so the signs and symptoms read from it give way to the exam's code.
+    if !analysis.has_assessment {
+        let without_symptoms: Vec<Found> =
+            found.iter().filter(|f| !f.proposal.code.starts_with('R')).cloned().collect();
+        let exam = encounter::reasons(note, analysis, &facts_of(&without_symptoms))
+            .iter()
+            .any(|r| ["Z00.0", "Z00.1", "Z01.41", "Z02.5", "Z11", "Z12", "Z13"].iter().any(|e| r.code.starts_with(e)));
+        if exam {
+            found.retain(|f| !f.proposal.code.starts_with('R'));
+        }
+    }
+    let facts = facts_of(found);
     let item = found.first().map_or(0, |f| f.item);
     found.retain(|f| !encounter::owns(f.proposal.code));
     let reasons = encounter::reasons(note, analysis, &facts);
     // "Pregnant state, incidental" never stands beside the codes of a pregnancy that is the visit's concern.
-    if facts.pregnancy_code || reasons.iter().any(|r| r.code.starts_with('O') || r.code.starts_with("Z3A")) {
+    if facts.pregnancy_code
+        || reasons.iter().any(|r| r.code.starts_with('O') || r.code.starts_with("Z3A") || r.code.starts_with("Z34"))
+    {
         found.retain(|f| f.proposal.code != "Z33.1");
     }
     // No BMI code in pregnancy (I.C.21.c.3).
@@ -1216,6 +1385,11 @@ fn encounter_reasons(table: &CodeTable, note: &str, analysis: &Analysis, found: 
 
 /// Whether the code's "use additional code" note (on it or an ancestor) names tobacco use or exposure.
 fn asks_for_tobacco(table: &CodeTable, code: &str) -> bool {
+    // Chapters 9 and 10 ask for it at the chapter's head: "use additional code to identify exposure to
+    // environmental tobacco smoke, history of tobacco dependence, tobacco dependence, tobacco use".
+    if code.starts_with('I') || code.starts_with('J') {
+        return true;
+    }
     let mut entry = table.get(code);
     while let Some(e) = entry {
         if e.use_additional()

@@ -386,3 +386,240 @@ fn the_index_walk_completes_an_injury_with_its_side_and_7th_character() {
     assert_eq!(codes("Wound check follow-up\nAssessment: Dog bite of right forearm, healing well."), ["S51.851D"]);
     assert!(codes("Assessment: No bite marks on the forearm.").is_empty());
 }
+
+#[test]
+fn a_side_inside_an_anatomical_phrase_and_the_displaced_default() {
+    // "distal right radius" is the distal radius (lower end), on the right; a follow-up visit takes `D`.
+    assert_eq!(codes("Ortho f/u\nAssessment: Closed fracture of distal right radius, routine healing."), ["S52.501D"]);
+    // Not documented as displaced or nondisplaced: displaced (I.C.19.c.1); metatarsals are of the foot.
+    assert_eq!(codes("Assessment: Fracture of fifth metatarsal, left."), ["S92.352A"]);
+    assert_eq!(codes("Assessment: Nondisplaced fracture of fifth metatarsal bone, left foot."), ["S92.355A"]);
+}
+
+#[test]
+fn wording_of_the_encounter_varies() {
+    assert_eq!(
+        codes("Well adult visit\nAssessment: Routine general medical examination; no abnormal findings."),
+        ["Z00.00"]
+    );
+    // The vaccine's "shot" is no gunshot.
+    assert_eq!(codes("Immunization visit\nAssessment: Here for flu shot. Influenza vaccine administered."), ["Z23"]);
+    assert_eq!(codes("Visit\nAssessment: Counseling on diet for weight loss. Overweight."), ["E66.3", "Z71.3"]);
+    // What a completed course treated is history: Z09 with the history code (I.C.21.c.8).
+    let done = "Follow-up\nAssessment: Follow-up exam after completed treatment for pneumonia. Pneumonia resolved.";
+    assert_eq!(codes(done), ["Z09", "Z87.01"]);
+}
+
+#[test]
+fn presenting_with_is_narrative() {
+    let note = "Assessment: Suspected community-acquired pneumonia; presenting with cough and fever.";
+    assert_eq!(codes(note), ["R05.9", "R50.9"]);
+}
+
+#[test]
+fn the_certain_part_of_a_clause_with_an_uncertain_qualifier_is_coded() {
+    let note = "Assessment: Headache, probably tension type.";
+    assert_eq!(codes(note), ["R51.9"]);
+    assert!(skipped(note, SkipReason::Uncertain).contains(&Some("G44.209")));
+}
+
+#[test]
+fn secondary_prevention_does_not_make_a_past_event_current() {
+    assert_eq!(codes("Assessment: History of TIA, on clopidogrel."), ["Z79.02", "Z86.73"]);
+    assert_eq!(codes("Assessment: Previous DVT in 2019, currently off anticoagulation."), ["Z86.718"]);
+    // Myalgia is part of influenza (I.B.5).
+    assert_eq!(codes("Assessment: Influenza A with fever, myalgia and cough."), ["J10.1"]);
+}
+
+#[test]
+fn an_exam_narrated_without_an_assessment_codes_no_passing_complaint() {
+    let note = "Annual physical\n55F presents for annual exam. Occasional heartburn with spicy food. Exam normal. \
+                Healthy adult, routine exam without abnormal findings.";
+    assert_eq!(codes(note), ["Z00.00"]);
+    assert_eq!(
+        codes("Newborn\n5 day old for newborn weight check.\nAssessment: Newborn check, weight up."),
+        ["Z00.110"]
+    );
+    assert_eq!(codes("Visit\nAssessment: Chronic kidney disease stage IIIa."), ["N18.31"]);
+}
+
+#[test]
+fn supervision_of_a_normal_pregnancy_by_gravida_and_trimester() {
+    let normal =
+        "OB visit\n30F G2P1 at 12 weeks, routine prenatal care.\nAssessment: Normal pregnancy, first trimester.";
+    assert_eq!(codes(normal), ["Z34.81"]);
+    let first = "Prenatal\n24F G1P0 at 24w3d.\nAssessment: Supervision of normal pregnancy, second trimester.";
+    assert_eq!(codes(first), ["Z34.02"]);
+    // A complication is coded from chapter 15, with the weeks written "at 9 weeks" (Z3A).
+    assert_eq!(codes("OB\n29F at 9 weeks with vomiting.\nAssessment: Hyperemesis gravidarum."), ["O21.0", "Z3A.09"]);
+    assert!(!codes("Visit\nCough for 2 weeks.\nAssessment: Acute bronchitis.").iter().any(|c| c.starts_with("Z3A")));
+}
+
+#[test]
+fn clinic_shorthand_for_sides_and_sites() {
+    assert_eq!(codes("IMPRESSION: L AOM. Plan: amox x10d."), ["H66.92"]);
+    assert_eq!(codes("Dx: Bilat knee OA."), ["M17.0"]);
+    assert_eq!(codes("Assessment: Hx breast CA (R), s/p mastectomy 2012, completed tamoxifen 2017. NED."), ["Z85.3"]);
+    // "Ca" alone is calcium.
+    assert!(codes("Labs: Ca 9.8.\nAssessment: Hypertension.").iter().all(|c| !c.starts_with('C')));
+}
+
+#[test]
+fn more_symptoms_routinely_part_of_their_diagnosis() {
+    assert_eq!(codes("Assessment:\n1. Allergic rhinitis due to pollen.\n2. Nasal congestion."), ["J30.1"]);
+    assert_eq!(codes("Assessment:\n1. GERD.\n2. Heartburn after meals."), ["K21.9"]);
+    // A drug kept for a symptom does not document the symptom.
+    assert_eq!(codes("Assessment: Essential hypertension; acetaminophen prn headache."), ["I10"]);
+}
+
+#[test]
+fn a_site_alone_carries_no_generic_disorder_code() {
+    // "Unspecified disorder of eyelid" needs a disorder; a hordeolum is not found by its site.
+    assert!(!codes("Assessment: Hordeolum of left upper eyelid.").contains(&"H02.9"));
+    assert_eq!(codes("Assessment: Cerumen impaction, left ear."), ["H61.22"]);
+    assert_eq!(codes("Assessment: Closed fracture of left fifth finger proximal phalanx."), ["S62.617A"]);
+}
+
+#[test]
+fn a_closing_bracketed_synonym_names_its_code() {
+    assert_eq!(codes("Assessment: Croup."), ["J05.0"]);
+    assert_eq!(codes("Assessment: Common cold."), ["J00"]);
+    // An explanatory bracket of chapter 21 is no synonym.
+    assert!(codes("Assessment: Car battery died.").is_empty());
+}
+
+#[test]
+fn lay_names_reach_the_classification_s_wording() {
+    assert_eq!(codes("Assessment: Allergic contact dermatitis due to poison ivy."), ["L23.7"]);
+    assert_eq!(codes("Assessment: Stye, left upper eyelid."), ["H00.014"]);
+    assert_eq!(codes("Assessment: Tennis elbow, right."), ["M77.11"]);
+    assert_eq!(codes("Assessment: Strep pharyngitis."), ["J02.0"]);
+    // A site's generic code is not carried by the site: "Diseases of lips" from "lip".
+    assert_eq!(codes("Assessment: Cold sore on lip."), ["B00.1"]);
+}
+
+#[test]
+fn an_organ_named_is_no_injury_of_it() {
+    assert_eq!(codes("Assessment: Acute diverticulitis of sigmoid colon."), ["K57.32"]);
+    assert_eq!(codes("Assessment: Laceration of scalp, 3 cm, no foreign body."), ["S01.01XA"]);
+}
+
+#[test]
+fn tobacco_use_that_has_ended_or_goes_on_in_other_words() {
+    let copd = "\nAssessment: COPD, stable.";
+    assert_eq!(codes(&format!("Social: Smoked for 20 years, quit in 2015.{copd}")), ["J44.9", "Z87.891"]);
+    assert_eq!(codes(&format!("Social: Tobacco: former, quit 2010.{copd}")), ["J44.9", "Z87.891"]);
+    assert_eq!(codes(&format!("Social: No longer smokes; stopped 3 years ago.{copd}")), ["J44.9", "Z87.891"]);
+    assert_eq!(codes(&format!("Social: Tobacco: Yes, cigarettes 10/day.{copd}")), ["F17.210", "J44.9"]);
+    assert_eq!(
+        codes(&format!("Social: Smokes 1 ppd, counseled to quit smoking.{copd}")),
+        ["F17.210", "J44.9", "Z71.6"]
+    );
+    assert_eq!(codes(&format!("Social: Smoker: no.{copd}")), ["J44.9"]);
+}
+
+#[test]
+fn a_problem_named_before_its_plan_stays_in_the_assessment() {
+    let note = "Assessment and Plan:\n# Essential hypertension: BP 150/90 today, increase lisinopril.\n\
+                # Fatigue: will obtain TSH and CBC to evaluate for thyroid disease and anemia.\n\
+                Follow-up: 2 weeks; return if chest pain.";
+    assert_eq!(codes(note), ["I10", "R53.83"]);
+    // A section heading after the assessment still ends it.
+    assert_eq!(codes("Assessment: Asthma.\nROS: cough, no fever."), ["J45.909"]);
+}
+
+#[test]
+fn pain_at_an_injured_site_is_part_of_the_injury() {
+    let note = "65F presents after a fall at home with wrist pain. X-ray shows a distal radius fracture. Splinted.";
+    assert_eq!(codes(note), ["S52.509A"]);
+    assert_eq!(codes("Telehealth. 40F with burning urination, no fever. Likely cystitis."), ["R30.0"]);
+}
+
+#[test]
+fn status_after_an_operation_and_histories_the_classification_names() {
+    assert!(codes("Assessment: CAD s/p CABG 2015, stable.").contains(&"Z95.1"));
+    assert_eq!(codes("Assessment: History of falls. Gait unsteady."), ["Z91.81"]);
+    // With a residual deficit a stroke is not "history without residual deficits".
+    assert!(!codes("Assessment: Prior stroke with residual left-sided weakness.").contains(&"Z86.73"));
+    assert_eq!(codes("Assessment: h/o CVA, no residual deficits."), ["Z86.73"]);
+}
+
+#[test]
+fn a_diagnostic_visit_codes_its_reason_not_a_screening() {
+    assert_eq!(codes("GI\n55M with rectal bleeding.\nAssessment: Rectal bleeding; colonoscopy scheduled."), ["K62.5"]);
+}
+
+#[test]
+fn a_vaccine_given_in_other_words_and_one_declined() {
+    let htn = "\nAssessment: Essential hypertension.";
+    assert_eq!(codes(&format!("HPV #2 given.{htn}")), ["I10", "Z23"]);
+    assert_eq!(codes(&format!("COVID booster given L deltoid.{htn}")), ["I10", "Z23"]);
+    assert_eq!(codes(&format!("Flu vaccine offered, declined.{htn}")), ["I10"]);
+}
+
+#[test]
+fn pediatric_conditions_in_the_clinic_s_words() {
+    assert_eq!(codes("Assessment: Viral exanthem."), ["B09"]);
+    assert_eq!(codes("Assessment: Physiologic jaundice of newborn."), ["P59.9"]);
+    assert_eq!(codes("Assessment: Pinworms."), ["B80"]);
+}
+
+#[test]
+fn substance_use_defaults_and_its_treatment() {
+    assert_eq!(codes("Assessment: Cannabis use, daily."), ["F12.90"]);
+    // Buprenorphine for an opioid use disorder is not long-term opiate analgesia (Z79.891).
+    assert_eq!(codes("Assessment: Opioid use disorder, moderate, on buprenorphine maintenance."), ["F11.20"]);
+}
+
+#[test]
+fn coronary_atherosclerosis_with_angina_is_one_code() {
+    assert_eq!(codes("Assessment: Stable angina. CAD."), ["I25.118"]);
+    assert_eq!(codes("Assessment: CAD with unstable angina."), ["I25.110"]);
+}
+
+#[test]
+fn follow_up_in_the_assessment_takes_the_subsequent_encounter() {
+    assert_eq!(codes("Clinic note\nAssessment: f/u of right ankle sprain, improving."), ["S93.401D"]);
+    assert_eq!(codes("Clinic note\nAssessment: Left wrist sprain recheck, better."), ["S63.92XD"]);
+}
+
+#[test]
+fn a_narrated_screening_codes_no_passing_complaint() {
+    let note = "Screening mammogram\n52F, no breast complaints. Occasional headaches. Screening mammogram performed.";
+    assert_eq!(codes(note), ["Z12.31"]);
+}
+
+#[test]
+fn return_precautions_in_other_words_are_hypothetical() {
+    let note = "Sick visit. 30F with sore throat. Rapid strep negative. RTC for ear pain or rash. \
+                Come back if fever persists. Notify us of any chest pain. Return to clinic for shortness of breath.";
+    assert_eq!(codes(note), ["J02.9"]);
+}
+
+#[test]
+fn an_uncertain_word_lends_no_specificity() {
+    // "probably viral URI": the uncertain URI's "acute" does not make the cough acute (R05.1).
+    assert_eq!(codes("Assessment: Cough, probably viral URI."), ["R05.9"]);
+    assert_eq!(codes("Assessment: Chest wall pain, likely musculoskeletal."), ["R07.89"]);
+}
+
+#[test]
+fn an_elevated_reading_is_coded_only_without_hypertension() {
+    assert_eq!(codes("Assessment: Elevated blood pressure, no prior diagnosis of hypertension."), ["R03.0"]);
+    assert_eq!(codes("Assessment: Essential hypertension. Elevated blood pressure today."), ["I10"]);
+}
+
+#[test]
+fn common_lay_names_of_strains_and_skin_infections() {
+    assert_eq!(codes("Assessment: Lumbar strain."), ["S39.012A"]);
+    assert_eq!(codes("Assessment: BPPV, right."), ["H81.11"]);
+    assert_eq!(codes("Assessment: Athlete's foot."), ["B35.3"]);
+    assert_eq!(codes("Assessment: Vaginal yeast infection."), ["B37.31"]);
+}
+
+#[test]
+fn a_perforated_tympanic_membrane_is_the_ear_drum_s_rupture() {
+    assert_eq!(codes("Assessment: Acute suppurative otitis media, left, with perforated TM."), ["H66.012"]);
+    // Not a tendon's rupture.
+    assert_eq!(codes("Assessment: Acute otitis media, bilateral, with spontaneous rupture of right TM."), ["H66.013"]);
+}
