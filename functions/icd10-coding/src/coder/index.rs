@@ -437,7 +437,6 @@ const SIDED: &[&str] = &[
     "eyelid", "orbit", "femur", "tibia", "fibula", "humerus", "radius", "ulna", "buttock",
 ];
 
-/// Required words, optional words and the side a description or inclusion term names.
 /// The synonym a description closes with in brackets, when it is a lowercase name of the whole condition (the
 /// brackets of chapters 16 and 21 explain a word: "[battery]", "[part of]").
 fn closing_synonym<'a>(code: &str, description: &'a str) -> Option<&'a str> {
@@ -453,6 +452,7 @@ fn closing_synonym<'a>(code: &str, description: &'a str) -> Option<&'a str> {
     (plain && !residual && !part_list && !head.trim_end().ends_with(']')).then_some(synonym)
 }
 
+/// Required words, optional words and the side a description or inclusion term names.
 pub fn term_words(text: &str) -> (Vec<String>, Vec<String>, TermSide) {
     let mut required = Vec::new();
     let mut optional = Vec::new();
