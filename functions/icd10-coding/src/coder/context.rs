@@ -108,6 +108,15 @@ const PSEUDO: &[&[&str]] = &[
     &["not", "improved"],
     &["not", "better"],
     &["not", "controlled"],
+    // "Returns for follow-up of hyperlipidemia", "RTC today for recheck": the visit the patient came back for,
+    // not a condition that would bring them back.
+    &["return", "for", "follow"],
+    &["return", "for", "followup"],
+    &["return", "for", "fu"],
+    &["return", "for", "recheck"],
+    &["return", "today"],
+    &["return", "visit"],
+    &["rtc", "today"],
 ];
 const UNCERTAIN_PRE: &[&[&str]] = &[
     &["possible"],

@@ -597,6 +597,14 @@ fn return_precautions_in_other_words_are_hypothetical() {
 }
 
 #[test]
+fn the_visit_a_patient_returns_for_is_not_hypothetical() {
+    assert_eq!(codes("Assessment: Returns for follow-up of mixed hyperlipidemia. Continue atorvastatin."), ["E78.2"]);
+    assert_eq!(codes("Assessment: RTC today for recheck of GERD, controlled on omeprazole."), ["K21.9"]);
+    // The precaution after it still is.
+    assert_eq!(codes("Assessment: Essential hypertension. Return for follow up if headache develops."), ["I10"]);
+}
+
+#[test]
 fn an_uncertain_word_lends_no_specificity() {
     // "probably viral URI": the uncertain URI's "acute" does not make the cough acute (R05.1).
     assert_eq!(codes("Assessment: Cough, probably viral URI."), ["R05.9"]);
