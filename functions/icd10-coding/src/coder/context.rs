@@ -641,8 +641,9 @@ fn build_clause(text: &str, start: usize, item: usize, section: Section) -> Opti
             }
         }
     }
-    let family =
-        words_only.iter().any(|w| RELATIVES.contains(w)) || words_only.windows(2).any(|w| w == ["family", "history"]);
+    // "family history", "family hx", "fam hx".
+    let family = words_only.iter().any(|w| RELATIVES.contains(w))
+        || words_only.windows(2).any(|w| matches!(w, ["family" | "fam", "history" | "hx"]));
     let laterality = clause_laterality(&words_only);
     let span = Span { start, end: start + text.len() };
     expand(&mut words);

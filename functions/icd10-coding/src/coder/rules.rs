@@ -296,8 +296,13 @@ fn is_history_code(code: &str) -> bool {
 /// C15-C26"): the clause read as the patient's own names the neoplasm's category, as the Index's "History,
 /// family, malignant neoplasm (of) site" does. `None` when the site names no single group.
 fn family_cancer_by_site(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) -> Option<&'static str> {
+    // The relative's cancer read as the patient's own and current: "family history of colon cancer" names the
+    // site through "colon cancer", not through the patient's own history code (Z85.038).
     let mut own = clause.clone();
     own.family = false;
+    for word in &mut own.words {
+        word.history = false;
+    }
     let neoplasms: Vec<&'static str> = select(index, table, &own, follow_up)
         .into_iter()
         .map(|c| c.code)

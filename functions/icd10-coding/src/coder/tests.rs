@@ -597,6 +597,15 @@ fn return_precautions_in_other_words_are_hypothetical() {
 }
 
 #[test]
+fn a_relatives_cancer_is_coded_by_its_site_however_the_history_is_written() {
+    assert_eq!(codes("Assessment: Family history of colon cancer."), ["Z80.0"]);
+    assert_eq!(codes("Assessment: Family hx of prostate cancer."), ["Z80.42"]);
+    assert_eq!(codes("Assessment: Fam hx of breast cancer (mother)."), ["Z80.3"]);
+    // The patient's own history stays the patient's.
+    assert_eq!(codes("Assessment: History of prostate cancer, status post prostatectomy."), ["Z85.46"]);
+}
+
+#[test]
 fn the_visit_a_patient_returns_for_is_not_hypothetical() {
     assert_eq!(codes("Assessment: Returns for follow-up of mixed hyperlipidemia. Continue atorvastatin."), ["E78.2"]);
     assert_eq!(codes("Assessment: RTC today for recheck of GERD, controlled on omeprazole."), ["K21.9"]);
