@@ -270,8 +270,9 @@ fn index_walk(
 
 /// A condition documented with its axis in one place and without it in another ("Generalized anxiety disorder.
 /// Insomnia due to anxiety.", "CKD stage 4 … Anemia in CKD") is one condition, coded to the highest specificity
-/// the note documents (I.B.1, I.A.17): the "unspecified" code of a category yields to a code of the same
-/// category that specifies more.
+/// the note documents (I.B.1, I.A.17): the "unspecified" code yields to a code under the same parent that
+/// specifies more. Under the same parent only: a symptom category holds different conditions side by side
+/// ("Dyspnea, unspecified" R06.00 and "Wheezing" R06.2 are two findings, not one condition at two levels).
 fn drop_less_specified(found: &mut Vec<Found>) {
     let unspecified = |d: &str| d.to_lowercase().matches("unspecified").count();
     let current = |f: &Found| f.proposal.assertion == Assertion::Present && !f.proposal.code.starts_with('Z');
@@ -283,7 +284,7 @@ fn drop_less_specified(found: &mut Vec<Found>) {
             && n > 0
             && specific
                 .iter()
-                .any(|&(code, m)| code != f.proposal.code && same_category(code, f.proposal.code) && m < n))
+                .any(|&(code, m)| code != f.proposal.code && under_parent_of(f.proposal.code, code) && m < n))
     });
 }
 
@@ -560,7 +561,11 @@ fn select(index: &Index, table: &CodeTable, clause: &Clause, follow_up: bool) ->
     let mut chosen: Vec<Candidate> = Vec::new();
     let mut claimed: HashSet<String> = HashSet::new();
     for c in candidates {
-        if chosen.iter().any(|k| same_category(k.code, c.code)) {
+        // One code per category and clause: a category is one condition at its levels of detail. A symptom
+        // category (chapter 18) holds different findings side by side ("shortness of breath and wheezing",
+        // R06.02 and R06.2; pain in two quadrants), so a symptom matched on words of its own is coded too.
+        let own_finding = |k: &Candidate| c.code.starts_with('R') && c.matched.iter().all(|i| !k.matched.contains(i));
+        if chosen.iter().any(|k| same_category(k.code, c.code) && !own_finding(k)) {
             continue;
         }
         let fresh: f32 = c
@@ -723,6 +728,13 @@ const SITES: &[&str] = &[
 ];
 
 /// Codes of one category compete within a clause: only the best of `B02.9`/`B02.39` is kept.
+/// Whether `other` lies under the parent of `code` (`N18.9` → `N18`: `N18.4` does; `R06.00` → `R06.0`: `R06.02`
+/// does, `R06.2` does not).
+fn under_parent_of(code: &str, other: &str) -> bool {
+    let parent = code.get(..code.len().saturating_sub(1)).unwrap_or(code).trim_end_matches('.');
+    parent.len() >= 3 && other.starts_with(parent)
+}
+
 fn same_category(a: &str, b: &str) -> bool {
     a.get(..3) == b.get(..3)
 }

@@ -606,6 +606,15 @@ fn a_relatives_cancer_is_coded_by_its_site_however_the_history_is_written() {
 }
 
 #[test]
+fn two_findings_of_one_symptom_category_are_both_coded() {
+    assert_eq!(codes("Assessment: Shortness of breath and wheezing."), ["R06.02", "R06.2"]);
+    // "Dyspnea, unspecified" is not a less specific wheezing.
+    assert_eq!(codes("Assessment: Dyspnea and wheezing."), ["R06.00", "R06.2"]);
+    // One finding at two levels is still one code.
+    assert_eq!(codes("Assessment: Abdominal pain, right lower quadrant."), ["R10.31"]);
+}
+
+#[test]
 fn the_visit_a_patient_returns_for_is_not_hypothetical() {
     assert_eq!(codes("Assessment: Returns for follow-up of mixed hyperlipidemia. Continue atorvastatin."), ["E78.2"]);
     assert_eq!(codes("Assessment: RTC today for recheck of GERD, controlled on omeprazole."), ["K21.9"]);
