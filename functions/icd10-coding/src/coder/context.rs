@@ -508,9 +508,10 @@ fn sentences(text: &str) -> Vec<(usize, &str)> {
         let ends = matches!(b, b'.' | b'?' | b'!')
             && bytes.get(i + 1).is_none_or(|n| n.is_ascii_whitespace())
             && !(b == b'.' && i > 0 && bytes[i - 1].is_ascii_digit() && bytes.get(i + 1).is_none());
-        // "1." opening a numbered item is not a sentence.
+        // "1." opening a numbered item is not a sentence, nor the period of "cellulitis vs. dermatitis".
         let numbering = b == b'.' && text[start..i].trim().chars().all(|c| c.is_ascii_digit());
-        if ends && !numbering {
+        let abbreviation = b == b'.' && text[start..i].split_whitespace().next_back().is_some_and(is_abbreviation);
+        if ends && !numbering && !abbreviation {
             out.push((start, &text[start..i]));
             start = i + 1;
         }
@@ -519,6 +520,12 @@ fn sentences(text: &str) -> Vec<(usize, &str)> {
         out.push((start, &text[start..]));
     }
     out
+}
+
+/// Words whose period abbreviates, not ends a sentence: "vs.", "Dr.", "e.g.", "approx.".
+fn is_abbreviation(word: &str) -> bool {
+    let word = word.trim_start_matches(|c: char| !c.is_alphanumeric()).to_ascii_lowercase();
+    matches!(word.as_str(), "vs" | "v" | "dr" | "mr" | "mrs" | "ms" | "approx" | "e.g" | "i.e" | "cf")
 }
 
 /// Clauses: separated by ` - `, `;`, `:` and em dashes, where the provider moves to another thought.

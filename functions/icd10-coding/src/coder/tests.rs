@@ -606,6 +606,13 @@ fn a_relatives_cancer_is_coded_by_its_site_however_the_history_is_written() {
 }
 
 #[test]
+fn an_abbreviations_period_ends_no_sentence() {
+    // The second alternative of "vs." stays uncertain; "Dr." does not cut the clause it is in.
+    assert!(codes("Assessment: Early cellulitis of the left leg vs. contact dermatitis.").is_empty());
+    assert_eq!(codes("Assessment: Seen by Dr. Patel for essential hypertension."), ["I10"]);
+}
+
+#[test]
 fn two_findings_of_one_symptom_category_are_both_coded() {
     assert_eq!(codes("Assessment: Shortness of breath and wheezing."), ["R06.02", "R06.2"]);
     // "Dyspnea, unspecified" is not a less specific wheezing.
