@@ -1206,6 +1206,9 @@ fn long_term_drugs(table: &CodeTable, analysis: &Analysis, found: &mut Vec<Found
         f.proposal.assertion == Assertion::Present
             && ["E08", "E09", "E10", "E11", "E13", "O24"].iter().any(|d| f.proposal.code.starts_with(d))
     });
+    // Insulin is how type 1 diabetes is treated: E10 has no "use additional code … insulin (Z79.4)" note, unlike
+    // E08, E09, E11 and E13, so Z79.4 is not reported beside it.
+    let type_1 = found.iter().any(|f| f.proposal.assertion == Assertion::Present && f.proposal.code.starts_with("E10"));
     // Buprenorphine or methadone for an opioid use disorder is its treatment, not long-term opiate analgesia.
     let opioid_disorder =
         found.iter().any(|f| f.proposal.assertion == Assertion::Present && f.proposal.code.starts_with("F11"));
@@ -1241,7 +1244,7 @@ fn long_term_drugs(table: &CodeTable, analysis: &Analysis, found: &mut Vec<Found
             if DIABETES_ONLY.contains(word) && !diabetic {
                 continue;
             }
-            if opioid_disorder && code == Some("Z79.891") {
+            if opioid_disorder && code == Some("Z79.891") || type_1 && code == Some("Z79.4") {
                 continue;
             }
             match code.and_then(|c| table.billable(c)) {

@@ -606,6 +606,12 @@ fn a_relatives_cancer_is_coded_by_its_site_however_the_history_is_written() {
 }
 
 #[test]
+fn insulin_for_type_1_diabetes_is_no_z79_4() {
+    assert_eq!(codes("Assessment: Type 1 diabetes mellitus with hyperglycemia. On insulin pump."), ["E10.65"]);
+    assert_eq!(codes("Assessment: Type 2 diabetes with hyperglycemia, on insulin for 3 years."), ["E11.65", "Z79.4"]);
+}
+
+#[test]
 fn an_abbreviations_period_ends_no_sentence() {
     // The second alternative of "vs." stays uncertain; "Dr." does not cut the clause it is in.
     assert!(codes("Assessment: Early cellulitis of the left leg vs. contact dermatitis.").is_empty());
