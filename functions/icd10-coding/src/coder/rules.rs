@@ -821,7 +821,9 @@ fn judge(clause: &Clause, c: &Candidate, description: &str) -> Result<Option<Ass
     // A trigger the code's own wording contains ("without macular edema") negates nothing for that code.
     let negated =
         c.matched.iter().filter(|&&i| clause.words[i].negated_by.is_some_and(|t| !matched.contains(&t))).count() as f32;
-    if negated / total > 0.5 {
+    // A code named in two words is not stated when one of them is denied: "stable CAD, no angina" states no
+    // stable angina (I20.89).
+    if negated / total > 0.5 || total <= 2.0 && negated >= 1.0 {
         return Err(SkipReason::Negated);
     }
     // Any uncertain word the code rests on makes it uncertain: "headache, probably tension type" is not a

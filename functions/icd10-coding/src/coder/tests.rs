@@ -606,6 +606,12 @@ fn a_relatives_cancer_is_coded_by_its_site_however_the_history_is_written() {
 }
 
 #[test]
+fn a_two_word_condition_with_one_word_denied_is_not_coded() {
+    assert_eq!(codes("Assessment: Stable CAD, no angina."), ["I25.10"]);
+    assert_eq!(codes("Assessment: Stable angina with coronary artery disease."), ["I25.118"]);
+}
+
+#[test]
 fn insulin_for_type_1_diabetes_is_no_z79_4() {
     assert_eq!(codes("Assessment: Type 1 diabetes mellitus with hyperglycemia. On insulin pump."), ["E10.65"]);
     assert_eq!(codes("Assessment: Type 2 diabetes with hyperglycemia, on insulin for 3 years."), ["E11.65", "Z79.4"]);
