@@ -137,6 +137,7 @@ pub fn code(table: &CodeTable, index: &Index, note: &str) -> Coding {
         }
     }
 
+    bph_with_its_symptoms(table, note, &mut found);
     drop_integral_symptoms(table, &mut found, &mut skipped);
     drop_less_specified(&mut found);
     combine(table, &mut found);
@@ -923,6 +924,31 @@ fn drop_integral_symptoms(table: &CodeTable, found: &mut Vec<Found>, skipped: &m
         }
         !integral
     });
+}
+
+/// BPH documented with urinary symptoms ("BPH with urinary frequency and nocturia") is BPH with lower urinary tract
+/// symptoms (N40.1), whose "use additional code" note names those symptoms, so they stay beside it; N40.0 is BPH
+/// without them, coded only when nothing of the kind is documented or the note says "without".
+fn bph_with_its_symptoms(table: &CodeTable, note: &str, found: &mut [Found]) {
+    let Some(with) = table.billable("N40.1") else { return };
+    let symptom = found.iter().any(|f| {
+        f.proposal.assertion == Assertion::Present
+            && with.use_additional().any(|r| CodeTable::reference_covers(r, f.proposal.code))
+    });
+    if !symptom {
+        return;
+    }
+    for f in found.iter_mut().filter(|f| f.proposal.code == "N40.0" && f.proposal.assertion == Assertion::Present) {
+        let says_without = f
+            .proposal
+            .evidence
+            .iter()
+            .any(|s| note.get(s.start..s.end).is_some_and(|q| q.to_lowercase().contains("without")));
+        if !says_without {
+            f.proposal.code = with.code;
+            f.proposal.description = with.description;
+        }
+    }
 }
 
 /// Symptoms the classification's own body-system grouping ties to a family of diagnoses: a confirmed diagnosis

@@ -606,6 +606,13 @@ fn a_relatives_cancer_is_coded_by_its_site_however_the_history_is_written() {
 }
 
 #[test]
+fn bph_with_urinary_symptoms_is_n40_1_with_them() {
+    assert_eq!(codes("Assessment: BPH with urinary frequency and nocturia."), ["N40.1", "R35.0", "R35.1"]);
+    assert_eq!(codes("Assessment: BPH without lower urinary tract symptoms."), ["N40.0"]);
+    assert_eq!(codes("Assessment: Frequent urination. No dysuria."), ["R35.0"]);
+}
+
+#[test]
 fn a_two_word_condition_with_one_word_denied_is_not_coded() {
     assert_eq!(codes("Assessment: Stable CAD, no angina."), ["I25.10"]);
     assert_eq!(codes("Assessment: Stable angina with coronary artery disease."), ["I25.118"]);

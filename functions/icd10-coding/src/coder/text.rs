@@ -114,6 +114,8 @@ pub const EXPANSIONS: &str = concat!(
     "type ii diabetes\ttype 2 diabetes mellitus\n",
     "dm\tdiabetes mellitus\n",
     "htn\thypertension\n",
+    "urinary frequency\tfrequency micturition\n",
+    "frequent urination\tfrequency micturition\n",
     "high blood pressure\thypertension\n",
     "hld\thyperlipidemia\n",
     "high cholesterol\thypercholesterolemia\n",
