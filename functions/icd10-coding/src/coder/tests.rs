@@ -606,6 +606,13 @@ fn a_relatives_cancer_is_coded_by_its_site_however_the_history_is_written() {
 }
 
 #[test]
+fn lice_by_the_kind_named() {
+    assert_eq!(codes("Assessment: Head lice."), ["B85.0"]);
+    assert_eq!(codes("Assessment: Pubic lice."), ["B85.3"]);
+    assert_eq!(codes("Assessment: Lice."), ["B85.2"]);
+}
+
+#[test]
 fn bph_with_urinary_symptoms_is_n40_1_with_them() {
     assert_eq!(codes("Assessment: BPH with urinary frequency and nocturia."), ["N40.1", "R35.0", "R35.1"]);
     assert_eq!(codes("Assessment: BPH without lower urinary tract symptoms."), ["N40.0"]);

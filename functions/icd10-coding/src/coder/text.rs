@@ -269,6 +269,9 @@ pub const EXPANSIONS: &str = concat!(
     "painful urination\tdysuria\n",
     // Index: Lice (infestation) B85.2, head B85.0.
     "lice\tpediculosis\n",
+    "head lice\thead-louse infestation\n",
+    "body lice\tbody-louse infestation\n",
+    "pubic lice\tcrab-louse infestation\n",
     // Lay names of the classification's conditions (the Index's own entries: Stye, Hives, Croup…).
     "poison ivy\tplants\n",
     "poison oak\tplants\n",
