@@ -485,7 +485,8 @@ pub fn term_words(text: &str) -> (Vec<String>, Vec<String>, TermSide) {
         except_left = except_left.saturating_sub(1);
         let absent = absent || word == "without" && without_left == 4;
         // "unspecified organism", "unspecified ligament": what is unspecified need not be documented; nor
-        // need "without complications", the default when none is documented.
+        // need "without complications", the default when none is documented. (Not "tendon": the only code with
+        // "unspecified tendon", M66.9, would be coded from "spontaneous rupture" of an eardrum.)
         let after_unspecified = i > 1
             && tokens[i - 1].word == "unspecified"
             && matches!(
@@ -496,7 +497,6 @@ pub fn term_words(text: &str) -> (Vec<String>, Vec<String>, TermSide) {
                     | "agent"
                     | "joint"
                     | "muscle"
-                    | "tendon"
                     | "quadrant"
                     | "location"
                     | "degree"

@@ -606,6 +606,12 @@ fn a_relatives_cancer_is_coded_by_its_site_however_the_history_is_written() {
 }
 
 #[test]
+fn a_ruptured_eardrum_is_no_ruptured_tendon() {
+    assert_eq!(codes("Assessment: Acute otitis media of left ear with spontaneous rupture of eardrum."), ["H66.92"]);
+    assert_eq!(codes("Assessment: Spontaneous tendon rupture, nontraumatic."), ["M66.9"]);
+}
+
+#[test]
 fn lice_by_the_kind_named() {
     assert_eq!(codes("Assessment: Head lice."), ["B85.0"]);
     assert_eq!(codes("Assessment: Pubic lice."), ["B85.3"]);
