@@ -633,7 +633,9 @@ fn build_clause(text: &str, start: usize, item: usize, section: Section) -> Opti
                 w.not_condition = true;
             }
         }
-        if NOT_CONDITION_POST.contains(&words_only[i]) {
+        // "Tetanus up to date", "tdap UTD": an immunization status names no disease.
+        let status = words_only[i] == "utd" || starts_at(&words_only, i, &["up", "to", "date"]);
+        if NOT_CONDITION_POST.contains(&words_only[i]) || status {
             // The trigger too: "flu shot" is no gunshot, "screening" no finding.
             for w in words.iter_mut().take(i + 1).rev().take(5) {
                 w.not_condition = true;

@@ -606,6 +606,13 @@ fn a_relatives_cancer_is_coded_by_its_site_however_the_history_is_written() {
 }
 
 #[test]
+fn an_immunization_status_names_no_disease() {
+    assert_eq!(codes("Assessment: Dog bite to left hand, initial visit. Tetanus up to date."), ["S61.452A"]);
+    assert_eq!(codes("Assessment: Laceration of right forearm. Tdap UTD."), ["S51.811A"]);
+    assert_eq!(codes("Assessment: Tetanus."), ["A35"]);
+}
+
+#[test]
 fn a_ruptured_eardrum_is_no_ruptured_tendon() {
     assert_eq!(codes("Assessment: Acute otitis media of left ear with spontaneous rupture of eardrum."), ["H66.92"]);
     assert_eq!(codes("Assessment: Spontaneous tendon rupture, nontraumatic."), ["M66.9"]);
