@@ -728,7 +728,6 @@ const SITES: &[&str] = &[
     "throat",
 ];
 
-/// Codes of one category compete within a clause: only the best of `B02.9`/`B02.39` is kept.
 /// Whether `other` lies under the parent of `code` (`N18.9` → `N18`: `N18.4` does; `R06.00` → `R06.0`: `R06.02`
 /// does, `R06.2` does not).
 fn under_parent_of(code: &str, other: &str) -> bool {
@@ -736,6 +735,7 @@ fn under_parent_of(code: &str, other: &str) -> bool {
     parent.len() >= 3 && other.starts_with(parent)
 }
 
+/// Codes of one category compete within a clause: only the best of `B02.9`/`B02.39` is kept.
 fn same_category(a: &str, b: &str) -> bool {
     a.get(..3) == b.get(..3)
 }
